@@ -1,0 +1,35 @@
+# Two entry points (see README):  `make repro`  and  `make test`.
+# Each sets up everything it needs first; set-up is a no-op when already done.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# The offline dataset mirror: an explicit CNN_DATA_MIRROR wins; otherwise ../shared/datasets
+# is used when it exists beside the checkout; otherwise the download stage goes online.
+CNN_DATA_MIRROR ?= $(if $(wildcard ../shared/datasets/mnist),../shared/datasets,)
+export CNN_DATA_MIRROR
+
+.PHONY: setup repro test bench clean-venv
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -c "import torch, torchvision, dvc, pandas, sklearn, matplotlib, seaborn"
+	touch $(STAMP)
+
+repro: setup  ## run the whole pipeline: every stage that is not current
+	$(BIN)/dvc repro
+
+test: setup  ## the test suite
+	$(BIN)/python -m pytest -q
+
+bench: setup  ## speed benchmarks (run on an otherwise idle machine)
+	$(BIN)/python benchmarks/bench_loader.py
+	$(BIN)/python benchmarks/bench_layers.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,273 @@
+"""``params.yaml`` loaded once into typed, validated objects.
+
+Every value a stage reads comes through here. A bad value fails *before* any
+work starts, with a message that names the full key (``variants.prac5.train.lr``)
+and, where there is a fixed set, the allowed values.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+DEFAULT_PARAMS = Path("params.yaml")
+
+
+class ConfigError(ValueError):
+    """A problem in params.yaml, always naming the offending key."""
+
+
+# --------------------------------------------------------------------------- schema
+
+DATA_FORMATS = ("mnist_csv", "mnist_torchvision", "mnist_npz", "image_folder")
+OPTIMIZERS = ("sgd", "adam", "adamw")
+LOSSES = ("cross_entropy", "nll", "custom_cross_entropy", "one_hot_cross_entropy")
+SCHEDULERS = ("none", "cosine")
+PRECISIONS = ("float32", "bfloat16")
+CHECKPOINT_SELECTION = ("last", "best_val_accuracy")
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    """Channel-wise ``(x/255 - mean) / std``, as torchvision's ToTensor + Normalize.
+
+    ``mode``: ``fixed`` uses ``mean``/``std`` as given; ``train`` measures them on
+    the training split (DS 5220 computes them this way); ``none`` only scales to [0, 1].
+    """
+
+    mode: str = "fixed"
+    mean: list[float] = field(default_factory=list)
+    std: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Batch-level augmentations, applied to training batches only."""
+
+    hflip: float = 0.0  # probability of a horizontal flip of the whole image
+    gaussian_noise_std: float = 0.0  # std of additive noise after normalization (0 = off)
+    random_erasing: float = 0.0  # probability of erasing one random rectangle (torchvision defaults)
+    patch_shuffle: float = 0.0  # probability that a sample's patch is swapped with another sample's
+    patch_box: list[int] = field(default_factory=list)  # [top, left, height, width] of that patch
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    format: str
+    path: str
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    val_fraction: float = 0.0  # held out of train when the format has no validation split
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str
+    lr: float
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    nesterov: bool = False
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    name: str = "none"
+    eta_min: float = 0.0  # final learning rate of the cosine schedule
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int
+    batch_size: int
+    optimizer: OptimizerConfig
+    loss: str
+    scheduler: SchedulerConfig = field(default_factory=SchedulerConfig)
+    precision: str = "float32"  # bfloat16 = CPU autocast (AMX); weights and optimizer stay float32
+    channels_last: bool = False
+    checkpoint: str = "last"
+    eval_batch_size: int = 1000
+    log_every_steps: int = 100  # granularity of the per-step loss plot
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    name: str
+    seed: int
+    data: DataConfig
+    model: ModelConfig
+    train: TrainConfig
+
+
+# --------------------------------------------------------------------------- generic builder
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp))
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; convert where YAML is loose (int -> float)."""
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return build(tp, value, key)
+    if origin in (list,):
+        (item_tp,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
+    if origin in (dict,):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        return dict(value)
+    if origin in (typing.Union, types.UnionType):
+        return value
+    if tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    raise TypeError(f"unsupported annotation {_type_name(tp)} for {key}")  # a bug here, not in params
+
+
+def build(cls: type, mapping: Mapping[str, Any], key: str, **extra: Any) -> Any:
+    """Build dataclass ``cls`` from ``mapping``; unknown or missing keys are errors."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in extra}
+    unknown = sorted(set(mapping) - set(fields))
+    if unknown:
+        raise ConfigError(f"{key}.{unknown[0]}: unknown key; allowed keys: {', '.join(sorted(fields))}")
+    kwargs: dict[str, Any] = dict(extra)
+    for name, fld in fields.items():
+        if name in mapping:
+            kwargs[name] = _coerce(mapping[name], hints[name], f"{key}.{name}")
+        elif fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
+            raise ConfigError(f"{key}.{name}: missing key")
+    return cls(**kwargs)
+
+
+def _choice(value: str, allowed: tuple[str, ...] | list[str], key: str) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{key}: unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _positive(value: float, key: str) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key}: must be positive, got {value!r}")
+
+
+def _probability(value: float, key: str) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key}: must be a probability in [0, 1], got {value!r}")
+
+
+def validate_variant(v: VariantConfig, key: str) -> None:
+    """Semantic checks beyond types: allowed names, positive sizes, consistent shapes."""
+    from pipeline.models import MODEL_REGISTRY  # local import: models need torch, config does not
+
+    _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
+    norm = v.data.normalize
+    _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
+    if norm.mode == "fixed":
+        if not norm.mean or len(norm.mean) != len(norm.std):
+            raise ConfigError(f"{key}.data.normalize: mode 'fixed' needs mean and std lists of equal length")
+        for i, s in enumerate(norm.std):
+            _positive(s, f"{key}.data.normalize.std[{i}]")
+    if not 0.0 <= v.data.val_fraction < 1.0:
+        raise ConfigError(f"{key}.data.val_fraction: must be in [0, 1), got {v.data.val_fraction!r}")
+    aug = v.data.augment
+    for name in ("hflip", "random_erasing", "patch_shuffle"):
+        _probability(getattr(aug, name), f"{key}.data.augment.{name}")
+    if aug.gaussian_noise_std < 0:
+        raise ConfigError(f"{key}.data.augment.gaussian_noise_std: must be >= 0")
+    if aug.patch_shuffle > 0 and len(aug.patch_box) != 4:
+        raise ConfigError(f"{key}.data.augment.patch_box: needs [top, left, height, width] when patch_shuffle > 0")
+
+    _choice(v.model.name, sorted(MODEL_REGISTRY), f"{key}.model.name")
+
+    t = v.train
+    _positive(t.epochs, f"{key}.train.epochs")
+    _positive(t.batch_size, f"{key}.train.batch_size")
+    _positive(t.eval_batch_size, f"{key}.train.eval_batch_size")
+    _positive(t.log_every_steps, f"{key}.train.log_every_steps")
+    _choice(t.optimizer.name, OPTIMIZERS, f"{key}.train.optimizer.name")
+    _positive(t.optimizer.lr, f"{key}.train.optimizer.lr")
+    _choice(t.loss, LOSSES, f"{key}.train.loss")
+    _choice(t.scheduler.name, SCHEDULERS, f"{key}.train.scheduler.name")
+    _choice(t.precision, PRECISIONS, f"{key}.train.precision")
+    _choice(t.checkpoint, CHECKPOINT_SELECTION, f"{key}.train.checkpoint")
+    if t.checkpoint == "best_val_accuracy" and v.data.format != "image_folder" and v.data.val_fraction == 0:
+        raise ConfigError(f"{key}.train.checkpoint: 'best_val_accuracy' needs a validation split (data.val_fraction > 0)")
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return params
+
+
+def section(params: Mapping[str, Any], dotted: str) -> Any:
+    """``section(params, "data.composite")`` with an error naming the missing key."""
+    node: Any = params
+    walked = []
+    for part in dotted.split("."):
+        walked.append(part)
+        if not isinstance(node, Mapping) or part not in node:
+            raise ConfigError(f"{'.'.join(walked)}: missing key in params.yaml")
+        node = node[part]
+    return node
+
+
+def load_variant(name: str, params: Mapping[str, Any] | None = None) -> VariantConfig:
+    params = load_params() if params is None else params
+    variants = section(params, "variants")
+    if name not in variants:
+        raise ConfigError(f"variants.{name}: unknown variant; allowed: {', '.join(sorted(variants))}")
+    key = f"variants.{name}"
+    raw = variants[name]
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{key}: expected a mapping")
+    variant = build(VariantConfig, raw, key, name=name)
+    validate_variant(variant, key)
+    return variant
+
+
+def variant_names(params: Mapping[str, Any] | None = None) -> list[str]:
+    params = load_params() if params is None else params
+    return list(section(params, "variants"))

@@ -1,0 +1,273 @@
+"""The one training engine every variant goes through.
+
+It reads top to bottom like pytorch/examples' mnist/main.py: data, model,
+optimizer, then ``train_one_epoch`` / ``evaluate`` per epoch, then the result.
+What differs between assignments (format, normalization, model, optimizer,
+loss, schedule, augmentation, precision, checkpoint rule) comes from the
+variant's :class:`~pipeline.config.VariantConfig`; nothing here asks which
+assignment it is running.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from pipeline.config import OptimizerConfig, SchedulerConfig, TrainConfig, VariantConfig
+from pipeline.datasets import BatchAugment, Normalizer, Splits, batches, num_batches
+from pipeline.models import count_parameters, create_model
+
+log = logging.getLogger(__name__)
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def select_device() -> torch.device:
+    """CUDA when present (the seed's stride-1 CSE 849 model on a GPU), else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch's global generator (dropout, initialization) and ask for deterministic kernels."""
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.backends.cudnn.is_available():
+        torch.backends.cudnn.benchmark = False
+
+
+def make_loss(name: str, reduction: str = "mean") -> LossFn:
+    """The training criterion by name; ``reduction="sum"`` is used to average over a whole test set."""
+    if name == "cross_entropy":
+        return lambda out, y: F.cross_entropy(out, y, reduction=reduction)
+    if name == "nll":  # the model already ends in log-softmax (DS 5220)
+        return lambda out, y: F.nll_loss(out, y, reduction=reduction)
+    if name == "one_hot_cross_entropy":  # Practical 5 feeds one-hot probability targets
+        return lambda out, y: F.cross_entropy(out, F.one_hot(y, out.shape[1]).to(out.dtype), reduction=reduction)
+    if name == "custom_cross_entropy":  # HKU A3: the assignment's own, numerically stable loss
+        from pipeline.layers import CustomCrossEntropyLoss
+
+        return CustomCrossEntropyLoss(reduction=reduction)
+    raise ValueError(f"unknown loss {name!r}")
+
+
+def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
+    if cfg.name == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+    if cfg.name == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    raise ValueError(f"unknown optimizer {cfg.name!r}")
+
+
+def make_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
+    """Stepped once per epoch, as the CSE 849 seed describes CosineAnnealingLR."""
+    if cfg.name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=cfg.eta_min)
+    return None
+
+
+def autocast(device: torch.device, precision: str):
+    """bfloat16 autocast (AMX on this CPU, tensor cores on a GPU); weights stay float32."""
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+class InputPipeline:
+    """uint8 batch -> normalized float batch on the device, augmented when training."""
+
+    def __init__(self, normalizer: Normalizer, device: torch.device, channels_last: bool, augment: BatchAugment | None = None) -> None:
+        self.normalizer = normalizer
+        self.device = device
+        self.channels_last = channels_last
+        self.augment = augment
+
+    def __call__(self, images_u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        x = self.normalizer(images_u8)
+        if generator is not None and self.augment is not None and self.augment.active:
+            x = self.augment(x, generator)
+        x = x.to(self.device, non_blocking=True)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+
+# --------------------------------------------------------------------------- one epoch
+
+
+@dataclass
+class EpochStats:
+    loss: float
+    accuracy: float
+    images: int
+    seconds: float
+
+
+def train_one_epoch(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    prepare: InputPipeline,
+    optimizer: torch.optim.Optimizer,
+    loss_fn: LossFn,
+    cfg: TrainConfig,
+    generator: torch.Generator,
+    on_step: Callable[[int, float], None] | None = None,
+    desc: str = "train",
+) -> EpochStats:
+    """One pass over shuffled training batches; returns the mean loss and accuracy."""
+    model.train()
+    device = prepare.device
+    total_loss = torch.zeros((), dtype=torch.float64, device=device)
+    correct = torch.zeros((), dtype=torch.int64, device=device)
+    seen = 0
+    start = time.perf_counter()
+    bar = tqdm(total=num_batches(len(labels), cfg.batch_size), desc=desc, leave=False, disable=not sys.stderr.isatty())
+    for batch_images, batch_labels in batches(images, labels, cfg.batch_size, generator):
+        x = prepare(batch_images, generator)
+        y = batch_labels.to(device, non_blocking=True)
+        optimizer.zero_grad(set_to_none=True)
+        with autocast(device, cfg.precision):
+            output = model(x)
+        loss = loss_fn(output.float(), y)
+        loss.backward()
+        optimizer.step()
+        # Accumulate on the device; a .item() per step would synchronize a GPU every batch.
+        batch_loss = loss.detach()
+        total_loss += batch_loss * len(y)
+        correct += (output.detach().argmax(1) == y).sum()
+        seen += len(y)
+        if on_step is not None:
+            on_step(len(y), batch_loss)
+        bar.update()
+    bar.close()
+    seconds = time.perf_counter() - start
+    return EpochStats(loss=float(total_loss) / seen, accuracy=int(correct) / seen, images=seen, seconds=seconds)
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    accuracy: float
+    logits: torch.Tensor  # (N, classes), float32 on the CPU
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, images: torch.Tensor, prepare: InputPipeline, batch_size: int, precision: str) -> torch.Tensor:
+    """Model outputs for every image, in order, without augmentation."""
+    model.eval()
+    outputs = []
+    for batch_images, _ in batches(images, torch.empty(len(images)), batch_size):
+        with autocast(prepare.device, precision):
+            outputs.append(model(prepare(batch_images)).float().cpu())
+    return torch.cat(outputs) if outputs else torch.empty(0, 10)
+
+
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prepare: InputPipeline, loss_name: str, batch_size: int, precision: str) -> EvalResult:
+    """Mean loss (the training criterion, summed then divided by N) and accuracy."""
+    logits = predict_logits(model, images, prepare, batch_size, precision)
+    loss = make_loss(loss_name, reduction="sum")(logits, labels)
+    accuracy = (logits.argmax(1) == labels).double().mean()
+    return EvalResult(loss=float(loss) / len(labels), accuracy=float(accuracy), logits=logits)
+
+
+# --------------------------------------------------------------------------- the whole run
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module  # holds the selected checkpoint's weights
+    normalizer: Normalizer
+    epochs: list[dict] = field(default_factory=list)  # one row per epoch: losses, accuracies, lr
+    steps: list[dict] = field(default_factory=list)  # every log_every_steps steps: examples seen, loss
+    metrics: dict = field(default_factory=dict)
+
+
+def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = None) -> TrainResult:
+    """Train ``variant`` on ``splits``; evaluate on validation (if any) and test after each epoch.
+
+    The checkpoint kept is the last epoch's, or with ``checkpoint: best_val_accuracy``
+    the epoch with the highest validation accuracy (the test set never chooses).
+    """
+    device = device or select_device()
+    cfg = variant.train
+    seed_everything(variant.seed)
+    normalizer = Normalizer.from_config(variant.data.normalize, splits.train.images)
+    model = create_model(variant.model.name, **variant.model.args).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = make_optimizer(cfg.optimizer, model.parameters())
+    scheduler = make_scheduler(cfg.scheduler, optimizer, cfg.epochs)
+    loss_fn = make_loss(cfg.loss)
+    train_input = InputPipeline(normalizer, device, cfg.channels_last, BatchAugment(variant.data.augment))
+    eval_input = InputPipeline(normalizer, device, cfg.channels_last)
+    generator = torch.Generator().manual_seed(variant.seed)  # shuffling and augmentation
+
+    result = TrainResult(model=model, normalizer=normalizer)
+    step_state = {"step": 0, "seen": 0}
+
+    def on_step(batch: int, loss: torch.Tensor) -> None:
+        step_state["step"] += 1
+        step_state["seen"] += batch
+        if step_state["step"] % cfg.log_every_steps == 0:
+            result.steps.append({"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)})
+
+    log.info("%s: %s on %s, %d parameters, %d train / %s val / %d test images", variant.name, variant.model.name, device,
+             count_parameters(model), len(splits.train.labels), len(splits.val.labels) if splits.val else 0, len(splits.test.labels))
+    best_state, best_val, best_epoch = None, -1.0, cfg.epochs
+    train_seconds = 0.0
+    train_images = 0
+    for epoch in range(1, cfg.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        stats = train_one_epoch(model, splits.train.images, splits.train.labels, train_input, optimizer, loss_fn, cfg,
+                                generator, on_step, desc=f"{variant.name} {epoch}/{cfg.epochs}")
+        if scheduler is not None:
+            scheduler.step()
+        train_seconds += stats.seconds
+        train_images += stats.images
+        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+        if splits.val is not None:
+            val = evaluate(model, splits.val.images, splits.val.labels, eval_input, cfg.loss, cfg.eval_batch_size, cfg.precision)
+            row.update(val_loss=val.loss, val_accuracy=val.accuracy)
+            if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
+                best_val, best_epoch = val.accuracy, epoch
+                best_state = copy.deepcopy(model.state_dict())
+        test = evaluate(model, splits.test.images, splits.test.labels, eval_input, cfg.loss, cfg.eval_batch_size, cfg.precision)
+        row.update(test_loss=test.loss, test_accuracy=test.accuracy)
+        result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+        log.info("%s epoch %d/%d: train loss %.4f acc %.4f%s | test loss %.4f acc %.4f | %.1f s, %.0f img/s",
+                 variant.name, epoch, cfg.epochs, stats.loss, stats.accuracy,
+                 f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "",
+                 test.loss, test.accuracy, stats.seconds, stats.images / stats.seconds)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    else:
+        best_epoch = cfg.epochs
+    final = result.epochs[best_epoch - 1]
+    result.metrics = {
+        "test_accuracy": final["test_accuracy"],
+        "test_loss": final["test_loss"],
+        "epochs": cfg.epochs,
+        "checkpoint_epoch": best_epoch,
+        "parameters": count_parameters(model),
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_second": round(train_images / train_seconds, 1),
+    }
+    if "val_accuracy" in final:
+        result.metrics.update(val_accuracy=final["val_accuracy"], val_loss=final["val_loss"])
+    return result

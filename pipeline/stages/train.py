@@ -1,0 +1,44 @@
+"""Stage ``train@<variant>``: train one variant from params.yaml.
+
+Writes ``models/<variant>.pt``, ``reports/<variant>/metrics.json`` and the
+per-epoch / per-step curves under ``reports/<variant>/plots/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from pipeline.checkpoint import save_checkpoint
+from pipeline.cli import run_stage
+from pipeline.config import load_variant
+from pipeline.datasets import load_splits
+from pipeline.engine import fit, select_device
+from pipeline.io import write_json
+from pipeline.reporting import write_csv
+
+
+def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports")) -> dict:
+    variant = load_variant(name)  # validates everything before any data is read
+    splits = load_splits(variant.data, variant.seed)
+    result = fit(variant, splits, select_device())
+    out = reports_dir / name
+    input_shape = tuple(splits.train.images.shape[1:])
+    save_checkpoint(models_dir / f"{name}.pt", variant, result.model, result.normalizer, input_shape, splits.classes)
+    write_csv(out / "plots" / "epochs.csv", result.epochs)
+    write_csv(out / "plots" / "steps.csv", result.steps)
+    write_json(out / "metrics.json", result.metrics)
+    return result.metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("variant", help="a key under `variants:` in params.yaml")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"))
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
+    args = parser.parse_args(argv)
+    run_stage(lambda: train_variant(args.variant, args.models_dir, args.reports_dir))
+
+
+if __name__ == "__main__":
+    main()

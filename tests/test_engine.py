@@ -1,0 +1,121 @@
+"""The training engine and the in-memory input pipeline, on small synthetic data."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms
+
+from pipeline.config import AugmentConfig, load_params, load_variant
+from pipeline.data.readers import ImageSet
+from pipeline.datasets import BatchAugment, Normalizer, Splits, batches, channel_stats
+from pipeline.engine import fit, make_loss
+
+CLASSES = [str(i) for i in range(10)]
+
+
+def synthetic_digits(n: int, seed: int) -> ImageSet:
+    """28x28 images whose label is written in as a bright horizontal bar at row 2*label+4."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    images = torch.randint(0, 40, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    for i, y in enumerate(labels.tolist()):
+        images[i, 0, 2 * y + 4, 4:24] = 255
+    return ImageSet(images=images, labels=labels, classes=CLASSES)
+
+
+def tiny_variant(name: str = "tdm_max", **train_changes):
+    variant = load_variant(name, load_params())
+    changes = {"epochs": 2, "log_every_steps": 5, **train_changes}
+    train = dataclasses.replace(variant.train, **changes)
+    return dataclasses.replace(variant, train=train)
+
+
+@pytest.fixture(scope="module")
+def splits() -> Splits:
+    return Splits(train=synthetic_digits(640, 0), val=synthetic_digits(200, 1), test=synthetic_digits(200, 2))
+
+
+def test_fit_learns_and_reports_every_metric(splits):
+    result = fit(tiny_variant(), splits, torch.device("cpu"))
+    m = result.metrics
+    assert m["test_accuracy"] > 0.9  # the bar position is trivially learnable
+    assert set(m) >= {"test_accuracy", "test_loss", "epochs", "train_seconds", "train_images_per_second"}
+    assert 0.0 <= m["test_accuracy"] <= 1.0 and m["epochs"] == 2
+    assert [row["epoch"] for row in result.epochs] == [1, 2]
+    assert result.epochs[1]["train_loss"] < result.epochs[0]["train_loss"]
+    assert {"val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr"} <= set(result.epochs[0])
+    # one step row every 5 steps of batch 64 over 640 images = 10 steps/epoch -> 4 rows
+    assert [row["step"] for row in result.steps] == [5, 10, 15, 20]
+    assert result.steps[-1]["examples_seen"] == 2 * 640
+
+
+def test_fit_is_deterministic(splits):
+    a = fit(tiny_variant(), splits, torch.device("cpu")).metrics
+    b = fit(tiny_variant(), splits, torch.device("cpu")).metrics
+    assert (a["test_accuracy"], a["test_loss"]) == (b["test_accuracy"], b["test_loss"])
+
+
+def test_best_validation_checkpoint_is_kept(splits):
+    variant = tiny_variant("tdm_max", checkpoint="best_val_accuracy", epochs=3)
+    result = fit(variant, splits, torch.device("cpu"))
+    best = max(result.epochs, key=lambda row: row["val_accuracy"])
+    assert result.metrics["checkpoint_epoch"] == best["epoch"]
+    assert result.metrics["test_accuracy"] == best["test_accuracy"]
+
+
+def test_normalizer_matches_torchvision_totensor_normalize():
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])(Image.fromarray(pixels))
+    ours = Normalizer([0.1307], [0.3081])(torch.from_numpy(pixels)[None, None])[0]
+    torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
+
+
+def test_channel_stats_match_the_seed_formula():
+    images = torch.randint(0, 256, (50, 3, 8, 8), dtype=torch.uint8)
+    mean, std = channel_stats(images, chunk=7)
+    for c in range(3):
+        assert mean[c] == pytest.approx(float(images[:, c].double().mean() / 255), abs=1e-12)
+        assert std[c] == pytest.approx(float(images[:, c].double().std() / 255), abs=1e-12)
+
+
+def test_shuffled_batches_cover_every_sample_once():
+    images = torch.arange(10).view(10, 1, 1, 1)
+    labels = torch.arange(10)
+    got = [b for _, b in batches(images, labels, 3, torch.Generator().manual_seed(0))]
+    assert [len(b) for b in got] == [3, 3, 3, 1]
+    assert sorted(torch.cat(got).tolist()) == list(range(10))
+    assert torch.cat(got).tolist() != list(range(10))
+
+
+def test_patch_shuffle_only_touches_the_box_and_moves_whole_patches():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(16, 3, 64, 64)
+    out = BatchAugment(AugmentConfig(patch_shuffle=1.0, patch_box=[36, 36, 28, 28]))(x.clone(), g)
+    outside = torch.ones(64, 64, dtype=torch.bool)
+    outside[36:, 36:] = False
+    assert torch.equal(out[:, :, outside], x[:, :, outside])
+    patches = x[:, :, 36:, 36:]
+    for i in range(16):  # each new patch is some sample's original patch
+        assert any(torch.equal(out[i, :, 36:, 36:], patches[j]) for j in range(16))
+
+
+def test_hflip_and_erasing():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(8, 1, 10, 10)
+    flipped = BatchAugment(AugmentConfig(hflip=1.0))(x.clone(), g)
+    torch.testing.assert_close(flipped, x.flip(-1))
+    erased = BatchAugment(AugmentConfig(random_erasing=1.0))(x.clone() + 100, g)
+    zeros = (erased == 0).flatten(1).sum(1)
+    assert (zeros >= 2).all() and (zeros <= 50).all()  # 2%..33% of 100 pixels, clipped to fit
+
+
+def test_one_hot_cross_entropy_equals_index_cross_entropy():
+    logits = torch.randn(5, 10)
+    labels = torch.tensor([0, 3, 9, 1, 1])
+    torch.testing.assert_close(make_loss("one_hot_cross_entropy")(logits, labels), make_loss("cross_entropy")(logits, labels))
