@@ -1,0 +1,12 @@
+"""The one exception class every data reader, converter and downloader raises.
+
+A ``DataError`` message always names the file (and, where it applies, the line,
+row or column) so that the stage entry points can print it as a one-line
+``error: ...`` and exit non-zero.
+"""
+
+from __future__ import annotations
+
+
+class DataError(ValueError):
+    """Bad or missing input data: corrupt file, wrong format, failed checksum, no source."""
