@@ -99,6 +99,7 @@ class TrainConfig:
     checkpoint: str = "last"
     eval_batch_size: int = 1000
     log_every_steps: int = 100  # granularity of the per-step loss plot
+    test_every_epoch: bool = True  # False: only the kept checkpoint sees the test set (saves time)
 
 
 @dataclass(frozen=True)

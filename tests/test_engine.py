@@ -119,3 +119,11 @@ def test_one_hot_cross_entropy_equals_index_cross_entropy():
     logits = torch.randn(5, 10)
     labels = torch.tensor([0, 3, 9, 1, 1])
     torch.testing.assert_close(make_loss("one_hot_cross_entropy")(logits, labels), make_loss("cross_entropy")(logits, labels))
+
+
+def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
+    variant = tiny_variant("tdm_max", checkpoint="best_val_accuracy", test_every_epoch=False)
+    result = fit(variant, splits, torch.device("cpu"))
+    assert all("test_accuracy" not in row for row in result.epochs)
+    assert 0.9 < result.metrics["test_accuracy"] <= 1.0
+    assert result.metrics["checkpoint_epoch"] == max(result.epochs, key=lambda r: r["val_accuracy"])["epoch"]
