@@ -10,8 +10,10 @@ STAMP  := $(VENV)/.installed
 # is used when it exists beside the checkout; otherwise the download stage goes online.
 CNN_DATA_MIRROR ?= $(if $(wildcard ../shared/datasets/mnist),../shared/datasets,)
 export CNN_DATA_MIRROR
+# DVC runs each stage's `python` from PATH: make it the venv's.
+export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro test bench clean-venv
+.PHONY: setup repro repro-timed test bench clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +25,11 @@ $(STAMP): requirements.txt
 
 repro: setup  ## run the whole pipeline: every stage that is not current
 	$(BIN)/dvc repro
+
+repro-timed: setup  ## regenerate every stage from scratch, record the wall time in reports/timing.json, then the report
+	$(BIN)/python -m pipeline.timing --out reports/timing.json -- \
+	    $(BIN)/dvc repro --force $$($(BIN)/dvc stage list --name-only | grep -vx report)
+	$(BIN)/dvc repro report
 
 test: setup  ## the test suite
 	$(BIN)/python -m pytest -q

@@ -1,0 +1,1048 @@
+"""The results report: ``reports/README.md`` and a self-contained ``reports/index.html``.
+
+Nothing here measures anything. Every number is read from a file another stage wrote
+under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own seeds reported,
+from ``references/seed_results.yaml``, which quotes the line each number comes from.
+A missing input is never filled in: its place says ``not produced yet (run `dvc repro
+<stage>`)``, naming the stage that ``dvc.yaml`` says writes it.
+
+The report is built once, as Markdown with image links relative to ``reports/`` (it
+renders on any git host). ``index.html`` is that same Markdown turned into HTML by the
+small converter at the end of this module, with every image embedded as a base64
+``data:`` URI, inline CSS, no scripts and a Content-Security-Policy that forbids any
+fetch, so it opens anywhere, offline. Same inputs -> same bytes: no clock, no
+randomness, files read in a fixed order.
+
+Layout: summary table, data, one section per assignment (in the order of
+``references/seed_results.yaml``), cross-assignment analysis, time.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import posixpath
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+import yaml
+
+from pipeline.config import ConfigError, VariantConfig, build
+from pipeline.io import write_text
+
+SEED_RESULTS = Path("references/seed_results.yaml")
+REPORTS = "reports"  # the folder README.md / index.html live in; image links are relative to it
+
+# Who writes what, for files dvc.yaml does not (yet) declare: used only in the
+# "not produced yet" hint. dvc.yaml, when it declares the file, always wins.
+FALLBACK_STAGES: list[tuple[str, str]] = [
+    (r"reports/timing\.json", "!make repro-timed"),  # written outside DVC, by the Makefile
+    (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
+    (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),
+    (r"reports/analysis/.*", "analyze"),
+    (r"reports/[^/]+/analysis/.*", "classwise_norms"),
+    (r"reports/[^/]+/q1_test\.txt", "predict_cse849"),
+    (r"reports/data/provenance\.json", "download"),
+    (r"reports/data/.*", "stats"),
+    (r"reports/autograder\.json", "autograde"),
+    (r"reports/benchmarks/loader\.json", "bench_loader"),
+    (r"reports/benchmarks/layers\.json", "bench_layers"),
+]
+
+# Figures shown for every variant, in order: (path under reports/, caption).
+VARIANT_FIGURES = [
+    ("analysis/loss_curves/{v}.png", "loss curves"),
+    ("analysis/filters/{v}.png", "first-layer filters"),
+    ("{v}/eval/confusion_matrix.png", "confusion matrix (test set)"),
+    ("{v}/eval/first20.png", "predictions on the first 20 test images"),
+    ("{v}/eval/misclassified.png", "misclassified test images"),
+]
+
+CSS = """
+body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#1f2328}
+h1,h2,h3,h4{line-height:1.25;margin-top:1.6em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em}
+table{border-collapse:collapse;margin:1em 0;display:block;overflow-x:auto}
+th,td{border:1px solid #d0d7de;padding:.3em .7em;text-align:left;vertical-align:top}th{background:#f6f8fa}
+tr:nth-child(even) td{background:#fbfcfd}
+code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#f2f4f6;padding:.1em .3em;border-radius:4px}
+pre{background:#f6f8fa;padding:.8em;overflow-x:auto;border-radius:6px}pre code{background:none;padding:0}
+figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eaeef2}
+figcaption{color:#59636e;font-size:13px}blockquote{color:#59636e;border-left:.25em solid #d0d7de;margin:0;padding:0 1em}
+""".strip()
+
+
+# --------------------------------------------------------------------------- number formats
+
+
+def pct(x: float) -> str:
+    """0.9942 -> '99.42%'."""
+    return f"{100 * x:.2f}%"
+
+
+def signed(x: float, digits: int) -> str:
+    text = f"{x:+.{digits}f}"
+    return text.replace("-", "+", 1) if float(text) == 0 else text  # no "-0.00"
+
+
+def points(diff: float) -> str:
+    """A difference of two accuracies in percentage points: -0.0071 -> '-0.71 pp'."""
+    return f"{signed(100 * diff, 2)} pp"
+
+
+def num(x: Any) -> str:
+    """Plain numbers for tables: integers with thousands separators, floats to 4 digits."""
+    if isinstance(x, bool):
+        return str(x).lower()
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        if x.is_integer() and abs(x) >= 1000:
+            return f"{int(x):,}"
+        return f"{x:,.4f}".rstrip("0").rstrip(".") if abs(x) < 1000 else f"{x:,.1f}"
+    return str(x)
+
+
+def seconds(s: float) -> str:
+    """1234.5 -> '1,234.5 s (20.6 min)'."""
+    return f"{s:,.1f} s" + (f" ({s / 60:.1f} min)" if s >= 120 else "")
+
+
+def by_name(key: str, value: Any) -> str:
+    """Format a scalar read from an unknown metrics file, guided by its key's name."""
+    k = key.lower()
+    if value is None:
+        return "n/a"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and k.endswith("points"):
+        return f"{signed(float(value), 2)} pp"  # already in percentage points
+    if isinstance(value, float) and not isinstance(value, bool):
+        if "accuracy" in k or k.endswith("rate") or k in ("precision", "recall", "f1", "f1_score"):
+            return pct(value) if 0.0 <= value <= 1.0 else num(value)
+        if k == "gap" or k.endswith("_gap") or k.endswith(".gap"):
+            return points(value)
+        if "seconds" in k:
+            return seconds(value)
+    return num(value)
+
+
+def metric_value(metric: str, value: Any) -> str:
+    return pct(value) if "accuracy" in metric else num(value)
+
+
+def metric_diff(metric: str, ours: float, seed: float) -> str:
+    if "accuracy" in metric:
+        return points(ours - seed)
+    diff = ours - seed
+    return signed(diff, 0) if float(diff).is_integer() else signed(diff, 4)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+class Inputs:
+    """The repository as the report sees it: params, seed results, stage map, report files."""
+
+    def __init__(self, root: str | Path = ".") -> None:
+        self.root = Path(root)
+        self.params = _load_yaml(self.root / "params.yaml")
+        seeds = self.root / SEED_RESULTS
+        if not seeds.exists():
+            raise FileNotFoundError(f"{seeds}: not found (the seeds' reported numbers)")
+        self.seeds: dict[str, Any] = _load_yaml(seeds)
+        self.stages = stage_outputs(self.root / "dvc.yaml", self.params)
+
+    # ---- files under reports/
+
+    def path(self, rel: str) -> Path:
+        return self.root / REPORTS / rel
+
+    def exists(self, rel: str) -> bool:
+        return self.path(rel).is_file()
+
+    def json(self, rel: str) -> Any | None:
+        """The parsed file, or None when it does not exist (yet). Broken JSON is an error."""
+        file = self.path(rel)
+        if not file.is_file():
+            return None
+        try:
+            return json.loads(file.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+
+    def text(self, rel: str) -> str | None:
+        file = self.path(rel)
+        return file.read_text(encoding="utf-8") if file.is_file() else None
+
+    def metrics(self, variant: str) -> dict | None:
+        return self.json(f"{variant}/metrics.json")
+
+    # ---- provenance of a missing file
+
+    def stage_for(self, rel: str) -> str | None:
+        """The stage that writes ``reports/<rel>``: from dvc.yaml, else the expected name."""
+        full = f"{REPORTS}/{rel}"
+        for out, stage in self.stages.items():
+            if full == out or full.startswith(out.rstrip("/") + "/"):
+                return stage
+        for pattern, stage in FALLBACK_STAGES:
+            match = re.fullmatch(pattern, full)
+            if match:
+                return match.expand(stage)
+        return None
+
+    def missing(self, rel: str) -> str:
+        """'not produced yet (run `dvc repro <stage>`)' for ``reports/<rel>``."""
+        stage = self.stage_for(rel)
+        if stage is None:
+            command = "dvc repro"
+        elif stage.startswith("!"):
+            command = stage[1:]
+        else:
+            command = f"dvc repro {stage}"
+        return f"not produced yet (run `{command}`)"
+
+    # ---- variants from params.yaml
+
+    def variant_names(self) -> list[str]:
+        return list(self.params.get("variants") or {})
+
+    def variant(self, name: str) -> VariantConfig | None:
+        """The typed config of ``name`` (defaults filled in), or None if params has no such variant."""
+        raw = (self.params.get("variants") or {}).get(name)
+        if raw is None:
+            return None
+        return build(VariantConfig, raw, f"variants.{name}", name=name)
+
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+_INTERP = re.compile(r"\$\{([^}]+)\}")
+
+
+def stage_outputs(dvc_yaml: Path, params: Mapping[str, Any]) -> dict[str, str]:
+    """``{output path: stage name}`` for every out/metric/plot file declared in dvc.yaml.
+
+    ``foreach`` stages are expanded as DVC names them (``train@prac5``); ``${key}``,
+    ``${item}`` and ``${item.a.b}`` are substituted. Only used to name the stage in a
+    "not produced yet" hint, so an unreadable dvc.yaml just means no names.
+    """
+    try:
+        doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
+        stages = doc.get("stages") or {}
+    except (OSError, yaml.YAMLError, AttributeError):
+        return {}
+    mapping: dict[str, str] = {}
+
+    def lookup(expr: str, scope: Mapping[str, Any]) -> Any:
+        node: Any = scope
+        for part in expr.strip().split("."):
+            node = node[part] if isinstance(node, Mapping) else None
+            if node is None:
+                raise KeyError(expr)
+        return node
+
+    def substitute(text: str, scope: Mapping[str, Any]) -> str:
+        return _INTERP.sub(lambda m: str(lookup(m.group(1), scope)), text)
+
+    def collect(name: str, body: Mapping[str, Any], scope: Mapping[str, Any]) -> None:
+        for kind in ("outs", "metrics", "plots"):
+            for entry in body.get(kind) or []:
+                path = next(iter(entry)) if isinstance(entry, Mapping) else entry
+                try:
+                    mapping.setdefault(posixpath.normpath(substitute(str(path), scope)), name)
+                except KeyError:
+                    continue
+
+    for name, body in stages.items():
+        if not isinstance(body, Mapping):
+            continue
+        if "foreach" in body and isinstance(body.get("do"), Mapping):
+            items = body["foreach"]
+            if isinstance(items, str):
+                try:
+                    items = lookup(_INTERP.fullmatch(items.strip()).group(1), params)
+                except (AttributeError, KeyError):
+                    continue
+            pairs = items.items() if isinstance(items, Mapping) else ((v if isinstance(v, str) else i, v) for i, v in enumerate(items or []))
+            for key, item in pairs:
+                collect(f"{name}@{key}", body["do"], {**params, "key": key, "item": item})
+        else:
+            collect(name, body, params)
+    return mapping
+
+
+# --------------------------------------------------------------------------- Markdown builder
+
+
+def md_escape(text: Any) -> str:
+    """Make a value safe inside a Markdown table cell."""
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+@dataclass
+class Markdown:
+    """The report under construction: a list of Markdown blocks plus the images it links."""
+
+    inputs: Inputs
+    blocks: list[str] = field(default_factory=list)
+    images: list[str] = field(default_factory=list)  # paths relative to reports/
+
+    def heading(self, level: int, text: str) -> None:
+        self.blocks.append(f"{'#' * level} {text}")
+
+    def para(self, text: str) -> None:
+        self.blocks.append(text)
+
+    def bullets(self, items: Iterable[str]) -> None:
+        items = list(items)
+        if items:
+            self.blocks.append("\n".join(f"- {item}" for item in items))
+
+    def table(self, header: list[str], rows: list[list[Any]]) -> None:
+        lines = ["| " + " | ".join(md_escape(h) for h in header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join(md_escape(c) for c in row) + " |" for row in rows]
+        self.blocks.append("\n".join(lines))
+
+    def code(self, text: str) -> None:
+        self.blocks.append("```\n" + text.rstrip("\n") + "\n```")
+
+    def missing(self, rel: str, what: str | None = None) -> None:
+        self.blocks.append(f"> {what or f'`reports/{rel}`'}: {self.inputs.missing(rel)}.")
+
+    def figure(self, rel: str, caption: str) -> None:
+        """Link ``reports/<rel>`` if it exists, else say why it is not there."""
+        if self.inputs.exists(rel):
+            self.images.append(rel)
+            self.blocks.append(f"![{caption}]({rel})")
+            return
+        folder = self.inputs.path(rel).parent
+        stage = self.inputs.stage_for(rel)
+        declared = stage in self.inputs.stages.values()
+        if declared and folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
+            # The stage dvc.yaml names ran and wrote its other files here, but not this one.
+            self.blocks.append(f"> {caption}: `reports/{rel}` is not written by `{stage}` for this variant.")
+        else:
+            self.missing(rel, caption)
+
+    def include_markdown(self, rel: str, demote: int) -> None:
+        """A Markdown file from another stage, headings demoted, links rebased to reports/."""
+        text = self.inputs.text(rel)
+        if text is None:
+            self.missing(rel)
+            return
+        base = posixpath.dirname(rel)
+        out, fenced = [], False
+        for line in text.strip("\n").splitlines():
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced:
+                heading = re.match(r"(#{1,6}) ", line)
+                if heading:
+                    line = "#" * min(demote, 6 - len(heading.group(1))) + line
+                line = _LINK.sub(lambda m: _rebase(m, base, self), line)
+            out.append(line)
+        self.blocks.append("\n".join(out))
+
+    def text(self) -> str:
+        return "\n\n".join(self.blocks) + "\n"
+
+
+_LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+
+
+def _rebase(match: re.Match, base: str, doc: Markdown) -> str:
+    bang, label, target = match.groups()
+    if re.match(r"[a-z]+:|#|/", target):
+        return match.group(0)
+    rel = posixpath.normpath(posixpath.join(base, target))
+    if bang:
+        if not doc.inputs.exists(rel):
+            return f"[missing image: {label}]"
+        doc.images.append(rel)
+    return f"{bang}[{label}]({rel})"
+
+
+def slug(text: str) -> str:
+    """GitHub's heading anchor: lower case, punctuation dropped, spaces -> hyphens."""
+    text = re.sub(r"[^\w\- ]", "", text.lower())
+    return text.replace(" ", "-")
+
+
+# --------------------------------------------------------------------------- what was run
+
+
+def describe_model(v: VariantConfig) -> str:
+    args = ", ".join(f"{k}={v.model.args[k]}" for k in v.model.args)
+    return f"`{v.model.name}`" + (f" ({args})" if args else "")
+
+
+def describe_data(v: VariantConfig) -> str:
+    text = f"{v.data.format} from `{v.data.path}`"
+    if v.data.format == "image_folder":
+        return text + "; its own val split"
+    if v.data.val_fraction:
+        return text + f"; {v.data.val_fraction:.0%} of train held out for validation"
+    return text
+
+
+def describe_normalization(v: VariantConfig) -> str:
+    n = v.data.normalize
+    if n.mode == "none":
+        return "none (pixels / 255)"
+    if n.mode == "train":
+        return "mean/std measured on the training split"
+    return f"mean {n.mean}, std {n.std}"
+
+
+def describe_augmentation(v: VariantConfig) -> str:
+    a = v.data.augment
+    parts = []
+    if a.hflip:
+        parts.append(f"horizontal flip p={a.hflip}")
+    if a.gaussian_noise_std:
+        parts.append(f"Gaussian noise std={a.gaussian_noise_std}")
+    if a.random_erasing:
+        parts.append(f"random erasing p={a.random_erasing}")
+    if a.patch_shuffle:
+        parts.append(f"patch shuffle p={a.patch_shuffle} box {a.patch_box}")
+    return "; ".join(parts) or "none"
+
+
+def describe_optimizer(v: VariantConfig) -> str:
+    o = v.train.optimizer
+    text = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}.get(o.name, o.name)
+    if o.momentum:
+        text += f", momentum {o.momentum}" + (" (Nesterov)" if o.nesterov else "")
+    if o.weight_decay:
+        text += f", weight decay {o.weight_decay}"
+    return text
+
+
+def describe_scheduler(v: VariantConfig) -> str:
+    s = v.train.scheduler
+    return "none (constant lr)" if s.name == "none" else f"{s.name}, down to {s.eta_min} (stepped per epoch)"
+
+
+RUN_ROWS = [
+    ("model", describe_model),
+    ("data", describe_data),
+    ("normalization", describe_normalization),
+    ("augmentation (train only)", describe_augmentation),
+    ("optimizer", describe_optimizer),
+    ("learning rate", lambda v: num(v.train.optimizer.lr)),
+    ("lr schedule", describe_scheduler),
+    ("loss", lambda v: v.train.loss),
+    ("epochs", lambda v: num(v.train.epochs)),
+    ("batch size", lambda v: num(v.train.batch_size)),
+    ("checkpoint kept", lambda v: "best validation accuracy" if v.train.checkpoint == "best_val_accuracy" else "last epoch"),
+    ("precision", lambda v: v.train.precision + (", channels-last" if v.train.channels_last else "")),
+    ("seed", lambda v: str(v.seed)),
+]
+
+
+def run_table(doc: Markdown, variants: list[str]) -> None:
+    configs = {name: doc.inputs.variant(name) for name in variants}
+    absent = [name for name, cfg in configs.items() if cfg is None]
+    present = [name for name in variants if configs[name] is not None]
+    if present:
+        rows = [[label] + [describe(configs[name]) for name in present] for label, describe in RUN_ROWS]
+        doc.table(["", *(f"`{name}`" for name in present)], rows)
+    if absent:
+        doc.para("Not in `params.yaml` (nothing to run): " + ", ".join(f"`{name}`" for name in absent) + ".")
+
+
+# --------------------------------------------------------------------------- results
+
+
+RESULT_ROWS = [
+    ("test accuracy", "test_accuracy", pct),
+    ("test loss", "test_loss", num),
+    ("validation accuracy", "val_accuracy", pct),
+    ("checkpoint epoch / epochs", None, None),
+    ("parameters", "parameters", num),
+    ("training time", "train_seconds", seconds),
+    ("training images / s", "train_images_per_second", num),
+]
+
+
+def results_table(doc: Markdown, variants: list[str]) -> None:
+    """This pipeline's numbers, straight from each ``reports/<variant>/metrics.json``."""
+    metrics = {name: doc.inputs.metrics(name) for name in variants}
+    produced = [name for name in variants if metrics[name] is not None]
+    rows = []
+    for label, key, fmt in RESULT_ROWS:
+        row: list[Any] = [label]
+        for name in produced:
+            m = metrics[name]
+            if key is None:
+                row.append(f"{m['checkpoint_epoch']} / {m['epochs']}" if "checkpoint_epoch" in m and "epochs" in m else "-")
+            else:
+                row.append(fmt(m[key]) if key in m else "-")
+        if any(cell != "-" for cell in row[1:]):
+            rows.append(row)
+    if produced:
+        doc.table(["", *(f"`{name}`" for name in produced)], rows)
+        doc.para("From " + ", ".join(f"[`{name}/metrics.json`]({name}/metrics.json)" for name in produced) + " (stage `train`).")
+    for name in variants:
+        if metrics[name] is None:
+            doc.missing(f"{name}/metrics.json", f"results of `{name}`")
+
+
+def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
+    """This pipeline's numbers next to the seed's own, with the difference."""
+    results = assignment.get("results") or []
+    seed_file = assignment.get("seed", "?")
+    if not results:
+        return
+    rows, sources = [], []
+    for i, r in enumerate(results, start=1):
+        variant, metric, value = r["variant"], r["metric"], r["value"]
+        m = doc.inputs.metrics(variant)
+        if m is None:
+            ours, diff = doc.inputs.missing(f"{variant}/metrics.json"), "-"
+        elif metric not in m:
+            ours, diff = f"not in `{variant}/metrics.json`", "-"
+        else:
+            ours, diff = metric_value(metric, m[metric]), metric_diff(metric, m[metric], value)
+        rows.append([f"`{variant}`", metric, ours, metric_value(metric, value), diff, f"[{i}]"])
+        sources.append(f"[{i}] `{seed_file}`, {r.get('section', '')}: \"{r['quote']}\"")
+    doc.table(["variant", "quantity", "this pipeline", "seed reported", "difference", "seed source"], rows)
+    doc.bullets(sources)
+
+
+def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
+    """CSE 849: which tier of the seed's test-accuracy rubric this pipeline's model reaches."""
+    grading = assignment.get("grading")
+    if not grading:
+        return
+    metric = grading.get("metric", "test_accuracy")
+    tiers = sorted(grading["tiers"], key=lambda t: -t["min_accuracy"])
+    for variant in assignment.get("variants", []):
+        m = doc.inputs.metrics(variant)
+        if m is None or metric not in m:
+            doc.para(f"Grading tier of `{variant}`: {doc.inputs.missing(f'{variant}/metrics.json')}.")
+            continue
+        acc = m[metric]
+        reached = next(t for t in tiers if acc >= t["min_accuracy"])
+        higher = [t for t in tiers if t["min_accuracy"] > acc]
+        nxt = f"{100 * (higher[-1]['min_accuracy'] - acc):.2f} pp short of the next tier" if higher else "top tier"
+        rows = [[pct(t["min_accuracy"]) if t["min_accuracy"] > 0 else "below the others",
+                 f"{t['points']} / {grading['max_points']}", "**reached**" if t is reached else "", f"\"{t['quote']}\""]
+                for t in tiers]
+        doc.para(f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
+                 f"{grading['max_points']} points** of the seed's rubric ({nxt}).")
+        doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
+
+
+def flat_scalars(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """Scalar leaves of nested dicts as (dotted key, value), in the file's key order."""
+    out: list[tuple[str, Any]] = []
+    if isinstance(obj, Mapping):
+        for k, v in obj.items():
+            out += flat_scalars(v, f"{prefix}.{k}" if prefix else str(k))
+    elif obj is None or isinstance(obj, (int, float, str, bool)):
+        out.append((prefix, obj))
+    return out
+
+
+def scalar_table(doc: Markdown, obj: Any, header: tuple[str, str] = ("quantity", "value"), limit: int = 40) -> bool:
+    items = flat_scalars(obj)
+    if not items or len(items) > limit:
+        return False
+    doc.table(list(header), [[k, by_name(k.rsplit(".", 1)[-1] if "." in k else k, v)] for k, v in items])
+    return True
+
+
+_PER_CLASS_KEYS = ("precision", "recall")
+
+
+def per_class(eval_metrics: Mapping[str, Any]) -> tuple[str, list[tuple[str, Mapping[str, Any]]]] | None:
+    """Find the per-class table in an evaluate metrics file: (key, [(class, {precision, recall, ...})])."""
+    for key, value in eval_metrics.items():
+        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
+            if all(all(k in v for k in _PER_CLASS_KEYS) for v in value.values()):
+                return key, [(str(c), v) for c, v in value.items()]
+        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
+            if all(all(k in v for k in _PER_CLASS_KEYS) for v in value):
+                label = next((k for k in ("class", "label", "name") if k in value[0]), None)
+                return key, [(str(v[label]) if label else str(i), v) for i, v in enumerate(value)]
+    return None
+
+
+def eval_section(doc: Markdown, variant: str) -> None:
+    rel = f"{variant}/eval/metrics.json"
+    ev = doc.inputs.json(rel)
+    if ev is None:
+        doc.missing(rel, f"evaluation of `{variant}`")
+        return
+    found = per_class(ev)
+    # Everything but the per-class table and the CSE 849 blocks (shown in their own section).
+    rest = {k: v for k, v in ev.items() if k not in ("shortcut", "occlusion") and (not found or k != found[0])}
+    top = flat_scalars(rest)
+    if top:
+        doc.table(["quantity", "value"], [[k.replace(".", " "), by_name(k.rsplit(".", 1)[-1], v)] for k, v in top])
+    if found:
+        key, rows = found
+        cols = [c for c in ("precision", "recall", "f1", "f1_score", "support") if c in rows[0][1]]
+        doc.table(["class", *cols], [[c, *(by_name(col, r[col]) for col in cols)] for c, r in rows])
+    doc.para(f"From [`{rel}`]({rel}).")
+
+
+# --------------------------------------------------------------------------- sections
+
+
+def summary(doc: Markdown) -> None:
+    """One row per variant: test accuracy, and the seed's where it reported one."""
+    doc.heading(2, "Summary")
+    seeds = doc.inputs.seeds
+    rows = []
+    for key, a in seeds.items():
+        seed_acc = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
+        for variant in a.get("variants") or []:
+            m = doc.inputs.metrics(variant)
+            ours = pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+            if variant in seed_acc:
+                seed, diff = pct(seed_acc[variant]), (points(m["test_accuracy"] - seed_acc[variant]) if m and "test_accuracy" in m else "-")
+            else:
+                seed, diff = "not reported", "-"
+            rows.append([f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})", f"`{variant}`", ours, seed, diff])
+    doc.table(["assignment", "variant", "test accuracy", "seed reported", "difference"], rows)
+    doc.para("Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
+             "percentage points (pp). Seed numbers: [`references/seed_results.yaml`](../references/seed_results.yaml), "
+             "each with the line it quotes.")
+
+
+def data_section(doc: Markdown) -> None:
+    inputs = doc.inputs
+    doc.heading(2, "Data")
+    stats = inputs.json("data/stats.json")
+    if stats is None:
+        doc.missing("data/stats.json", "dataset statistics")
+    else:
+        mnist = stats.get("mnist") or {}
+        if mnist:
+            doc.table(["MNIST split", "images", "pixel mean", "pixel std"],
+                      [[s, num(e.get("count", "-")), num(e.get("mean", "-")), num(e.get("std", "-"))] for s, e in mnist.items()])
+        comp = stats.get("composite") or {}
+        if comp:
+            def chans(d: Any) -> str:
+                return ", ".join(f"{k} {num(v)}" for k, v in d.items()) if isinstance(d, Mapping) else "-"
+
+            doc.table(["composite split", "images", "digit = label", "mean", "std"],
+                      [[s, num(e.get("count", "-")), pct(e["label_agreement"]) if "label_agreement" in e else "-",
+                        chans(e.get("mean")), chans(e.get("std"))] for s, e in comp.items()])
+        doc.para("From [`data/stats.json`](data/stats.json) (stage `stats`). \"digit = label\": the fraction of "
+                 "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut).")
+    composite = inputs.params.get("composite")
+    if isinstance(composite, Mapping):
+        doc.para("Composite set-up (`params.yaml` `composite`): " + ", ".join(f"{k} = {num(v)}" for k, v in composite.items()) + ".")
+    prov = inputs.json("data/provenance.json")
+    if prov is None:
+        doc.missing("data/provenance.json", "data provenance")
+    else:
+        doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
+        extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
+        doc.para("From [`data/provenance.json`](data/provenance.json) (stage `download`)"
+                 + (f"; {', '.join(extra)}" if extra else "") + ".")
+    head = inputs.text("data/mnist_head.txt")
+    if head is None:
+        doc.missing("data/mnist_head.txt")
+    else:
+        doc.para("First rows of the MNIST CSV ([`data/mnist_head.txt`](data/mnist_head.txt)):")
+        doc.code(head)
+    for rel, caption in [("data/mnist_class_distribution.png", "MNIST class distribution"),
+                         ("data/mnist_first5.png", "the first five MNIST training images"),
+                         ("data/mnist_random20.png", "twenty random MNIST training images"),
+                         ("data/composite_samples.png", "composite samples (CIFAR-10 image + MNIST digit)")]:
+        doc.figure(rel, caption)
+
+
+def provenance_rows(prov: Mapping[str, Any]) -> list[list[str]]:
+    """One row per downloaded file (or per dataset when it lists no files)."""
+
+    def size(entry: Mapping[str, Any]) -> str:
+        if isinstance(entry.get("counts"), Mapping):
+            return ", ".join(f"{k} {num(v)}" for k, v in entry["counts"].items())
+        if isinstance(entry.get("shape"), list):
+            return " x ".join(str(n) for n in entry["shape"])
+        return "-"
+
+    rows = []
+    for name, entry in prov.items():
+        if not isinstance(entry, Mapping):
+            continue
+        files = entry.get("files")
+        if isinstance(files, Mapping) and files:
+            rows += [[f"{name}: {f}", f"`{e.get('origin', '-')}`", f"`{e['md5']}`" if "md5" in e else "-", size(e)]
+                     for f, e in files.items() if isinstance(e, Mapping)]
+        else:
+            rows.append([name, f"`{entry.get('origin', '-')}`", f"`{entry['md5']}`" if "md5" in entry else "-", size(entry)])
+    return rows
+
+
+def variant_figures(doc: Markdown, variant: str) -> None:
+    doc.heading(4, f"Figures: `{variant}`")
+    for pattern, caption in VARIANT_FIGURES:
+        doc.figure(pattern.format(v=variant), f"{variant}: {caption}")
+
+
+def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
+    variants = list(a.get("variants") or [])
+    doc.heading(2, a["title"])
+    doc.para(f"Seed: `{a.get('seed', '?')}`. Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + ".")
+    doc.heading(3, "What was run")
+    run_table(doc, variants)
+    doc.heading(3, "Results")
+    results_table(doc, variants)
+    if a.get("results"):
+        doc.heading(3, "Compared with the seed")
+        seed_table(doc, a)
+    if a.get("grading"):
+        doc.heading(3, "Grading tier (seed's rubric)")
+        grading_table(doc, a)
+    doc.bullets(f"Note: {n}" for n in a.get("notes") or [])
+    if key in EXTRAS:
+        EXTRAS[key](doc, a)
+    doc.heading(3, "Evaluation")
+    for variant in variants:
+        doc.heading(4, f"`{variant}`")
+        eval_section(doc, variant)
+    for variant in variants:
+        variant_figures(doc, variant)
+
+
+def tdm_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+    doc.heading(3, "Output shapes with and without padding")
+    doc.include_markdown("analysis/padding_shapes.md", demote=3)
+
+
+def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+    doc.heading(3, "Autograder (Questions 1-4: custom layers against torch)")
+    grades = doc.inputs.json("autograder.json")
+    if grades is None:
+        doc.missing("autograder.json", "autograder scores")
+        return
+    rows = [[q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
+            for q, g in grades.items() if isinstance(g, Mapping)]
+    if "total" in grades:
+        rows.append(["**total**", f"**{grades['total']} / {grades.get('max_total', '?')}**", ""])
+    doc.table(["question", "score", "checks passed"], rows)
+    doc.para("From [`autograder.json`](autograder.json) (stage `autograde`).")
+
+
+def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
+    doc.heading(3, "Shortcut and occlusion tests")
+    doc.para("On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
+             "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
+             "images predicted as the digit's class, and the accuracy with one region blanked out "
+             "(`params.yaml` `analysis.occlusion`).")
+    for variant in a.get("variants") or []:
+        rel = f"{variant}/eval/metrics.json"
+        ev = inputs.json(rel)
+        if ev is None:
+            doc.missing(rel, f"shortcut / occlusion metrics of `{variant}`")
+            continue
+        shortcut, occlusion = ev.get("shortcut"), ev.get("occlusion")
+        if shortcut is None and occlusion is None:
+            doc.para(f"`{rel}` has no `shortcut` / `occlusion` block (not composite data).")
+            continue
+        if isinstance(shortcut, Mapping) and not scalar_table(doc, shortcut, (f"`{variant}` shortcut", "value")):
+            doc.para(f"(see `{rel}`, key `shortcut`)")
+        if isinstance(occlusion, Mapping) and occlusion:
+            if all(isinstance(v, Mapping) for v in occlusion.values()):
+                generic_results_table(doc, occlusion, f"`{variant}` occluded region")
+            elif not scalar_table(doc, occlusion, (f"`{variant}` occlusion", "value")):
+                doc.para(f"(see `{rel}`, key `occlusion`)")
+        doc.para(f"From [`{rel}`]({rel}) (stage `evaluate`).")
+    doc.heading(3, "Test-set predictions (`q1_test.txt`)")
+    preds = inputs.text("cse849/q1_test.txt")
+    if preds is None:
+        doc.missing("cse849/q1_test.txt")
+    else:
+        lines = preds.splitlines()
+        doc.para(f"[`cse849/q1_test.txt`](cse849/q1_test.txt): {len(lines):,} lines, first ones:")
+        doc.code("\n".join(lines[:5]))
+    doc.heading(3, "Filters and class-wise feature-map norms (first and last conv layer)")
+    variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
+    folder = f"{variant}/analysis"
+    doc.figure(f"{folder}/filters.png", f"{variant}: all first-layer filters")
+    doc.figure(f"{folder}/classwise_norms_conv1.png", f"{variant}: class-wise mean feature-map norm per filter, first conv layer")
+    doc.figure(f"{folder}/classwise_norms_conv5.png", f"{variant}: class-wise mean feature-map norm per filter, last conv layer")
+    doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
+    norms = inputs.json(f"{folder}/classwise_norms.json")
+    if norms is None:
+        doc.missing(f"{folder}/classwise_norms.json", "class-wise norm summary")
+    else:
+        summaries = {layer: v["summary"] for layer, v in norms.items()
+                     if isinstance(v, Mapping) and isinstance(v.get("summary"), Mapping)}
+        if summaries:
+            generic_results_table(doc, summaries)
+        elif not scalar_table(doc, norms):
+            doc.para("(structure not recognised; see the file)")
+        doc.para(f"From [`{folder}/classwise_norms.json`]({folder}/classwise_norms.json)"
+                 + (f"; every value: [`{folder}/classwise_norms.csv`]({folder}/classwise_norms.csv)"
+                    if inputs.exists(f"{folder}/classwise_norms.csv") else "") + " (stage `classwise_norms`).")
+
+
+EXTRAS = {"tdm": tdm_extras, "hku": hku_extras, "cse849": cse849_extras}
+
+
+def analysis_section(doc: Markdown) -> None:
+    doc.heading(2, "Analysis across assignments")
+    for rel, title in [("analysis/comparisons.md", "Comparisons"),
+                       ("analysis/shape_traces.md", "Shape traces through each network"),
+                       ("analysis/layer_summaries.md", "Layer summaries")]:
+        doc.heading(3, title)
+        doc.include_markdown(rel, demote=3)
+    doc.heading(3, "Parameter counts")
+    counts = doc.inputs.json("analysis/param_counts.json")
+    if counts is None:
+        doc.missing("analysis/param_counts.json")
+    else:
+        totals = [(k, v) for k, v in counts.items() if isinstance(v, (int, float))]
+        totals += [(k, v["total"]) for k, v in counts.items() if isinstance(v, Mapping) and isinstance(v.get("total"), (int, float))]
+        if totals:
+            doc.table(["model", "parameters"], [[f"`{k}`", num(v)] for k, v in totals])
+        doc.para("From [`analysis/param_counts.json`](analysis/param_counts.json).")
+
+
+def generic_results_table(doc: Markdown, results: Mapping[str, Any], corner: str = "") -> None:
+    """``{name: {key: scalar}}`` -> one row per name, one column per key (first-seen order)."""
+    cols: list[str] = []
+    for entry in results.values():
+        if isinstance(entry, Mapping):
+            cols += [k for k, v in entry.items() if k not in cols and not isinstance(v, (Mapping, list))]
+    rows = [[f"`{name}`", *(by_name(c, entry[c]) if c in entry else "-" for c in cols)]
+            for name, entry in results.items() if isinstance(entry, Mapping)]
+    doc.table([corner, *cols], rows)
+
+
+def time_section(doc: Markdown, variants: list[str]) -> None:
+    inputs = doc.inputs
+    doc.heading(2, "Time")
+    rows, total = [], 0.0
+    for name in variants:
+        m = inputs.metrics(name)
+        if m is None:
+            rows.append([f"`{name}`", inputs.missing(f"{name}/metrics.json"), "", "", ""])
+            continue
+        total += m.get("train_seconds", 0.0)
+        per_epoch = m["train_seconds"] / m["epochs"] if m.get("epochs") and "train_seconds" in m else None
+        rows.append([f"`{name}`", num(m.get("epochs", "-")), seconds(m["train_seconds"]) if "train_seconds" in m else "-",
+                     seconds(per_epoch) if per_epoch is not None else "-", num(m.get("train_images_per_second", "-"))])
+    have = sum(inputs.metrics(name) is not None for name in variants)
+    if have:
+        label = "**all variants**" if have == len(variants) else f"**the {have} of {len(variants)} variants trained so far**"
+        rows.append([label, "", f"**{seconds(total)}**", "", ""])
+    doc.heading(3, "Training, per variant")
+    doc.table(["variant", "epochs", "training time", "per epoch", "images / s"], rows)
+    doc.para("Training time counts the training passes only (not evaluation); from each `reports/<variant>/metrics.json`.")
+
+    doc.heading(3, "Whole pipeline")
+    timing = inputs.json("timing.json")
+    if timing is None:
+        doc.missing("timing.json", "wall time of `dvc repro`")
+    else:
+        rows = [["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]]
+        rows += [[k, f"`{v}`" if k == "command" else num(v)] for k, v in timing.items() if k != "dvc_repro_seconds"]
+        doc.table(["", "value"], rows)
+        doc.para("From [`timing.json`](timing.json) (`make repro-timed`, `pipeline/timing.py`).")
+
+    doc.heading(3, "Engine vs the seed-style data loader")
+    loader = inputs.json("benchmarks/loader.json")
+    if loader is None:
+        doc.missing("benchmarks/loader.json", "loader benchmark")
+    else:
+        results = loader.get("results") or {}
+        rows = [[f"`{label}`", seconds(r["seconds"]) if "seconds" in r else "-",
+                 f"{r['speedup_vs_seed_style']:.2f}x" if "speedup_vs_seed_style" in r else "-",
+                 pct(r["test_accuracy"]) if "test_accuracy" in r else "-"] for label, r in results.items()]
+        doc.table(["loop (one epoch, DS 5220 CNN)", "time", "speed-up vs seed style", "test accuracy"], rows)
+        extra = {k: v for k, v in loader.items() if k != "results" and not isinstance(v, (Mapping, list))}
+        doc.para("From [`benchmarks/loader.json`](benchmarks/loader.json) (`benchmarks/bench_loader.py`)"
+                 + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else "") + ".")
+
+    doc.heading(3, "Custom layers vs torch")
+    layers = inputs.json("benchmarks/layers.json")
+    if layers is None:
+        doc.missing("benchmarks/layers.json", "layer benchmark")
+    else:
+        results = layers.get("results", layers)
+        if isinstance(results, Mapping) and results and all(isinstance(v, Mapping) for v in results.values()):
+            generic_results_table(doc, results)
+        elif not scalar_table(doc, results):
+            doc.para("(structure not recognised; see the file)")
+        extra = {k: v for k, v in layers.items() if k != "results" and not isinstance(v, (Mapping, list))}
+        doc.para("From [`benchmarks/layers.json`](benchmarks/layers.json) (`benchmarks/bench_layers.py`)"
+                 + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "") + ".")
+
+
+def build_markdown(inputs: Inputs) -> Markdown:
+    doc = Markdown(inputs)
+    doc.heading(1, "Results: five CNN assignments, regenerated")
+    doc.para("Written by the `report` stage (`python -m pipeline.stages.report`, see `dvc.yaml`) from the files under "
+             "`reports/`; every number links to the file it comes from, and every file to the stage that writes it. "
+             "A self-contained copy with the images embedded: [`index.html`](index.html).")
+    sections = ["Summary", "Data", *(a["title"] for a in inputs.seeds.values()), "Analysis across assignments", "Time"]
+    doc.bullets(f"[{s}](#{slug(s)})" for s in sections)
+    summary(doc)
+    data_section(doc)
+    listed: list[str] = []
+    for key, a in inputs.seeds.items():
+        assignment_section(doc, key, a)
+        listed += a.get("variants") or []
+    analysis_section(doc)
+    others = [v for v in inputs.variant_names() if v not in listed]
+    time_section(doc, [*listed, *others] if others else listed)
+    return doc
+
+
+# --------------------------------------------------------------------------- Markdown -> HTML
+
+
+def _inline(text: str, image_src) -> str:
+    """Inline Markdown (code, images, links, bold) -> HTML; everything else escaped."""
+    out, pos = [], 0
+    pattern = re.compile(r"`([^`]+)`|(!?)\[([^\]]*)\]\(([^)\s]+)\)|\*\*([^*]+)\*\*")
+    for m in pattern.finditer(text):
+        out.append(html.escape(text[pos:m.start()].replace("\\|", "|"), quote=False))
+        if m.group(1) is not None:
+            out.append(f"<code>{html.escape(m.group(1), quote=False)}</code>")
+        elif m.group(5) is not None:
+            out.append(f"<strong>{_inline(m.group(5), image_src)}</strong>")
+        elif m.group(2):
+            src = image_src(m.group(4))
+            out.append(f'<img src="{src}" alt="{html.escape(m.group(3))}">' if src else html.escape(f"[missing image: {m.group(3)}]"))
+        else:
+            out.append(f'<a href="{html.escape(m.group(4))}">{_inline(m.group(3), image_src)}</a>')
+        pos = m.end()
+    out.append(html.escape(text[pos:].replace("\\|", "|"), quote=False))
+    return "".join(out)
+
+
+def _cells(line: str) -> list[str]:
+    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+
+
+def markdown_to_html(text: str, image_src) -> str:
+    """The subset of Markdown the report uses: headings, paragraphs, tables, lists, code, quotes, images."""
+    lines = text.splitlines()
+    out: list[str] = []
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip():
+            i += 1
+        elif line.lstrip().startswith("```"):
+            j = i + 1
+            while j < len(lines) and not lines[j].lstrip().startswith("```"):
+                j += 1
+            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1:j]), quote=False) + "</code></pre>")
+            i = j + 1
+        elif m := re.match(r"(#{1,6}) (.*)", line):
+            level, title = len(m.group(1)), m.group(2).strip()
+            out.append(f'<h{level} id="{slug(re.sub(r"[`*]", "", title))}">{_inline(title, image_src)}</h{level}>')
+            i += 1
+        elif line.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|?\s*:?-{3,}.*", lines[i + 1].strip()):
+            header = _cells(line)
+            rows = []
+            i += 2
+            while i < len(lines) and lines[i].startswith("|"):
+                rows.append(_cells(lines[i]))
+                i += 1
+            body = "".join("<tr>" + "".join(f"<td>{_inline(c, image_src)}</td>" for c in r) + "</tr>\n" for r in rows)
+            out.append("<table>\n<thead><tr>" + "".join(f"<th>{_inline(c, image_src)}</th>" for c in header)
+                       + "</tr></thead>\n<tbody>\n" + body + "</tbody>\n</table>")
+        elif m := re.fullmatch(r"!\[([^\]]*)\]\(([^)\s]+)\)", line.strip()):
+            src = image_src(m.group(2))
+            caption = html.escape(m.group(1), quote=False)
+            out.append(f'<figure><img src="{src}" alt="{html.escape(m.group(1))}"><figcaption>{caption}</figcaption></figure>'
+                       if src else f"<p>[missing image: {caption}]</p>")
+            i += 1
+        elif re.match(r"[-*] ", line):
+            items = []
+            while i < len(lines) and (re.match(r"[-*] ", lines[i]) or (lines[i].startswith("  ") and items)):
+                if re.match(r"[-*] ", lines[i]):
+                    items.append(lines[i][2:].strip())
+                else:
+                    items[-1] += " " + lines[i].strip()
+                i += 1
+            out.append("<ul>\n" + "".join(f"<li>{_inline(item, image_src)}</li>\n" for item in items) + "</ul>")
+        elif line.startswith(">"):
+            quoted = []
+            while i < len(lines) and lines[i].startswith(">"):
+                quoted.append(lines[i][1:].strip())
+                i += 1
+            out.append(f"<blockquote><p>{_inline(' '.join(quoted), image_src)}</p></blockquote>")
+        else:
+            para = []
+            while i < len(lines) and lines[i].strip() and not re.match(r"(#{1,6} |```|\||[-*] |>)", lines[i]):
+                para.append(lines[i].strip())
+                i += 1
+            if not para:  # a line no rule above took (e.g. a lone '|'): keep it as text
+                para, i = [line.strip()], i + 1
+            out.append(f"<p>{_inline(' '.join(para), image_src)}</p>")
+    return "\n".join(out)
+
+
+MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}
+
+
+def render_html(markdown: str, reports_dir: Path, title: str = "cnn-pipeline results") -> str:
+    """``markdown`` as one HTML file: images inlined as data URIs, nothing fetched."""
+
+    def image_src(target: str) -> str | None:
+        file = reports_dir / target
+        if re.match(r"[a-z]+:", target) or not file.is_file() or file.suffix.lower() not in MIME:
+            return None
+        return f"data:{MIME[file.suffix.lower()]};base64," + base64.b64encode(file.read_bytes()).decode("ascii")
+
+    body = markdown_to_html(markdown, image_src)
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        # Nothing may be fetched: images are data: URIs, the style is inline, there is no script.
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\n"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        f"<title>{html.escape(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
+    )
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+@dataclass
+class Report:
+    markdown: str
+    html: str
+    images: list[str]  # relative to reports/, in order of appearance
+
+
+def build_report(root: str | Path = ".") -> Report:
+    inputs = Inputs(root)
+    doc = build_markdown(inputs)
+    text = doc.text()
+    return Report(markdown=text, html=render_html(text, inputs.root / REPORTS), images=list(dict.fromkeys(doc.images)))
+
+
+def write_report(root: str | Path = ".") -> Report:
+    """Write ``<root>/reports/README.md`` and ``<root>/reports/index.html`` (atomically)."""
+    report = build_report(root)
+    out = Path(root) / REPORTS
+    write_text(out / "README.md", report.markdown)
+    write_text(out / "index.html", report.html)
+    return report
+
+

@@ -1,0 +1,36 @@
+"""Stage ``report``: ``reports/README.md`` and the self-contained ``reports/index.html``.
+
+    python -m pipeline.stages.report [--root .]
+
+Reads the metrics, figures and tables other stages wrote under ``reports/``, the
+variants in ``params.yaml`` and ``references/seed_results.yaml``; see
+:mod:`pipeline.report`. A missing input is reported as "not produced yet", not an error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.cli import run_stage
+from pipeline.report import write_report
+
+log = logging.getLogger("pipeline.stages.report")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    def work() -> None:
+        report = write_report(args.root)
+        log.info("wrote reports/README.md (%d bytes) and reports/index.html (%d bytes, %d images embedded)",
+                 len(report.markdown.encode()), len(report.html.encode()), len(report.images))
+
+    run_stage(work)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,286 @@
+"""The report stage on a fake ``reports/`` tree: numbers, differences, gaps, images, bytes."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+from PIL import Image
+
+from pipeline import report
+from pipeline.report import Inputs, build_report, markdown_to_html, pct, points, stage_outputs, write_report
+
+REPO = Path(__file__).resolve().parents[1]
+
+# What the fake train / evaluate / analysis stages "measured". Deliberately odd numbers,
+# so that a number in the report can only have come from these files.
+FAKE_METRICS = {
+    "hku_simplecnn": {"test_accuracy": 0.9871, "test_loss": 0.041234, "epochs": 10, "checkpoint_epoch": 10,
+                      "parameters": 421642, "train_seconds": 812.34, "train_images_per_second": 664.8,
+                      "val_accuracy": 0.9913, "val_loss": 0.0312},
+    "ds5220_mlp": {"test_accuracy": 0.9655, "test_loss": 0.1111, "epochs": 10, "checkpoint_epoch": 10,
+                   "parameters": 101770, "train_seconds": 41.5, "train_images_per_second": 14457.8},
+    "ds5220_cnn": {"test_accuracy": 0.9889, "test_loss": 0.0361, "epochs": 10, "checkpoint_epoch": 10,
+                   "parameters": 47658, "train_seconds": 123.4, "train_images_per_second": 4862.2},
+    "cse849": {"test_accuracy": 0.7234, "test_loss": 0.8123, "epochs": 12, "checkpoint_epoch": 11,
+               "parameters": 123456, "train_seconds": 3001.0, "train_images_per_second": 179.9,
+               "val_accuracy": 0.7301, "val_loss": 0.79},
+}
+FAKE_EVAL = {  # as pipeline/evaluation.py writes it
+    "test_accuracy": 0.9871, "test_loss": 0.041234, "test_examples": 10000, "misclassified": 129,
+    "macro": {"precision": 0.98701, "recall": 0.98688, "f1": 0.98694},
+    "per_class": {str(c): {"precision": 0.9812, "recall": 0.9777, "f1": 0.9794, "support": 1000 + c} for c in range(10)},
+}
+FAKE_CSE849_EVAL = {
+    "test_accuracy": 0.7234, "test_loss": 0.8123, "test_examples": 10000, "misclassified": 2766,
+    "per_class": {c: {"precision": 0.7, "recall": 0.71, "f1": 0.705, "support": 1000} for c in ("airplane", "cat")},
+    "shortcut": {"agree_count": 1039, "disagree_count": 8961, "agree_accuracy": 0.8123, "disagree_accuracy": 0.7011,
+                 "gap_points": 11.12, "shortcut_rate": 0.0567, "predicted_digit_rate": 0.1002},
+    "occlusion": {"digit_blanked": {"accuracy": 0.7188, "change_points": -0.46, "predicted_digit_rate": 0.0931},
+                  "cifar_blanked": {"accuracy": 0.1123, "change_points": -61.11, "predicted_digit_rate": 0.8765}},
+}
+
+
+def png(path: Path, size: tuple[int, int] = (24, 16), colour: tuple[int, int, int] = (200, 30, 30)) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format="PNG")
+
+
+def write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
+
+
+def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
+    """A repository root with the real params.yaml and seed results, a small dvc.yaml and
+    a partial ``reports/`` tree: train/evaluate outputs for four variants only."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "references").mkdir(exist_ok=True)
+    shutil.copy(REPO / "references" / "seed_results.yaml", root / "references" / "seed_results.yaml")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "train": {"foreach": "${variants}", "do": {
+            "cmd": "python -m pipeline.stages.train ${key}",
+            "outs": [{"reports/${key}/plots/epochs.csv": {"cache": False}}],
+            "metrics": [{"reports/${key}/metrics.json": {"cache": False}}]}},
+        "evaluate": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/eval"]}},
+        "analyze": {"cmd": "x", "outs": ["reports/analysis"]},
+        "stats": {"cmd": "x", "metrics": ["reports/data/stats.json"]},
+    }}), encoding="utf-8")
+    reports = root / "reports"
+    for variant, metrics in FAKE_METRICS.items():
+        write_json(reports / variant / "metrics.json", metrics)
+        write_json(reports / variant / "eval" / "metrics.json", FAKE_CSE849_EVAL if variant == "cse849" else FAKE_EVAL)
+        png(reports / variant / "eval" / "confusion_matrix.png", colour=(10, 20, 200))
+        png(reports / variant / "eval" / "first20.png")
+        png(reports / "analysis" / "loss_curves" / f"{variant}.png", colour=(0, 150, 0))
+    # misclassified.png of hku only: the others' eval folder exists but lacks it
+    png(reports / "hku_simplecnn" / "eval" / "misclassified.png")
+    png(reports / "analysis" / "filters" / "hku_simplecnn.png", size=(40, 40))
+    (reports / "analysis" / "comparisons.md").write_text(
+        "# Comparisons\n\n| pair | gap |\n|---|---|\n| max vs avg | 0.4 pp |\n\n![curve](loss_curves/ds5220_mlp.png)\n",
+        encoding="utf-8")
+    write_json(reports / "autograder.json", {
+        "q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, "q2": {"score": 17, "max": 20, "passed": 41, "total": 48},
+        "total": 37, "max_total": 40})
+    write_json(reports / "data" / "stats.json", {"mnist": {"train": {"count": 60000, "mean": 0.130660, "std": 0.308108}}})
+    png(reports / "data" / "mnist_first5.png")
+    (reports / "cse849").mkdir(exist_ok=True)
+    (reports / "cse849" / "q1_test.txt").write_text("".join(f"{i}.png,cat\n" for i in range(7)), encoding="utf-8")
+    png(reports / "cse849" / "analysis" / "classwise_norms_conv1.png")
+    write_json(reports / "benchmarks" / "loader.json", {"workers": 0, "results": {
+        "seed_style": {"seconds": 61.25, "test_accuracy": 0.9512, "speedup_vs_seed_style": 1.0},
+        "engine_float32": {"seconds": 12.5, "test_accuracy": 0.9518, "speedup_vs_seed_style": 4.9}}})
+    if timing:
+        write_json(reports / "timing.json", {"dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2})
+    return root
+
+
+@pytest.fixture
+def fake_repo(tmp_path) -> Path:
+    return build_fake_repo(tmp_path / "repo")
+
+
+def cells(markdown: str, first: str) -> list[str]:
+    """The cells of the table row whose first cell is ``first``."""
+    for line in markdown.splitlines():
+        if line.startswith("| ") and [c.strip() for c in line.strip("|").split(" | ")][0] == first:
+            return [c.strip() for c in line.strip().strip("|").split(" | ")]
+    raise AssertionError(f"no table row starting with {first!r}")
+
+
+def test_formats():
+    assert pct(0.9942) == "99.42%"
+    assert points(0.9871 - 0.9942) == "-0.71 pp"
+    assert points(0.0) == "+0.00 pp" and points(-1e-9) == "+0.00 pp"
+
+
+def test_numbers_from_metrics_files_appear(fake_repo):
+    md = write_report(fake_repo).markdown
+    assert (fake_repo / "reports" / "README.md").read_text(encoding="utf-8") == md
+    assert "98.71%" in md and "99.13%" in md  # hku test / validation accuracy
+    assert "421,642" in md and "664.8" in md  # parameters, images per second
+    assert "812.3 s (13.5 min)" in md  # training time
+    assert "| q2 | 17 / 20 | 41 / 48 |" in md  # autograder
+    # cse849 shortcut and occlusion blocks
+    assert "| gap_points | +11.12 pp |" in md and "| agree_accuracy | 81.23% |" in md and "| shortcut_rate | 5.67% |" in md
+    assert "| `digit_blanked` | 71.88% | -0.46 pp | 9.31% |" in md
+    assert "| `cifar_blanked` | 11.23% | -61.11 pp | 87.65% |" in md
+    assert "| macro f1 | 98.69% |" in md and "| misclassified | 129 |" in md
+    assert "| `engine_float32` | 12.5 s | 4.90x | 95.18% |" in md  # loader benchmark
+    assert "5,432.1 s (90.5 min)" in md and "2026-11-20T10:00:00+00:00" in md  # timing.json
+    assert "0.1307" in md  # data stats
+    assert "7 lines" in md  # q1_test.txt
+    # per-class table of the evaluate stage
+    assert cells(md, "9")[1:] == ["98.12%", "97.77%", "97.94%", "1,009"]
+    # the variant configs come from params.yaml
+    assert "`simple_cnn` (layers=custom" in md and "patch shuffle p=1.0" in md
+
+
+def test_differences_against_the_seed(fake_repo):
+    md = build_report(fake_repo).markdown
+    # variant | quantity | this pipeline | seed reported | difference | source
+    assert cells(md, "`hku_simplecnn`")[1:5] == ["test_accuracy", "98.71%", "99.42%", "-0.71 pp"]
+    assert "| `hku_simplecnn` | val_accuracy | 99.13% | 99.22% | -0.09 pp |" in md
+    assert "| `ds5220_mlp` | test_accuracy | 96.55% | 96.40% | +0.15 pp |" in md
+    assert "| `ds5220_cnn` | test_accuracy | 98.89% | 98.46% | +0.43 pp |" in md
+    assert "| `ds5220_mlp` | parameters | 101,770 | 101,770 | +0 |" in md
+    assert "| `ds5220_cnn` | parameters | 47,658 | 47,658 | +0 |" in md
+    # every seed number carries its quoted source line
+    assert '"Test Accuracy: 99.42%"' in md and '"Test accuracy: 0.9846"' in md and "003_2605ca1e8b991a32.txt" in md
+    # CSE 849: 72.34% is in the >= 70% tier: 15 of 20 points, 2.66 pp short of 75%
+    assert "**72.34%** -> **15 / 20 points**" in md and "(2.66 pp short of the next tier)" in md
+    # the summary
+    assert "| `prac5` |" in md and "| 93.90% |" in md
+
+
+def test_seed_numbers_match_the_seed_files():
+    """Each quoted line is in its seed file, and the number parsed from it is the one recorded."""
+    seeds_dir = REPO.parent / "shared" / "seeds"  # CI: ../shared beside the checkout
+    if not seeds_dir.is_dir():
+        pytest.skip(f"the seed files ({seeds_dir}) are not beside this checkout")
+    seeds = yaml.safe_load((REPO / "references" / "seed_results.yaml").read_text(encoding="utf-8"))
+    for key, a in seeds.items():
+        text = (seeds_dir / a["seed"]).read_text(encoding="utf-8")
+        for r in a.get("results") or []:
+            assert r["quote"] in text, (key, r["quote"])
+            numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", r["quote"])]
+            expected = r["value"] * 100 if "accuracy" in r["metric"] and r["value"] <= 1 else r["value"]
+            assert any(abs(n - expected) < 1e-9 or abs(n - r["value"]) < 1e-9 for n in numbers), (key, r)
+        for tier in (a.get("grading") or {}).get("tiers", []):
+            assert tier["quote"].replace("\\\\", "\\") in text, (key, tier["quote"])
+
+
+def test_missing_inputs_say_not_produced_yet(fake_repo):
+    md = build_report(fake_repo).markdown
+    # a train output declared by dvc.yaml: the stage is named from it
+    assert "results of `prac5`: not produced yet (run `dvc repro train@prac5`)" in md
+    # the folder a declared stage owns: figures, analysis markdown
+    assert "not produced yet (run `dvc repro analyze`)" in md  # reports/analysis/filters/<v>.png etc.
+    # not in dvc.yaml: the expected stage name
+    assert "layer benchmark: not produced yet (run `dvc repro bench_layers`)" in md
+    assert "evaluation of `tdm_max`: not produced yet (run `dvc repro evaluate@tdm_max`)" in md
+    # a stage that ran but did not write this file: said so, no "not produced yet"
+    assert "`reports/ds5220_mlp/eval/misclassified.png` is not written by `evaluate@ds5220_mlp`" in md
+    # nothing is invented for a variant without metrics
+    summary = md.split("## Summary")[1].split("## Data")[0]
+    row = next(line for line in summary.splitlines() if "| `tdm_max` |" in line)
+    assert row.endswith("| `tdm_max` | not produced yet (run `dvc repro train@tdm_max`) | not reported | - |")
+    assert cells(md, "`tdm_max`")[1] == "not produced yet (run `dvc repro train@tdm_max`)"  # the time table
+
+    (fake_repo / "reports" / "timing.json").unlink()
+    md = build_report(fake_repo).markdown
+    assert "wall time of `dvc repro`: not produced yet (run `make repro-timed`)" in md
+
+
+def test_empty_reports_tree_renders(tmp_path):
+    root = tmp_path / "bare"
+    root.mkdir()
+    shutil.copy(REPO / "params.yaml", root / "params.yaml")
+    (root / "references").mkdir()
+    shutil.copy(REPO / "references" / "seed_results.yaml", root / "references" / "seed_results.yaml")
+    rep = build_report(root)
+    assert rep.images == []
+    assert rep.markdown.count("not produced yet") > 20
+    summary = rep.markdown.split("## Summary")[1].split("## Data")[0]
+    for line in summary.splitlines()[4:12]:  # every variant's row: nothing measured, nothing shown
+        assert "not produced yet" in line.split(" | ")[2], line
+
+
+def test_every_image_in_readme_exists(fake_repo):
+    rep = write_report(fake_repo)
+    md = (fake_repo / "reports" / "README.md").read_text(encoding="utf-8")
+    linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert len(linked) >= 12
+    for target in linked:
+        assert not re.match(r"[a-z]+:|/", target), target  # relative links only
+        assert (fake_repo / "reports" / target).is_file(), target
+    assert set(linked) == set(rep.images)
+    # an image inside an included markdown file is rebased onto reports/
+    assert "![curve](analysis/loss_curves/ds5220_mlp.png)" in md
+
+
+def test_html_is_self_contained(fake_repo):
+    rep = write_report(fake_repo)
+    page = (fake_repo / "reports" / "index.html").read_text(encoding="utf-8")
+    srcs = re.findall(r'<img [^>]*src="([^"]*)"', page)
+    assert len(srcs) == len(re.findall(r"!\[[^\]]*\]\(", rep.markdown)) > len(rep.images) - 1
+    assert all(src.startswith("data:image/png;base64,") for src in srcs)
+    assert not re.search(r'(src|href)="(https?:)?//', page) and "url(" not in page
+    assert "<script" not in page and "<link" not in page
+    assert "default-src 'none'" in page
+    # the same content as the README: its numbers and its tables
+    assert "98.71%" in page and "-0.71 pp" in page and page.count("<table>") == rep.markdown.count("\n|---")
+
+
+def test_output_is_deterministic(fake_repo, tmp_path):
+    first = build_report(fake_repo)
+    copy = build_fake_repo(tmp_path / "again")
+    second = build_report(copy)
+    assert first.markdown == second.markdown and first.html == second.html
+
+
+def test_stage_outputs_expands_foreach(fake_repo):
+    inputs = Inputs(fake_repo)
+    assert inputs.stages["reports/prac5/metrics.json"] == "train@prac5"
+    assert inputs.stage_for("cse849/eval/confusion_matrix.png") == "evaluate@cse849"
+    assert inputs.stage_for("analysis/filters/x.png") == "analyze"
+    assert stage_outputs(fake_repo / "missing.yaml", {}) == {}
+
+
+def test_markdown_to_html_subset():
+    page = markdown_to_html("# T `x`\n\n| a | b \\| c |\n|---|---|\n| 1 | **2** |\n\n- one\n- [two](x.md)\n\n> q\n\n```\n<raw>\n```\n",
+                            lambda src: None)
+    assert '<h1 id="t-x">T <code>x</code></h1>' in page
+    assert "<th>b | c</th>" in page and "<td><strong>2</strong></td>" in page
+    assert '<li><a href="x.md">two</a></li>' in page
+    assert "<blockquote><p>q</p></blockquote>" in page and "&lt;raw&gt;" in page
+
+
+def test_real_repository_renders():
+    """The repository's own params.yaml, dvc.yaml and seed results, with whatever reports exist."""
+    rep = build_report(REPO)
+    assert "## Time" in rep.markdown and rep.html.startswith("<!DOCTYPE html>")
+    for target in rep.images:
+        assert (REPO / report.REPORTS / target).is_file()
+
+
+def test_timing_writes_seconds_only_on_success(tmp_path):
+    """``pipeline.timing`` (make repro-timed): the JSON the time section reads."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "timing.json"
+    ok = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "pass"],
+                        cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0, ok.stderr
+    timing = json.loads(out.read_text())
+    assert set(timing) == {"dvc_repro_seconds", "date", "command", "cpus"} and timing["dvc_repro_seconds"] >= 0
+    out.unlink()
+    bad = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "raise SystemExit(3)"],
+                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 3 and not out.exists() and "not written" in bad.stderr
