@@ -1,0 +1,77 @@
+"""``python -m pipeline <command>``: the pipeline's command line.
+
+    python -m pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
+    python -m pipeline predict --model /tmp/m.pt --images some/folder --out preds.txt
+    python -m pipeline train|evaluate|analyze|classwise-norms ...   (the DVC stages, same arguments)
+
+``predict`` writes one predicted class index per line, in the folder's sorted file
+order. Errors (missing model, an image of the wrong size or channel count, ...) print
+one ``error: ...`` line naming the file and exit with status 1, leaving no output file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from pathlib import Path
+
+from pipeline.cli import run_stage
+
+# Stage entry points reachable as sub-commands; each takes its own arguments.
+STAGES = {
+    "train": "pipeline.stages.train",
+    "evaluate": "pipeline.stages.evaluate",
+    "analyze": "pipeline.stages.analyze",
+    "classwise-norms": "pipeline.stages.classwise_norms",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline",
+        description="CNN pipeline commands. Stage commands: " + ", ".join(STAGES) + " (see `<command> --help`).",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    p = sub.add_parser("predict", help="predict every image of a flat folder; one class index per line",
+                       description="Predict every image of a flat folder with a trained variant.")
+    p.add_argument("--variant", help="variant name: uses models/<variant>.pt (or --model)")
+    p.add_argument("--model", type=Path, help="checkpoint path (default: <models-dir>/<variant>.pt)")
+    p.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
+    p.add_argument("--images", type=Path, required=True, help="flat folder of images (sorted by file name)")
+    p.add_argument("--out", type=Path, required=True, help="output text file (one class index per line)")
+    for name in STAGES:
+        sub.add_parser(name, help=f"run stage {STAGES[name]} (arguments passed through)", add_help=False)
+    return parser
+
+
+def _predict(args: argparse.Namespace) -> None:
+    from pipeline.checkpoint import load_checkpoint
+    from pipeline.predict import default_model_path, run_predict
+
+    if args.model is None and not args.variant:
+        raise ValueError("predict: give --variant NAME (uses models/NAME.pt) or --model PATH")
+    model = args.model or default_model_path(args.variant, args.models_dir)
+    if args.variant and args.model is not None:
+        stored = load_checkpoint(model).variant
+        if stored != args.variant:
+            raise ValueError(f"{model}: holds variant {stored!r}, not {args.variant!r}")
+    run_predict(model, args.images, args.out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in STAGES:
+        importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+        return
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        sys.exit(2)
+    if args.command == "predict":
+        run_stage(lambda: _predict(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,322 @@
+"""Evaluation of a trained checkpoint on its variant's test split (stage ``evaluate@<variant>``).
+
+Everything needed to feed the model comes from the checkpoint (``models/<variant>.pt``):
+the model, the normalizer measured at training time (never recomputed here), the data
+format and path, the loss and the evaluation batch size. The same :func:`infer_logits`
+serves this module and ``python -m pipeline predict``, so both see identical inputs.
+
+Outputs in ``reports/<variant>/eval/`` (see :func:`evaluate_checkpoint`):
+
+``metrics.json``          test accuracy and loss (the training criterion), per-class
+                          precision / recall / F1 / support (scikit-learn), macro and
+                          weighted averages; for composite data also ``shortcut`` and
+                          ``occlusion`` (below). Nested dicts only, floats to 6 decimals.
+``predictions.csv``       ``index,label,predicted,confidence[,file]`` for DVC's confusion plot.
+``confusion_matrix.png``  seaborn heatmap of the confusion matrix.
+``first20.png``           the first 20 test images with the predicted class (DS 5220 Part 4.2).
+``misclassified.png``     the first 20 misclassified test images, predicted and true (Part 4.3).
+
+Shortcut analysis (CSE 849): decided by the data alone. When the dataset folder has a
+``metadata.csv`` with the test images' digit labels (:func:`read_composite_metadata`),
+accuracy is split by whether the digit agrees with the label, and the *shortcut rate*
+is the fraction of disagreeing samples predicted as the digit's class. The occlusion
+check re-evaluates with a region blanked (uint8 0 = black, before normalization), for
+each ``[top, left, height, width]`` box of the ``analysis.occlusion`` params.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import torch
+from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
+
+from pipeline.checkpoint import LoadedModel, load_checkpoint
+from pipeline.config import ConfigError, VariantConfig, build, validate_variant
+from pipeline.data.errors import DataError
+from pipeline.data.readers import UNLABELLED, ImageSet, read_composite_metadata, read_split
+from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
+from pipeline.io import write_json
+from pipeline.plots import image_grid, save_figure
+from pipeline.reporting import write_csv
+
+log = logging.getLogger(__name__)
+
+DIGITS = 6  # decimals kept in metrics.json and predictions.csv
+GALLERY_SIZE = 20  # DS 5220 Part 4.2 / 4.3: the first 20 images
+
+
+def _round(value: float) -> float:
+    return round(float(value), DIGITS)
+
+
+# --------------------------------------------------------------------------- params
+
+
+def occlusion_boxes(params: Mapping[str, Any]) -> dict[str, list[int]]:
+    """``analysis.occlusion``: name -> ``[top, left, height, width]`` (empty when the block is absent)."""
+    raw = params.get("analysis", {}).get("occlusion", {}) if isinstance(params.get("analysis"), Mapping) else {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError("analysis.occlusion: expected a mapping name -> [top, left, height, width]")
+    boxes = {}
+    for name, box in raw.items():
+        ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
+        if not ok or box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0:
+            raise ConfigError(f"analysis.occlusion.{name}: expected [top, left, height, width] (non-negative ints, positive size), got {box!r}")
+        boxes[str(name)] = list(box)
+    return boxes
+
+
+# --------------------------------------------------------------------------- model + inputs
+
+
+def variant_from_checkpoint(loaded: LoadedModel, where: str = "checkpoint") -> VariantConfig:
+    """The typed variant config stored in a checkpoint's ``params`` (what the model was trained with)."""
+    raw = dict(loaded.params)
+    name = raw.pop("name", loaded.variant)
+    variant = build(VariantConfig, raw, f"{where}: params", name=name)
+    validate_variant(variant, f"{where}: params")
+    return variant
+
+
+def infer_logits(loaded: LoadedModel, images_u8: torch.Tensor, batch_size: int = 1000,
+                 precision: str = "float32", channels_last: bool = False,
+                 device: torch.device | None = None) -> torch.Tensor:
+    """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order.
+
+    Exactly the evaluation preprocessing of training: the checkpoint's normalizer,
+    no augmentation, the same batch precision and memory format.
+    """
+    expected = tuple(loaded.input_shape)
+    if tuple(images_u8.shape[1:]) != expected:
+        raise ValueError(f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}")
+    device = device or select_device()
+    model = loaded.model.to(device)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    prepare = InputPipeline(loaded.normalizer, device, channels_last)
+    return predict_logits(model, images_u8, prepare, batch_size, precision)
+
+
+def model_logits(loaded: LoadedModel, variant: VariantConfig, images_u8: torch.Tensor) -> torch.Tensor:
+    """:func:`infer_logits` with the batch size, precision and memory format the variant trained with."""
+    t = variant.train
+    return infer_logits(loaded, images_u8, t.eval_batch_size, t.precision, t.channels_last)
+
+
+# --------------------------------------------------------------------------- numbers
+
+
+def classification_metrics(labels: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> dict:
+    """Accuracy, per-class precision / recall / F1 / support and their macro and weighted means.
+
+    Classes that are never predicted get precision 0 (scikit-learn's ``zero_division=0``).
+    ``per_class`` is keyed by the class index as a string (``"0"``, ``"1"``, ...).
+    """
+    y, p = labels.numpy(), predicted.numpy()
+    classes = list(range(n_classes))
+    precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=classes, zero_division=0)
+    out: dict = {"accuracy": _round((y == p).mean()) if len(y) else 0.0}
+    for average in ("macro", "weighted"):
+        pa, ra, fa, _ = precision_recall_fscore_support(y, p, labels=classes, average=average, zero_division=0)
+        out[average] = {"precision": _round(pa), "recall": _round(ra), "f1": _round(fa)}
+    out["per_class"] = {
+        str(c): {"precision": _round(precision[c]), "recall": _round(recall[c]), "f1": _round(f1[c]), "support": int(support[c])}
+        for c in classes
+    }
+    return out
+
+
+def first_misclassified(predicted: torch.Tensor, labels: torch.Tensor, k: int = GALLERY_SIZE) -> torch.Tensor:
+    """Indices of the first ``k`` samples whose prediction differs from the label, in dataset order.
+
+    ``predicted`` may be class indices ``(N,)`` or logits ``(N, classes)`` (argmax is taken).
+    """
+    if predicted.dim() == 2:
+        predicted = predicted.argmax(1)
+    wrong = torch.nonzero(predicted != labels, as_tuple=False).flatten()
+    return wrong[:k]
+
+
+def confidences(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of the predicted class (also right for log-softmax outputs: softmax(log p) = p)."""
+    return torch.softmax(logits.float(), dim=1).max(dim=1).values
+
+
+def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torch.Tensor) -> dict:
+    """Accuracy where the planted digit agrees with the label vs where it disagrees.
+
+    ``gap_points``: agree accuracy minus disagree accuracy, in percentage points (a model
+    using the digit shortcut has a large gap). ``shortcut_rate``: among disagreeing
+    samples, the fraction predicted as the digit's class (chance is about 1/10).
+    Accuracies of an empty group are ``None``.
+    """
+    agree = digits == labels
+    disagree = ~agree
+    correct = predicted == labels
+
+    def mean(mask: torch.Tensor, values: torch.Tensor) -> float | None:
+        return _round(values[mask].double().mean()) if bool(mask.any()) else None
+
+    agree_acc, disagree_acc = mean(agree, correct), mean(disagree, correct)
+    gap = None if agree_acc is None or disagree_acc is None else _round(100.0 * (agree_acc - disagree_acc))
+    return {
+        "agree_count": int(agree.sum()),
+        "disagree_count": int(disagree.sum()),
+        "agree_accuracy": agree_acc,
+        "disagree_accuracy": disagree_acc,
+        "gap_points": gap,
+        "shortcut_rate": mean(disagree, predicted == digits),
+        "predicted_digit_rate": mean(torch.ones_like(agree), predicted == digits),
+    }
+
+
+def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torch.Tensor:
+    """A copy of uint8 images ``(N, C, H, W)`` with rows ``top..top+height-1`` and columns
+    ``left..left+width-1`` set to ``value`` (0 = black) in every channel."""
+    top, left, height, width = (int(v) for v in box)
+    if height <= 0 or width <= 0 or top < 0 or left < 0:
+        raise ValueError(f"occlusion box must be [top, left, height, width] with positive size, got {list(box)}")
+    if top + height > images_u8.shape[-2] or left + width > images_u8.shape[-1]:
+        raise ValueError(f"occlusion box {list(box)} does not fit in {images_u8.shape[-2]}x{images_u8.shape[-1]} images")
+    out = images_u8.clone()
+    out[..., top : top + height, left : left + width] = value
+    return out
+
+
+def composite_digit_labels(data_path: str | Path, test: ImageSet) -> torch.Tensor | None:
+    """The digit label of each test image (in ``test.files`` order) from ``metadata.csv``; None without one."""
+    metadata = read_composite_metadata(data_path)
+    if metadata is None or test.files is None:
+        return None
+    rows = metadata[metadata["split"] == "test"]
+    if rows.empty:
+        return None
+    by_file = dict(zip(rows["filename"].astype(str), rows["digit_label"].astype(int)))
+    missing = [f for f in test.files if f not in by_file]
+    if missing:
+        raise DataError(f"{Path(data_path) / 'metadata.csv'}: no test row for {missing[0]!r} ({len(missing)} in all)")
+    return torch.tensor([by_file[f] for f in test.files], dtype=torch.int64)
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _class_name(classes: Sequence[str], index: int) -> str:
+    return classes[index] if 0 <= index < len(classes) else str(index)
+
+
+def plot_first_predictions(images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
+    """DS 5220 Part 4.2: the first 20 test images titled with the prediction (red when wrong)."""
+    n = min(GALLERY_SIZE, len(images_u8))
+    titles = [f"Pred: {_class_name(classes, int(predicted[i]))}" for i in range(n)]
+    colors = ["black" if int(predicted[i]) == int(labels[i]) else "tab:red" for i in range(n)]
+    return image_grid(images_u8[:n], titles, cols=5, title=f"First {n} test images: predicted class (red = wrong)",
+                      title_colors=colors)
+
+
+def plot_misclassified(images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
+    """DS 5220 Part 4.3: the first 20 misclassified test images with predicted and true class."""
+    index = first_misclassified(predicted, labels)
+    titles = [f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}  (#{int(i)})"
+              for i in index]
+    return image_grid(images_u8[index], titles, cols=5, title=f"First {len(index)} misclassified test images")
+
+
+def plot_confusion(labels: torch.Tensor, predicted: torch.Tensor, classes: Sequence[str], title: str):
+    """Confusion matrix (rows: true class, columns: predicted) as a seaborn heatmap."""
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
+    matrix = confusion_matrix(labels.numpy(), predicted.numpy(), labels=list(range(len(classes))))
+    fig = Figure(figsize=(9, 7.5), layout="constrained")
+    ax = fig.subplots()
+    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=True, square=True, ax=ax,
+                xticklabels=list(classes), yticklabels=list(classes), annot_kws={"fontsize": 8})
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    ax.set_title(title)
+    return fig
+
+
+# --------------------------------------------------------------------------- the stage
+
+
+@dataclass
+class EvalOutputs:
+    metrics: dict
+    predicted: torch.Tensor
+    logits: torch.Tensor
+    seconds: float
+
+
+def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: str | Path | None = None,
+                        occlusion: Mapping[str, Sequence[int]] | None = None) -> EvalOutputs:
+    """Evaluate ``model_path`` on its variant's test split and write ``out_dir`` (module docstring).
+
+    ``data_path`` overrides the dataset folder stored in the checkpoint; ``occlusion``
+    maps a name to a ``[top, left, height, width]`` box (used only for composite data).
+    """
+    start = time.perf_counter()
+    model_path, out_dir = Path(model_path), Path(out_dir)
+    loaded = load_checkpoint(model_path)
+    variant = variant_from_checkpoint(loaded, str(model_path))
+    data = variant.data
+    path = Path(data_path) if data_path is not None else Path(data.path)
+    test = read_split(data.format, path, "test")
+    if bool((test.labels == UNLABELLED).any()):
+        raise DataError(f"{path}: the test split has unlabelled images; evaluation needs labels (use `python -m pipeline predict`)")
+    classes = loaded.classes
+
+    logits = model_logits(loaded, variant, test.images)
+    predicted = logits.argmax(1)
+    n = len(test.labels)
+    loss = float(make_loss(variant.train.loss, reduction="sum")(logits, test.labels)) / n
+    report = classification_metrics(test.labels, predicted, len(classes))
+    metrics: dict = {
+        "test_accuracy": report.pop("accuracy"),
+        "test_loss": _round(loss),
+        "test_examples": n,
+        "misclassified": int((predicted != test.labels).sum()),
+        **report,
+    }
+
+    digits = composite_digit_labels(path, test)
+    if digits is not None:
+        metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
+        metrics["occlusion"] = {}
+        for name, box in (occlusion or {}).items():
+            occluded = model_logits(loaded, variant, occlude(test.images, box)).argmax(1)
+            accuracy = _round((occluded == test.labels).double().mean())
+            metrics["occlusion"][f"{name}_blanked"] = {
+                "accuracy": accuracy,
+                "change_points": _round(100.0 * (accuracy - metrics["test_accuracy"])),
+                "predicted_digit_rate": _round((occluded == digits).double().mean()),
+            }
+        log.info("shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s",
+                 metrics["shortcut"]["agree_accuracy"], metrics["shortcut"]["disagree_accuracy"],
+                 metrics["shortcut"]["shortcut_rate"],
+                 {k: v["accuracy"] for k, v in metrics["occlusion"].items()})
+
+    conf = confidences(logits)
+    rows = []
+    for i in range(n):
+        row = {"index": i, "label": int(test.labels[i]), "predicted": int(predicted[i]), "confidence": _round(conf[i])}
+        if test.files is not None:
+            row["file"] = test.files[i]
+        rows.append(row)
+
+    write_json(out_dir / "metrics.json", metrics)
+    write_csv(out_dir / "predictions.csv", rows)
+    title = f"{loaded.variant}: test accuracy {metrics['test_accuracy']:.4f} (n={n})"
+    save_figure(plot_confusion(test.labels, predicted, classes, title), out_dir / "confusion_matrix.png")
+    save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), out_dir / "first20.png")
+    save_figure(plot_misclassified(test.images, predicted, test.labels, classes), out_dir / "misclassified.png")
+    seconds = time.perf_counter() - start
+    log.info("%s: test accuracy %.4f, loss %.4f, %d misclassified; wrote %s in %.1f s",
+             loaded.variant, metrics["test_accuracy"], loss, metrics["misclassified"], out_dir, seconds)
+    return EvalOutputs(metrics=metrics, predicted=predicted, logits=logits, seconds=seconds)

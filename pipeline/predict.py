@@ -1,0 +1,56 @@
+"""Predict a flat folder of images with a trained variant (CSE 849's ``q1_test.txt``).
+
+    python -m pipeline predict --variant cse849 --images data/composite/test --out reports/cse849/q1_test.txt
+
+Every image is read in sorted file-name order, checked against the model's input
+size and channel count (a mismatch is an error naming the file), pushed through
+exactly the evaluation preprocessing of :mod:`pipeline.evaluation` (the checkpoint's
+normalizer, no augmentation) and written as one predicted class index per line.
+The output file appears only when every image was predicted (atomic write).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+
+from pipeline.checkpoint import load_checkpoint
+from pipeline.data.readers import read_image_dir
+from pipeline.evaluation import model_logits, variant_from_checkpoint
+from pipeline.io import write_text
+
+log = logging.getLogger(__name__)
+
+
+def default_model_path(variant: str, models_dir: str | Path = "models") -> Path:
+    return Path(models_dir) / f"{variant}.pt"
+
+
+def predict_folder(model_path: str | Path, images_dir: str | Path) -> tuple[list[str], torch.Tensor]:
+    """``(file names, predicted class indices)`` for every image in ``images_dir``, sorted by name."""
+    model_path = Path(model_path)
+    loaded = load_checkpoint(model_path)
+    variant = variant_from_checkpoint(loaded, str(model_path))
+    channels, height, width = loaded.input_shape
+    images, files = read_image_dir(images_dir, size=(height, width), channels=channels)
+    logits = model_logits(loaded, variant, images)
+    return files, logits.argmax(1)
+
+
+def format_predictions(predicted: torch.Tensor) -> str:
+    """One class index per line, newline-terminated (the q1_test.txt format)."""
+    return "".join(f"{int(p)}\n" for p in predicted)
+
+
+def run_predict(model_path: str | Path, images_dir: str | Path, out: str | Path) -> list[int]:
+    """Predict ``images_dir`` with ``model_path`` and write ``out``; returns the predictions."""
+    start = time.perf_counter()
+    files, predicted = predict_folder(model_path, images_dir)
+    write_text(out, format_predictions(predicted))
+    counts = torch.bincount(predicted, minlength=1).tolist()
+    log.info("predicted %d images from %s with %s -> %s in %.1f s (per class: %s)",
+             len(files), images_dir, model_path, out, time.perf_counter() - start, counts)
+    return predicted.tolist()

@@ -1,0 +1,245 @@
+"""Analyses: shape formula, shape traces, parameter counts, filter grids, class-wise norms, the stages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from torch import nn
+
+from pipeline import analysis
+from pipeline.checkpoint import save_checkpoint
+from pipeline.config import load_params, load_variant
+from pipeline.data.formats import csv_columns
+from pipeline.datasets import Normalizer
+from pipeline.engine import InputPipeline
+from pipeline.models import CSE849CNN, create_model
+from pipeline.plots import bar_grid, filter_grid
+
+
+# --------------------------------------------------------------------------- TDM Q6: padding
+
+
+def test_padding_table_measures_what_the_formula_says():
+    image = torch.rand(1, 1, 28, 28)
+    rows = analysis.padding_table(image, 3, (0, 1, 2), (1, 2))
+    assert len(rows) == 6 and all(r["agree"] for r in rows)
+    by = {(r["padding"], r["stride"]): r["measured_shape"] for r in rows}
+    assert by[(0, 1)] == [1, 1, 26, 26]  # the seed's example
+    assert by[(1, 1)] == [1, 1, 28, 28] and by[(2, 1)] == [1, 1, 30, 30]
+    assert by[(0, 2)] == [1, 1, 13, 13] and by[(1, 2)] == [1, 1, 14, 14] and by[(2, 2)] == [1, 1, 15, 15]
+
+
+@pytest.mark.parametrize("wrong", [
+    lambda h, k, p, s: (h - k + p) // s + 1,  # padding counted once
+    lambda h, k, p, s: (h - k + 2 * p) / s + 1,  # no floor
+    lambda h, k, p, s: (h - k + 2 * p) // s,  # missing + 1
+])
+def test_a_wrong_formula_is_caught(wrong):
+    rows = analysis.padding_table(torch.rand(1, 1, 28, 28), 3, (0, 1, 2), (1, 2), formula=wrong)
+    assert not all(r["agree"] for r in rows)
+
+
+# --------------------------------------------------------------------------- DS 5220 Q3.3: parameters
+
+
+def test_parameter_counts_of_the_ds5220_models():
+    assert analysis.param_counts(create_model("ds5220_mlp"))["total"] == 101770
+    assert analysis.param_counts(create_model("ds5220_cnn"))["trainable"] == 47658
+
+
+def test_layer_summary_matches_the_seeds_torchsummary():
+    model = create_model("ds5220_cnn")
+    rows = analysis.layer_summary(model, torch.zeros(1, 1, 28, 28))
+    got = [(r["layer"], r["output_shape"], r["params"]) for r in rows]
+    assert got == [
+        ("Conv2d-1", [1, 10, 24, 24], 260),
+        ("MaxPool2d-2", [1, 10, 12, 12], 0),
+        ("Conv2d-3", [1, 20, 8, 8], 5020),
+        ("MaxPool2d-4", [1, 20, 4, 4], 0),
+        ("Linear-5", [1, 128], 41088),
+        ("Linear-6", [1, 10], 1290),
+    ]
+    mlp = analysis.layer_summary(create_model("ds5220_mlp"), torch.zeros(1, 1, 28, 28))
+    assert [(r["layer"], r["params"]) for r in mlp] == [("Flatten-1", 0), ("Linear-2", 100480), ("Linear-3", 1290)]
+
+
+# --------------------------------------------------------------------------- Practical 5: shape trace
+
+
+def test_shape_trace_of_practical5_matches_figure6():
+    trace = analysis.shape_trace(create_model("prac5_cnn"), analysis.example_input((1, 28, 28), "mnist_npz"))
+    assert trace["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
+    assert [s["layer"] for s in trace["steps"]] == ["input", "(reshape before conv1)", "conv1", "(reshape before fc1)", "fc1"]
+
+
+def test_shape_trace_of_cse849_and_batched_input():
+    model = CSE849CNN(pool_stride=2)
+    trace = analysis.shape_trace(model, analysis.example_input((3, 64, 64), "image_folder"))
+    assert trace["input"] == [1, 3, 64, 64]
+    assert trace["chain"].endswith("-> [1, 80, 4, 4] -> [1, 80, 1, 1] -> [1, 80] -> [1, 10]")
+    assert sum(1 for s in trace["steps"] if s["type"] == "Conv2d") == 5
+
+
+# --------------------------------------------------------------------------- filters
+
+
+def test_first_conv_is_found_by_walking_modules():
+    assert analysis.first_conv(CSE849CNN())[0] == "convs.0"
+    name, module = analysis.first_conv(create_model("simple_cnn", layers="custom"))
+    assert name == "conv1" and not isinstance(module, nn.Conv2d) and module.weight.shape == (32, 1, 5, 5)
+    assert analysis.first_conv(create_model("ds5220_mlp")) is None
+
+
+@pytest.mark.parametrize("shape", [(16, 3, 7, 7), (10, 1, 8, 8), (5, 4, 3, 3)])
+def test_filter_grid_has_one_panel_per_filter(shape):
+    fig = filter_grid(torch.randn(shape))
+    assert len(fig.axes) == shape[0]
+    assert all(len(ax.images) == 1 for ax in fig.axes)
+    first = fig.axes[0].images[0].get_array()
+    if shape[1] == 3:  # colour, each filter scaled to [0, 1] on its own
+        assert first.shape == (7, 7, 3) and float(first.min()) == 0.0 and float(first.max()) == 1.0
+    else:
+        assert first.shape == shape[2:]
+
+
+def test_bar_grid_panels():
+    fig = bar_grid(np.random.rand(10, 80), [f"f{i}" for i in range(80)], [str(i) for i in range(10)], cols=10)
+    assert len(fig.axes) == 80 and all(len(ax.patches) == 10 for ax in fig.axes)
+
+
+# --------------------------------------------------------------------------- CSE 849 2.2: class-wise norms
+
+
+def test_classwise_norms_equal_a_direct_torch_norm_computation():
+    torch.manual_seed(0)
+    model = CSE849CNN(pool_stride=2).eval()
+    images = torch.randint(0, 256, (37, 3, 16, 16), dtype=torch.uint8)
+    labels = torch.arange(37) % 10
+    normalizer = Normalizer([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
+    prepare = InputPipeline(normalizer, torch.device("cpu"), channels_last=False)
+    got = analysis.classwise_feature_norms(model, images, labels, 10, [1, 5], prepare, batch_size=8)
+    with torch.no_grad():
+        _, features = model(normalizer(images), intermediate_outputs=True)
+    for layer, channels in ((1, 16), (5, 80)):
+        norms = torch.norm(features[layer - 1], dim=(2, 3))  # (b, c)
+        expected = torch.stack([norms[labels == c].mean(0) for c in range(10)])
+        assert got[layer].shape == (10, channels)
+        torch.testing.assert_close(got[layer].float(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_classwise_norms_need_intermediate_outputs():
+    prepare = InputPipeline(Normalizer([0.0], [1.0]), torch.device("cpu"), channels_last=False)
+    with pytest.raises(ValueError, match="intermediate outputs"):
+        analysis.classwise_feature_norms(create_model("tdm_cnn"), torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+                                         torch.zeros(4, dtype=torch.long), 10, [1], prepare)
+
+
+def test_cv_summary_on_a_hand_made_matrix():
+    m = np.array([[1.0, 2.0, 0.0], [1.0, 4.0, 0.0]])  # 2 classes x 3 filters: uniform, varying, dead
+    s = analysis.cv_summary(m, threshold=0.2)
+    assert s["per_filter"]["filter_00"]["cv"] == 0.0
+    assert s["per_filter"]["filter_01"] == {"cv": pytest.approx(1 / 3, abs=1e-6), "argmax_class": 1, "mean_norm": 3.0}
+    assert s["summary"]["class_specific_filters"] == 1 and s["summary"]["dead_filters"] == 1
+    assert s["summary"]["median_cv"] == 0.0 and s["summary"]["filters"] == 3
+
+
+def test_compare_differences():
+    cmp = {"pool": analysis.ComparisonConfig(title="t", a="x", b="y")}
+    metrics = {"x": {"test_accuracy": 0.99, "test_loss": 0.03}, "y": {"test_accuracy": 0.98, "test_loss": 0.05}}
+    counts = {"x": {"trainable": 100}, "y": {"trainable": 50}}
+    r = analysis.compare(cmp, metrics, counts)["pool"]
+    assert r["accuracy_diff_points"] == pytest.approx(1.0) and r["test_loss_diff"] == pytest.approx(-0.02)
+    assert r["parameter_ratio"] == 2.0 and r["a"]["variant"] == "x"
+
+
+def test_loss_curve_puts_test_points_at_epoch_times_n_train():
+    steps = pd.DataFrame({"step": [1, 2, 3, 4], "examples_seen": [50, 100, 150, 200], "train_loss": [2.0, 1.0, 0.8, 0.5]})
+    epochs = pd.DataFrame({"epoch": [1, 2], "test_loss": [0.9, 0.6], "val_loss": [1.0, 0.7]})
+    fig = analysis.plot_loss_curve(steps, epochs, n_train=100, title="t", loss_name="nll")
+    ax = fig.axes[0]
+    test_line = next(line for line in ax.lines if line.get_label() == "Test loss")
+    assert list(test_line.get_xdata()) == [100, 200] and list(test_line.get_ydata()) == [0.9, 0.6]
+    assert ax.get_xlim()[0] == 0 and ax.get_ylim()[0] == 0 and ax.get_ylabel() == "NLL"
+    assert not any("kept checkpoint" in line.get_label() for line in ax.lines)  # per-epoch test points exist
+
+    # A run that tests only the kept checkpoint: one test point at its epoch.
+    fig = analysis.plot_loss_curve(steps, epochs.drop(columns="test_loss"), 100, "t", "nll", final_test=(2, 0.55))
+    point = next(line for line in fig.axes[0].lines if "kept checkpoint" in line.get_label())
+    assert list(point.get_xdata()) == [200] and list(point.get_ydata()) == [0.55]
+
+
+# --------------------------------------------------------------------------- the stages on tiny checkpoints
+
+
+def fake_run(reports: Path, name: str, n_train: int = 200) -> None:
+    plots = reports / name / "plots"
+    plots.mkdir(parents=True)
+    pd.DataFrame({"step": [2, 4], "examples_seen": [64, 128], "train_loss": [1.5, 1.0]}).to_csv(plots / "steps.csv", index=False)
+    pd.DataFrame({"epoch": [1], "train_loss": [1.2], "test_loss": [0.9], "test_accuracy": [0.7]}).to_csv(plots / "epochs.csv", index=False)
+    accuracy = {"tdm_max": 0.9, "tdm_avg": 0.8}.get(name, 0.5)
+    (reports / name / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy, "test_loss": 0.9, "train_examples": n_train}))
+
+
+def test_analyze_stage_end_to_end(tmp_path):
+    from pipeline.stages.analyze import main
+
+    params = load_params()
+    names = ["tdm_max", "tdm_avg", "prac5", "ds5220_mlp", "cse849"]
+    models, reports = tmp_path / "models", tmp_path / "reports"
+    shapes = {"tdm_max": (1, 28, 28), "tdm_avg": (1, 28, 28), "prac5": (1, 28, 28), "ds5220_mlp": (1, 28, 28), "cse849": (3, 64, 64)}
+    for name in names:
+        variant = load_variant(name, params)
+        model = create_model(variant.model.name, **variant.model.args)
+        c = shapes[name][0]
+        save_checkpoint(models / f"{name}.pt", variant, model, Normalizer([0.5] * c, [0.5] * c), shapes[name], [str(i) for i in range(10)])
+        fake_run(reports, name)
+    csv = tmp_path / "mnist_csv"
+    csv.mkdir()
+    row = np.zeros((1, 785), dtype=int)
+    row[0, 0] = 5
+    pd.DataFrame(row, columns=csv_columns()).to_csv(csv / "mnist_train.csv", index=False)
+    out = tmp_path / "analysis"
+    main(["--variants", ",".join(names), "--models-dir", str(models), "--reports-dir", str(reports),
+          "--mnist-csv", str(csv), "--out", str(out)])
+
+    assert sorted(p.name for p in (out / "filters").iterdir()) == ["cse849.png", "prac5.png", "tdm_avg.png", "tdm_max.png"]
+    assert sorted(p.name for p in (out / "loss_curves").iterdir()) == sorted(f"{n}.png" for n in names)
+    padding = json.loads((out / "padding_shapes.json").read_text())
+    assert padding["all_agree"] and padding["rows"][0]["measured_shape"] == [1, 1, 26, 26] and "label 5" in padding["source"]
+    counts = json.loads((out / "param_counts.json").read_text())
+    assert counts["ds5220_mlp"]["total"] == 101770 and set(counts) == set(names)
+    traces = json.loads((out / "shape_traces.json").read_text())
+    assert traces["prac5"]["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
+    comparisons = json.loads((out / "comparisons.json").read_text())
+    assert list(comparisons) == ["pooling"]  # the others need variants not selected here
+    assert comparisons["pooling"]["accuracy_diff_points"] == pytest.approx(10.0)
+    assert "| a | tdm_max | 90.00% |" in (out / "comparisons.md").read_text()
+    assert "Total params: 101,770" in (out / "layer_summaries.md").read_text()
+
+
+def test_classwise_norms_stage_end_to_end(tmp_path):
+    from pipeline.stages.classwise_norms import main
+    from tests.test_predict import make_checkpoint, make_folder_dataset, tiny_variant
+
+    root = tmp_path / "data"
+    make_folder_dataset(root, n_test=3)
+    model = make_checkpoint(tmp_path / "m.pt", tiny_variant(root))
+    params = load_params()
+    params["analysis"]["classwise_norms"] = {"variant": "cse849", "layers": [1, 5], "cv_threshold": 0.1}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    out = tmp_path / "out"
+    main(["--params", str(tmp_path / "params.yaml"), "--model", str(model), "--out", str(out)])
+    result = json.loads((out / "classwise_norms.json").read_text())
+    assert set(result) == {"conv1", "conv5"}
+    assert len(result["conv1"]["per_filter"]) == 16 and len(result["conv5"]["per_filter"]) == 80
+    assert result["conv5"]["summary"]["cv_threshold"] == 0.1
+    for name in ("classwise_norms_conv1.png", "classwise_norms_conv5.png", "classwise_norms_heatmap.png", "filters.png", "classwise_norms.csv"):
+        assert (out / name).is_file(), name
+    table = pd.read_csv(out / "classwise_norms.csv")
+    assert len(table) == 10 * (16 + 80)

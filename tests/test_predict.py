@@ -1,0 +1,195 @@
+"""``python -m pipeline predict``: same predictions as the evaluation, clear errors, no partial output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from PIL import Image
+
+from pipeline.__main__ import main as cli
+from pipeline.checkpoint import load_checkpoint, save_checkpoint
+from pipeline.config import VariantConfig, build
+from pipeline.datasets import Normalizer
+from pipeline.evaluation import evaluate_checkpoint
+from pipeline.models import create_model
+from pipeline.predict import format_predictions, run_predict
+
+SIZE = 16  # CSE849CNN pools four times by 2: 16 -> 1
+CLASSES = [str(i) for i in range(10)]
+MEAN, STD = [0.45, 0.40, 0.35], [0.25, 0.20, 0.30]
+
+
+def tiny_variant(data_path: Path, model: str = "cse849_cnn", normalize: dict | None = None, name: str = "tiny") -> VariantConfig:
+    raw = {
+        "seed": 0,
+        "data": {"format": "image_folder", "path": str(data_path),
+                 "normalize": normalize or {"mode": "fixed", "mean": MEAN, "std": STD}},
+        "model": {"name": model},
+        "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}, "loss": "cross_entropy",
+                  "eval_batch_size": 5},
+    }
+    return build(VariantConfig, raw, "test", name=name)
+
+
+def write_png(path: Path, array: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path)
+
+
+def make_folder_dataset(root: Path, n_test: int = 23, size: int = SIZE, metadata: bool = True, seed: int = 0) -> dict:
+    """A tiny CSE 849-style dataset: train/val class folders, a flat test folder, test_labels.csv
+    and (optionally) metadata.csv with a digit label per image. Returns the test arrays."""
+    rng = np.random.default_rng(seed)
+    meta = []
+    for split, per_class in (("train", 1), ("val", 2)):
+        for c in CLASSES:
+            for j in range(per_class):
+                name = f"{c}/{j:03d}.png"
+                write_png(root / split / name, rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+                meta.append((split, name, int(c), int(rng.integers(0, 10)), 0, 0))
+    labels = rng.integers(0, 10, n_test)
+    digits = np.where(rng.random(n_test) < 0.5, labels, rng.integers(0, 10, n_test))
+    images = rng.integers(0, 256, (n_test, size, size, 3), dtype=np.uint8)
+    files = [f"{i:05d}.png" for i in range(n_test)]
+    for f, image, y, d in zip(files, images, labels, digits):
+        write_png(root / "test" / f, image)
+        meta.append(("test", f, int(y), int(d), 0, 0))
+    pd.DataFrame({"filename": files, "label": labels}).to_csv(root / "test_labels.csv", index=False)
+    if metadata:
+        cols = ["split", "filename", "label", "digit_label", "cifar_index", "mnist_index"]
+        pd.DataFrame(meta, columns=cols).to_csv(root / "metadata.csv", index=False)
+    return {"images": images, "labels": labels, "digits": digits, "files": files}
+
+
+def make_checkpoint(path: Path, variant: VariantConfig, input_shape=(3, SIZE, SIZE), seed: int = 0,
+                    normalizer: Normalizer | None = None) -> Path:
+    torch.manual_seed(seed)
+    model = create_model(variant.model.name, **variant.model.args).eval()
+    normalizer = normalizer or Normalizer(MEAN, STD)
+    save_checkpoint(path, variant, model, normalizer, input_shape, CLASSES)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("folder") / "data"
+    arrays = make_folder_dataset(root)
+    model = make_checkpoint(root.parent / "model.pt", tiny_variant(root))
+    return root, arrays, model
+
+
+def manual_predictions(model_path: Path, images_hwc: np.ndarray) -> torch.Tensor:
+    """Straight from the checkpoint: its normalizer by hand, one forward pass."""
+    loaded = load_checkpoint(model_path)
+    x = torch.from_numpy(images_hwc).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        return loaded.model(x).argmax(1)
+
+
+def test_predict_equals_evaluation_argmax(dataset, tmp_path):
+    root, arrays, model = dataset
+    out = tmp_path / "q1_test.txt"
+    cli(["predict", "--model", str(model), "--images", str(root / "test"), "--out", str(out)])
+    lines = out.read_text().splitlines()
+    assert len(lines) == len(arrays["files"])
+    predicted = [int(v) for v in lines]
+
+    result = evaluate_checkpoint(model, tmp_path / "eval")
+    table = pd.read_csv(tmp_path / "eval" / "predictions.csv")
+    assert list(table["file"]) == arrays["files"]  # same (sorted) order
+    assert predicted == table["predicted"].tolist() == result.predicted.tolist()
+    assert predicted == manual_predictions(model, arrays["images"]).tolist()
+
+
+def test_predict_uses_the_checkpoint_normalizer(dataset, tmp_path):
+    """Another normalizer in the checkpoint changes the logits: preprocessing really comes from it."""
+    root, arrays, _ = dataset
+    variant = tiny_variant(root)
+    a = make_checkpoint(tmp_path / "a.pt", variant, seed=1)
+    b = make_checkpoint(tmp_path / "b.pt", variant, seed=1, normalizer=Normalizer([0.0] * 3, [1.0] * 3))
+    from pipeline.predict import predict_folder
+
+    _, pa = predict_folder(a, root / "test")
+    assert pa.tolist() == manual_predictions(a, arrays["images"]).tolist()
+    loaded = load_checkpoint(b)
+    x = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0
+    with torch.no_grad():
+        expected_b = loaded.model(x).argmax(1)
+    assert predict_folder(b, root / "test")[1].tolist() == expected_b.tolist()
+
+
+def test_predict_by_variant_name_uses_models_dir(dataset, tmp_path):
+    root, arrays, model = dataset
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny.pt").write_bytes(model.read_bytes())
+    out = tmp_path / "out.txt"
+    cli(["predict", "--variant", "tiny", "--models-dir", str(models), "--images", str(root / "test"), "--out", str(out)])
+    assert out.read_text() == format_predictions(manual_predictions(model, arrays["images"]))
+
+
+def run_failing(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli(args)
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("error: ")
+    return err[-1]
+
+
+def test_wrong_size_image_is_refused_by_name(dataset, tmp_path, capsys):
+    root, _, model = dataset
+    images = tmp_path / "images"
+    for f in sorted((root / "test").iterdir())[:3]:
+        (images / f.name).parent.mkdir(exist_ok=True)
+        (images / f.name).write_bytes(f.read_bytes())
+    write_png(images / "00001_big.png", np.zeros((SIZE + 4, SIZE, 3), dtype=np.uint8))
+    out = tmp_path / "preds.txt"
+    message = run_failing(["predict", "--model", str(model), "--images", str(images), "--out", str(out)], capsys)
+    assert "00001_big.png" in message and "size" in message
+    assert not out.exists()
+    assert not list(tmp_path.glob(".preds.txt*"))  # no temporary left behind either
+
+
+def test_grayscale_image_for_an_rgb_model_is_refused(dataset, tmp_path, capsys):
+    root, _, model = dataset
+    images = tmp_path / "images"
+    images.mkdir()
+    write_png(images / "a.png", np.zeros((SIZE, SIZE, 3), dtype=np.uint8))
+    write_png(images / "b_gray.png", np.zeros((SIZE, SIZE), dtype=np.uint8))
+    out = tmp_path / "preds.txt"
+    out.write_text("old\n")  # an earlier result stays untouched
+    message = run_failing(["predict", "--model", str(model), "--images", str(images), "--out", str(out)], capsys)
+    assert "b_gray.png" in message and "channel" in message
+    assert out.read_text() == "old\n"
+
+
+def test_missing_model_and_variant_mismatch(dataset, tmp_path, capsys):
+    root, _, model = dataset
+    out = tmp_path / "p.txt"
+    message = run_failing(["predict", "--model", str(tmp_path / "none.pt"), "--images", str(root / "test"), "--out", str(out)], capsys)
+    assert "none.pt" in message
+    message = run_failing(["predict", "--variant", "other", "--model", str(model), "--images", str(root / "test"), "--out", str(out)], capsys)
+    assert "'tiny'" in message
+    assert not out.exists()
+
+
+def test_grayscale_flat_input_model(tmp_path):
+    """Practical 5's model (flat 784-vectors reshaped inside) on a folder of 28x28 grayscale images."""
+    rng = np.random.default_rng(3)
+    images = rng.integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    folder = tmp_path / "mnist"
+    for i, image in enumerate(images):
+        write_png(folder / f"{i}.png", image)
+    variant = tiny_variant(tmp_path, model="prac5_cnn", normalize={"mode": "none"})
+    model = make_checkpoint(tmp_path / "prac5.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.0], [1.0]))
+    predicted = run_predict(model, folder, tmp_path / "out.txt")
+    loaded = load_checkpoint(model)
+    with torch.no_grad():
+        expected = loaded.model(torch.from_numpy(images).float().view(7, 784) / 255.0).argmax(1)
+    assert predicted == expected.tolist()
