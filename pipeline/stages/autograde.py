@@ -1,0 +1,54 @@
+"""DVC stage ``autograde``: grade HKU Assignment 3 Questions 1-4 and write the scores.
+
+    python -m pipeline.stages.autograde --out reports/autograder.json
+
+Runs every question of :mod:`pipeline.autograder` and writes (atomically, through
+:func:`pipeline.io.write_json`) a metrics file::
+
+    {"q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, ..., "total": 80, "max_total": 80}
+
+Failed checks lower the scores but do not fail the stage: the file is still written
+and the exit code is 0 (the score is the result). The exit code is non-zero only when
+the grader itself cannot run or the file cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from pipeline.autograder import QUESTIONS, format_table, run_questions
+from pipeline.io import write_json
+
+METRIC_KEYS = ("score", "max", "passed", "total")
+
+
+def build_report(results: dict) -> dict:
+    """Keep the numeric fields (a DVC metrics file): per question and the totals."""
+    report = {name: {key: int(results[name][key]) for key in METRIC_KEYS} for name in QUESTIONS if name in results}
+    report["total"] = int(results["total"])
+    report["max_total"] = int(results["max_total"])
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m pipeline.stages.autograde", description="Grade HKU A3 Questions 1-4 (pipeline.layers)."
+    )
+    parser.add_argument("--out", default="reports/autograder.json", help="metrics JSON to write")
+    args = parser.parse_args(argv)
+
+    results = run_questions(["all"])
+    print(format_table(results))
+    try:
+        write_json(args.out, build_report(results))
+    except OSError as exc:
+        print(f"autograde: cannot write {args.out}: {exc}", file=sys.stderr)
+        return 1
+    status = "all checks pass" if results["total"] == results["max_total"] else "some checks FAIL"
+    print(f"autograde: {results['total']}/{results['max_total']} points ({status}); wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,522 @@
+"""HKU A3 layers (pipeline/layers.py) against torch's reference layers, and the autograder."""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from pipeline import autograder, layers
+from pipeline.layers import CustomConv2D, CustomCrossEntropyLoss, CustomLinear, CustomMaxPool2D
+
+LAYERS_SOURCE = Path(layers.__file__)
+F64 = {"rtol": 1e-10, "atol": 1e-12}  # float64: only summation order may differ
+
+
+@pytest.fixture(autouse=True)
+def _single_thread():
+    """Tiny tensors: one thread is faster and immune to a loaded machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _copy_params(custom: nn.Module, reference: nn.Module) -> None:
+    with torch.no_grad():
+        custom.weight.copy_(reference.weight)
+        if reference.bias is not None:
+            custom.bias.copy_(reference.bias)
+
+
+def _forward_backward(module: nn.Module, x: torch.Tensor, upstream: torch.Tensor | None = None):
+    x = x.clone().requires_grad_(True)
+    y = module(x)
+    y.backward(torch.ones_like(y) if upstream is None else upstream)
+    params = [p.grad for p in (getattr(module, "weight", None), getattr(module, "bias", None)) if p is not None]
+    return y.detach(), x.grad, params
+
+
+def _assert_same_as_reference(custom, reference, x, seed=0, exact_support=False):
+    gen = torch.Generator().manual_seed(seed)
+    y_ref = reference(x)
+    upstream = torch.randn(y_ref.shape, generator=gen, dtype=x.dtype)
+    out_ref, gx_ref, gp_ref = _forward_backward(reference, x, upstream)
+    out_cus, gx_cus, gp_cus = _forward_backward(custom, x, upstream)
+    torch.testing.assert_close(out_cus, out_ref, **F64)
+    torch.testing.assert_close(gx_cus, gx_ref, **F64)
+    assert len(gp_cus) == len(gp_ref)
+    for a, b in zip(gp_cus, gp_ref):
+        torch.testing.assert_close(a, b, **F64)
+    if exact_support:  # the gradient lands on exactly the same positions
+        assert torch.equal(gx_cus != 0, gx_ref != 0)
+
+
+# --------------------------------------------------------------------------- CustomLinear
+
+
+@pytest.mark.parametrize(
+    "in_f, out_f, bias, batch_shape",
+    [(5, 3, True, (4,)), (1, 1, True, (1,)), (7, 2, False, (3,)), (6, 4, True, (2, 3)), (1024, 512, True, (8,))],
+)
+def test_linear_matches_torch(in_f, out_f, bias, batch_shape):
+    torch.manual_seed(1)
+    reference = nn.Linear(in_f, out_f, bias=bias, dtype=torch.float64)
+    custom = CustomLinear(in_f, out_f, bias=bias).double()
+    _copy_params(custom, reference)
+    _assert_same_as_reference(custom, reference, torch.randn(*batch_shape, in_f, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("in_f, out_f, bias", [(20, 7, True), (1, 3, True), (9, 4, False)])
+def test_linear_init_matches_torch(in_f, out_f, bias):
+    torch.manual_seed(123)
+    reference = nn.Linear(in_f, out_f, bias=bias)
+    torch.manual_seed(123)
+    custom = CustomLinear(in_f, out_f, bias=bias)
+    assert custom.weight.shape == reference.weight.shape == (out_f, in_f)
+    assert isinstance(custom.weight, nn.Parameter)
+    assert torch.equal(custom.weight, reference.weight)  # the same draws, in the same order
+    bound = 1 / math.sqrt(in_f)
+    assert custom.weight.abs().max() <= bound
+    if bias:
+        assert torch.equal(custom.bias, reference.bias)
+        assert custom.bias.abs().max() <= bound
+    else:
+        assert custom.bias is None
+    assert {n for n, _ in custom.named_parameters()} == {n for n, _ in reference.named_parameters()}
+
+
+def test_linear_init_distribution_bounds():
+    torch.manual_seed(0)
+    layer = CustomLinear(400, 300)
+    bound = 1 / math.sqrt(400)
+    w = layer.weight.detach()
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound  # uniform fills the interval
+    assert abs(float(w.mean())) < 0.05 * bound
+    assert float(w.std()) == pytest.approx(bound / math.sqrt(3), rel=0.05)  # std of U(-b, b)
+
+
+# --------------------------------------------------------------------------- CustomConv2D
+
+
+CONV_CONFIGS = [
+    # (n, c_in, c_out, (h, w), kernel, stride, padding, bias)
+    (2, 3, 4, (8, 8), 3, 1, 0, True),
+    (2, 3, 4, (9, 7), (3, 2), (2, 1), (1, 0), True),  # rectangular kernel, pair stride/padding
+    (1, 2, 5, (10, 6), 5, 2, 2, False),
+    (3, 4, 2, (5, 7), 1, 1, 0, True),  # 1x1 kernel
+    (2, 2, 3, (5, 7), (5, 7), 1, 0, True),  # kernel == input
+    (2, 2, 3, (9, 8), 2, 4, 0, True),  # stride > kernel
+    (2, 1, 32, (28, 28), 5, 1, 0, True),  # SimpleCNN conv1
+    (2, 32, 64, (12, 12), 5, 1, 0, True),  # SimpleCNN conv2
+]
+
+
+@pytest.mark.parametrize("n, c_in, c_out, hw, kernel, stride, padding, bias", CONV_CONFIGS)
+def test_conv_matches_torch(n, c_in, c_out, hw, kernel, stride, padding, bias):
+    torch.manual_seed(2)
+    reference = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=torch.float64)
+    custom = CustomConv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias).double()
+    _copy_params(custom, reference)
+    _assert_same_as_reference(custom, reference, torch.randn(n, c_in, *hw, dtype=torch.float64))
+
+
+def test_conv_unbatched_input():
+    torch.manual_seed(3)
+    reference = nn.Conv2d(3, 2, 3, padding=1, dtype=torch.float64)
+    custom = CustomConv2D(3, 2, 3, padding=1).double()
+    _copy_params(custom, reference)
+    _assert_same_as_reference(custom, reference, torch.randn(3, 6, 5, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("h, w, k, s, p", [(28, 28, 5, 1, 0), (12, 12, 5, 1, 0), (11, 9, 3, 2, 1), (7, 10, 4, 3, 2)])
+def test_conv_output_size_formula(h, w, k, s, p):
+    out = CustomConv2D(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, h, w))
+    assert out.shape[-2:] == ((h - k + 2 * p) // s + 1, (w - k + 2 * p) // s + 1)
+
+
+@pytest.mark.parametrize("c_in, c_out, kernel", [(1, 32, 5), (32, 64, 5), (3, 4, (3, 2))])
+def test_conv_init_matches_torch(c_in, c_out, kernel):
+    torch.manual_seed(7)
+    reference = nn.Conv2d(c_in, c_out, kernel)
+    torch.manual_seed(7)
+    custom = CustomConv2D(c_in, c_out, kernel)
+    assert custom.weight.shape == reference.weight.shape
+    assert custom.bias.shape == reference.bias.shape == (c_out,)
+    assert torch.equal(custom.weight, reference.weight) and torch.equal(custom.bias, reference.bias)
+    fan_in = reference.weight[0].numel()
+    assert custom.weight.abs().max() <= 1 / math.sqrt(fan_in)
+    assert custom.bias.abs().max() <= 1 / math.sqrt(fan_in)
+    assert CustomConv2D(c_in, c_out, kernel, bias=False).bias is None
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 0}, {"kernel_size": 3, "stride": 0}, {"kernel_size": 3, "padding": -1}])
+def test_conv_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        CustomConv2D(1, 1, **kwargs)
+
+
+def _peak_allocated_bytes(fn) -> tuple[int, int]:
+    """(peak, retained) bytes allocated by ``fn`` on the CPU, from the profiler's memory events."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    try:
+        raw = prof.profiler.kineto_results.events()
+        events = sorted((e.start_ns(), e.nbytes()) for e in raw if e.name() == "[memory]")
+    except AttributeError:  # a torch without these internals
+        pytest.skip("this torch's profiler does not expose per-allocation memory events")
+    current = peak = 0
+    for _, nbytes in events:
+        current += nbytes
+        peak = max(peak, current)
+    if not events:
+        pytest.skip("the profiler recorded no CPU memory events")
+    return peak, current
+
+
+def test_conv_forward_peak_memory_is_one_unfolded_matrix():
+    """SimpleCNN conv2 (batch 64): the forward allocates the unfolded input once, no copy of it."""
+    n, c, o, k, hw = 64, 32, 64, 5, 12
+    layer = CustomConv2D(c, o, k)
+    x = torch.randn(n, c, hw, hw, requires_grad=True)
+    layer(x)  # warm-up
+    out_hw = hw - k + 1
+    unfolded = n * c * k * k * out_hw * out_hw * 4  # float32 bytes, 13.1 MB
+    output = n * o * out_hw * out_hw * 4  # 1 MB
+    kept = []
+    peak, retained = _peak_allocated_bytes(lambda: kept.append(layer(x)))
+    # unfolded matrix + output (+ the output with bias added), and nothing of the unfolded size again
+    assert peak <= unfolded + 3 * output, (peak, unfolded)
+    assert retained <= unfolded + 2 * output, (retained, unfolded)
+
+
+# --------------------------------------------------------------------------- CustomMaxPool2D
+
+
+POOL_CONFIGS = [
+    # (n, c, (h, w), kernel, stride, padding)
+    (2, 3, (8, 8), 2, None, 0),  # SimpleCNN's: fast path
+    (2, 3, (7, 9), 2, None, 0),  # fast path, last row/column dropped
+    (2, 2, (9, 12), (3, 4), None, 0),  # fast path, rectangular
+    (2, 3, (8, 8), 3, 2, 1),  # overlapping windows, padding
+    (2, 2, (7, 6), (3, 2), (1, 2), (1, 1)),
+    (2, 2, (5, 7), (5, 7), None, 0),  # kernel == input
+    (2, 2, (5, 7), 1, None, 0),  # 1x1 kernel
+    (2, 2, (6, 6), 2, 1, 0),  # stride 1
+]
+
+
+@pytest.mark.parametrize("n, c, hw, kernel, stride, padding", POOL_CONFIGS)
+@pytest.mark.parametrize("kind", ["normal", "relu"])
+def test_maxpool_matches_torch(n, c, hw, kernel, stride, padding, kind):
+    torch.manual_seed(4)
+    x = torch.randn(n, c, *hw, dtype=torch.float64)
+    if kind == "relu":
+        x = x.clamp(min=0)
+    _assert_same_as_reference(
+        CustomMaxPool2D(kernel, stride, padding), nn.MaxPool2d(kernel, stride, padding), x, exact_support=True
+    )
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(2, None, 0), (3, 2, 1), ((2, 3), 1, 0), (3, None, 0)])
+@pytest.mark.parametrize("values", ["zeros", "integers"])
+def test_maxpool_tie_gradient_matches_torch(kernel, stride, padding, values):
+    """Ties: torch sends each window's gradient to ONE position (the first maximum), not split."""
+    gen = torch.Generator().manual_seed(5)
+    shape = (2, 3, 9, 9)
+    x = torch.zeros(shape) if values == "zeros" else torch.randint(0, 2, shape, generator=gen).float()
+    reference, custom = nn.MaxPool2d(kernel, stride, padding), CustomMaxPool2D(kernel, stride, padding)
+    upstream = torch.rand(reference(x).shape, generator=gen) + 0.5
+    _, g_ref, _ = _forward_backward(reference, x, upstream)
+    _, g_cus, _ = _forward_backward(custom, x, upstream)
+    assert torch.equal(g_cus != 0, g_ref != 0)
+    torch.testing.assert_close(g_cus, g_ref)
+    if stride is None and padding == 0:  # non-overlapping windows: each gradient value lands as is
+        assert torch.equal(g_cus, g_ref)
+
+
+def test_maxpool_padding_never_wins():
+    x = -torch.rand(2, 3, 6, 6, dtype=torch.float64) - 1.0  # all in [-2, -1): zero padding would win
+    custom, reference = CustomMaxPool2D(3, 2, 1), nn.MaxPool2d(3, 2, 1)
+    out = custom(x)
+    assert bool((out < -1 + 1e-12).all()), "a padded position won the max"
+    _assert_same_as_reference(custom, reference, x, exact_support=True)
+
+
+@pytest.mark.parametrize("kwargs", [{"kernel_size": 2, "padding": 2}, {"kernel_size": 0}, {"kernel_size": 2, "stride": 0}])
+def test_maxpool_rejects_bad_arguments(kwargs):
+    with pytest.raises(ValueError):
+        CustomMaxPool2D(**kwargs)
+
+
+def test_maxpool_default_stride_is_kernel():
+    assert CustomMaxPool2D(3).stride == (3, 3)
+    assert CustomMaxPool2D((2, 3)).stride == (2, 3)
+    assert CustomMaxPool2D(2)(torch.zeros(1, 1, 24, 24)).shape == (1, 1, 12, 12)
+
+
+# --------------------------------------------------------------------------- CustomCrossEntropyLoss
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("n, classes, scale", [(8, 10, 1.0), (1, 2, 3.0), (64, 10, 10.0), (5, 3, 0.01)])
+def test_cross_entropy_matches_torch(reduction, n, classes, scale):
+    gen = torch.Generator().manual_seed(6)
+    logits = torch.randn(n, classes, generator=gen, dtype=torch.float64) * scale
+    target = torch.randint(0, classes, (n,), generator=gen)
+    losses, grads = [], []
+    for module in (CustomCrossEntropyLoss(reduction), nn.CrossEntropyLoss(reduction=reduction)):
+        x = logits.clone().requires_grad_(True)
+        loss = module(x, target)
+        (loss * torch.arange(1, loss.numel() + 1, dtype=loss.dtype).view(loss.shape)).sum().backward()
+        losses.append(loss.detach())
+        grads.append(x.grad)
+    assert losses[0].shape == losses[1].shape
+    torch.testing.assert_close(losses[0], losses[1], **F64)
+    torch.testing.assert_close(grads[0], grads[1], **F64)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_stable_at_1e4_logits(dtype, reduction):
+    gen = torch.Generator().manual_seed(8)
+    logits = torch.randn(16, 10, generator=gen, dtype=dtype) * 1e4
+    logits[:, 0], logits[:, 1] = 1e4, -1e4
+    target = torch.randint(0, 10, (16,), generator=gen)
+    x_cus, x_ref = logits.clone().requires_grad_(True), logits.clone().requires_grad_(True)
+    loss_cus = CustomCrossEntropyLoss(reduction)(x_cus, target)
+    loss_ref = nn.CrossEntropyLoss(reduction=reduction)(x_ref, target)
+    loss_cus.sum().backward()
+    loss_ref.sum().backward()
+    assert torch.isfinite(loss_cus).all() and torch.isfinite(x_cus.grad).all()
+    tol = {"rtol": 1e-5, "atol": 1e-3} if dtype == torch.float32 else F64
+    torch.testing.assert_close(loss_cus.detach(), loss_ref.detach(), **tol)
+    torch.testing.assert_close(x_cus.grad, x_ref.grad, **tol)
+
+
+def test_cross_entropy_perfect_and_hopeless_predictions():
+    logits = torch.tensor([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], dtype=torch.float64)
+    losses = CustomCrossEntropyLoss("none")(logits, torch.tensor([0, 0]))
+    assert losses[0] == 0.0  # exp underflows to 0 cleanly, log(1) = 0
+    assert losses[1] == pytest.approx(2e4)  # no inf: the shift keeps it finite
+
+
+@pytest.mark.parametrize("bad", ["average", "MEAN", "", None])
+def test_cross_entropy_bad_reduction(bad):
+    with pytest.raises(ValueError) as info:
+        CustomCrossEntropyLoss(reduction=bad)
+    for allowed in ("mean", "sum", "none"):
+        assert allowed in str(info.value)
+
+
+def test_cross_entropy_rejects_bad_targets():
+    loss = CustomCrossEntropyLoss()
+    with pytest.raises(ValueError):
+        loss(torch.zeros(3, 4), torch.tensor([0, 1, 4]))  # class 4 of 4
+    with pytest.raises(ValueError):
+        loss(torch.zeros(3, 4), torch.zeros(3))  # float targets
+
+
+# --------------------------------------------------------------------------- allowed operations
+
+
+ALLOWED_FUNCTIONAL = {"unfold"}
+ALLOWED_NN_IN_LAYERS = {"Module", "Parameter", "init"}  # torch.nn attributes the layer classes may use
+# Names that are high-level neural-network operations wherever they come from
+# (torch.X, tensor.X(), torch.nn.functional.X); backdoors into ATen are forbidden too.
+FORBIDDEN_ATTRIBUTES = {
+    "logsumexp", "log_softmax", "softmax", "cross_entropy", "nll_loss", "conv2d", "conv1d", "conv3d",
+    "convolution", "_convolution", "conv_transpose2d", "max_pool2d", "max_pool2d_with_indices", "max_pool1d",
+    "adaptive_max_pool2d", "avg_pool2d", "linear", "bilinear", "addmm", "baddbmm", "addbmm", "fold",
+    "_C", "ops", "_refs", "_decomp", "_prims",
+}
+FORBIDDEN_NN_CLASSES = {"Linear", "Conv2d", "MaxPool2d", "CrossEntropyLoss", "NLLLoss", "LogSoftmax", "Softmax"}
+
+
+def _dotted(node: ast.AST) -> str | None:
+    """``torch.nn.functional.unfold`` for an Attribute/Name chain, else None."""
+    parts = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if isinstance(node, ast.Name):
+        parts.append(node.id)
+        return ".".join(reversed(parts))
+    return None
+
+
+def forbidden_uses(source: str) -> list[str]:
+    """Every use of a disallowed torch API in ``source`` (the layers module), as messages."""
+    tree = ast.parse(source)
+    aliases: dict[str, str] = {}  # local name -> canonical dotted module path
+    problems: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                if a.asname:  # import torch.nn.functional as F  ->  F = torch.nn.functional
+                    aliases[a.asname] = a.name
+                else:  # import torch.nn  ->  binds the top-level name torch
+                    top = a.name.split(".")[0]
+                    aliases[top] = top
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                aliases[a.asname or a.name] = full
+                if node.module == "torch.nn.functional" and a.name not in ALLOWED_FUNCTIONAL:
+                    problems.append(f"line {node.lineno}: imports torch.nn.functional.{a.name}")
+                if node.module in ("torch", "torch.nn") and a.name in FORBIDDEN_ATTRIBUTES | FORBIDDEN_NN_CLASSES:
+                    problems.append(f"line {node.lineno}: imports {full}")
+
+    def canonical(node: ast.AST) -> str | None:
+        dotted = _dotted(node)
+        if dotted is None:
+            return None
+        head, _, rest = dotted.partition(".")
+        if head in aliases:
+            return aliases[head] + ("." + rest if rest else "")
+        return dotted
+
+    # Attribute chains anywhere in the module.
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute):
+            if node.attr in FORBIDDEN_ATTRIBUTES:
+                problems.append(f"line {node.lineno}: uses .{node.attr}")
+            name = canonical(node)
+            if name and name.startswith("torch.nn.functional."):
+                func = name.split(".")[3]
+                if func not in ALLOWED_FUNCTIONAL:
+                    problems.append(f"line {node.lineno}: uses {name}")
+    # Inside the layer classes: torch.nn only as Module / Parameter / init (init only in reset_parameters).
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef)):
+        for func in (n for n in ast.walk(cls) if isinstance(n, ast.FunctionDef)):
+            for node in ast.walk(func):
+                if not isinstance(node, (ast.Attribute, ast.Name)):
+                    continue
+                name = canonical(node)
+                if not name or not name.startswith("torch.nn."):
+                    continue
+                member = name.split(".")[2]
+                if member == "functional":
+                    continue  # checked above (unfold only)
+                if member in FORBIDDEN_NN_CLASSES or member not in ALLOWED_NN_IN_LAYERS:
+                    problems.append(f"line {node.lineno}: {cls.name}.{func.name} uses {name}")
+                elif member == "init" and func.name != "reset_parameters":
+                    problems.append(f"line {node.lineno}: torch.nn.init used outside reset_parameters ({func.name})")
+    return sorted(set(problems))
+
+
+def test_layers_use_only_allowed_operations():
+    assert forbidden_uses(LAYERS_SOURCE.read_text(encoding="utf-8")) == []
+
+
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "import torch.nn.functional as F\nclass A:\n    def forward(self, x, w):\n        return F.conv2d(x, w)\n",
+        "from torch.nn import functional as F\nclass A:\n    def forward(self, x):\n        return F.max_pool2d(x, 2)\n",
+        "import torch\nclass A:\n    def forward(self, x):\n        return torch.logsumexp(x, 1)\n",
+        "import torch\nclass A:\n    def forward(self, x):\n        return torch.nn.functional.cross_entropy(x, x)\n",
+        "class A:\n    def forward(self, x):\n        return x.log_softmax(1)\n",
+        "from torch import nn\nclass A:\n    def __init__(self):\n        self.fc = nn.Linear(3, 4)\n",
+        "from torch import nn\nclass A:\n    def forward(self, x):\n        return nn.CrossEntropyLoss()(x, x)\n",
+        "from torch.nn.functional import linear\n",
+        "from torch.nn import init\nclass A:\n    def forward(self, x):\n        init.zeros_(x)\n",
+        "import torch\nclass A:\n    def forward(self, x):\n        return torch.ops.aten.convolution(x)\n",
+    ],
+)
+def test_forbidden_use_checker_catches(snippet):
+    assert forbidden_uses(snippet), snippet
+
+
+def test_forbidden_use_checker_allows_unfold_and_basics():
+    snippet = (
+        "import torch\nfrom torch import nn\nfrom torch.nn import functional as F\nfrom torch.nn import init\n"
+        "class A(nn.Module):\n"
+        "    def __init__(self):\n        super().__init__()\n        self.w = nn.Parameter(torch.empty(3))\n"
+        "    def reset_parameters(self):\n        init.uniform_(self.w)\n"
+        "    def forward(self, x):\n"
+        "        c = F.unfold(x, 3)\n        return torch.einsum('ij,jk->ik', c, c).max(dim=1).values.exp().log()\n"
+    )
+    assert forbidden_uses(snippet) == []
+
+
+# --------------------------------------------------------------------------- integration
+
+
+def test_simple_cnn_custom_equals_torch():
+    """SimpleCNN built from the custom layers computes what the torch.nn version computes."""
+    from pipeline.models import create_model
+
+    torch.manual_seed(9)
+    reference = create_model("simple_cnn", layers="torch").double().eval()
+    custom = create_model("simple_cnn", layers="custom").double().eval()
+    custom.load_state_dict(reference.state_dict())
+    x = torch.randn(4, 1, 28, 28, dtype=torch.float64)
+    target = torch.tensor([0, 3, 9, 1])
+    out_ref, out_cus = reference(x), custom(x)
+    torch.testing.assert_close(out_cus, out_ref, **F64)
+    nn.CrossEntropyLoss()(out_ref, target).backward()
+    CustomCrossEntropyLoss()(out_cus, target).backward()
+    grads_ref = dict(reference.named_parameters())
+    for name, p in custom.named_parameters():
+        torch.testing.assert_close(p.grad, grads_ref[name].grad, **F64, msg=name)
+
+
+def test_autograder_full_score():
+    results = autograder.run_questions(["all"])
+    assert results["total"] == results["max_total"] == 80, autograder.format_table(results)
+    for q in ("q1", "q2", "q3", "q4"):
+        assert results[q]["score"] == results[q]["max"] == 20
+        assert results[q]["passed"] == results[q]["total"] >= 40
+        assert results[q]["failures"] == []
+
+
+def test_autograder_single_question_and_unknown_name():
+    results = autograder.run_questions(["q3"])
+    assert set(results) == {"q3", "total", "max_total"}
+    assert results["max_total"] == 20
+    with pytest.raises(ValueError, match="allowed"):
+        autograder.run_questions(["q9"])
+
+
+def test_autograder_score_comes_from_the_checks(monkeypatch):
+    """A max-pool whose gradient splits ties (amax) must lose points on q3 - and only there."""
+
+    class SplitTies(CustomMaxPool2D):
+        def forward(self, x):
+            (kh, kw), (sh, sw) = self.kernel_size, self.stride
+            windows = x.unfold(2, kh, sh).unfold(3, kw, sw)  # (N, C, Ho, Wo, kh, kw) view
+            if self.padding != (0, 0):
+                return super().forward(x)
+            return windows.amax(dim=(-2, -1))
+
+    monkeypatch.setattr(layers, "CustomMaxPool2D", SplitTies)
+    results = autograder.run_questions(["q3", "q4"])
+    assert 0 < results["q3"]["passed"] < results["q3"]["total"]
+    assert results["q3"]["score"] < 20 and results["q3"]["failures"]
+    assert results["q4"]["score"] == 20
+    assert results["total"] == results["q3"]["score"] + 20
+
+
+def test_autograder_cli_exit_code(capsys):
+    assert autograder.main(["-q", "q1"]) == 0
+    assert "q1" in capsys.readouterr().out
+
+
+def test_autograde_stage_writes_metrics(tmp_path):
+    from pipeline.stages import autograde
+
+    out = tmp_path / "reports" / "autograder.json"
+    assert autograde.main(["--out", str(out)]) == 0
+    data = json.loads(out.read_text())
+    assert data["total"] == 80 and data["max_total"] == 80
+    for q in ("q1", "q2", "q3", "q4"):
+        assert set(data[q]) == {"score", "max", "passed", "total"}
+        assert data[q]["score"] == 20
