@@ -18,18 +18,22 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import json
+import sys
 import time
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader
 from torchvision import datasets, transforms
 
-from pipeline.config import load_variant
-from pipeline.datasets import Normalizer, channel_stats
-from pipeline.engine import InputPipeline, evaluate, make_loss, make_optimizer, train_one_epoch
-from pipeline.models import create_model
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
+
+from pipeline.config import load_variant  # noqa: E402
+from pipeline.datasets import Normalizer, channel_stats  # noqa: E402
+from pipeline.engine import InputPipeline, evaluate, make_loss, make_optimizer, train_one_epoch  # noqa: E402
+from pipeline.io import write_json  # noqa: E402
+from pipeline.models import create_model  # noqa: E402
 
 
 def seed_style_epoch(model, root: str, mean: float, std: float, batch_size: int, lr: float, workers: int, seed: int) -> float:
@@ -106,8 +110,8 @@ def main() -> None:
           f"({engine['speedup_vs_seed_style']:.2f}x); same test accuracy within 0.3 points: "
           f"{'PASS' if ok_acc else 'MISS'} ({100 * (engine['test_accuracy'] - base['test_accuracy']):+.2f} points)")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as handle:
-            json.dump({"workers": args.workers, "results": results}, handle, indent=2)
+        write_json(args.json, {"batch_size": cfg.batch_size, "threads": torch.get_num_threads(),
+                               "workers": args.workers, "results": results})
 
 
 if __name__ == "__main__":

@@ -270,6 +270,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         "epochs": cfg.epochs,
         "checkpoint_epoch": best_epoch,
         "parameters": count_parameters(model),
+        "train_examples": len(splits.train.labels),
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(train_images / train_seconds, 1),
     }
