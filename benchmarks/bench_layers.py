@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_layers.py            # full: 60,000-image epoch
     .venv/bin/python benchmarks/bench_layers.py --quick    # 6,400-image epoch, fewer repeats
-    .venv/bin/python benchmarks/bench_layers.py --json reports/bench_layers.json
+    .venv/bin/python benchmarks/bench_layers.py --json reports/benchmarks/layers.json   # the DVC stage
 
 Measures forward + backward (median of ``--repeats`` timed runs after ``--warmup``
 untimed ones; custom and torch runs alternate so that background load hits both alike)
@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import ctypes
 import ctypes.util
-import json
 import os
 import platform
 import resource
@@ -54,6 +53,7 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from pipeline import layers  # noqa: E402
+from pipeline.io import write_json  # noqa: E402
 from pipeline.models import create_model  # noqa: E402
 
 BATCH = 64
@@ -73,6 +73,16 @@ def tune_malloc() -> bool:
         return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
     except (OSError, AttributeError):  # not glibc
         return False
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def minor_faults() -> int:
@@ -199,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     load_before = os.getloadavg()
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {platform.processor() or platform.machine()}; "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, {cpu_name()} ({os.cpu_count()} CPUs); "
         f"malloc {'tuned (--tune-malloc)' if malloc_tuned else 'defaults'}; "
         f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}"
     )
@@ -243,16 +253,13 @@ def main(argv: list[str] | None = None) -> int:
     passed = sum(r["pass"] for r in rows)
     print(f"{passed}/{len(rows)} within target")
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
         payload = {
-            "torch": torch.__version__, "threads": torch.get_num_threads(), "malloc_tuned": malloc_tuned,
+            "torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_name(), "malloc_tuned": malloc_tuned,
             "images": n_images, "repeats": repeats,
             "warmup": args.warmup, "seed": args.seed, "load_average_before": load_before,
             "load_average_after": load_after, "results": rows,
         }
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, args.json)
+        write_json(args.json, payload)
         print(f"wrote {args.json}")
     return 0
 

@@ -186,13 +186,16 @@ class CustomConv2D(nn.Module):
         # gives the same (N, C*kh*kw, L) memory layout as unfolding (N, C, H, W) (rows
         # ordered (c, i, j) like the weight, L = Hout*Wout), but one parallel loop instead
         # of one per sample - as fast on an idle machine, and far more robust on a loaded
-        # one, where each small OpenMP region can stall (1 -> 32 channels: 50 vs 550 ms).
+        # one, where every small OpenMP region can stall (SimpleCNN's conv1 under load,
+        # median forward+backward: ~50 ms folded against ~550 ms unfolded per sample).
         cols = F.unfold(x.reshape(1, n * c, h, w), (kh, kw), padding=(ph, pw), stride=(sh, sw))
         cols = cols.view(n, k, h_out * w_out)
         # (N, O, K) @ (N, K, L): the weight is expanded (a stride-0 view, no copy) so the
         # product is one batched GEMM on the unfolded matrix exactly as unfold laid it out.
-        # Its result (N, O, L) already is the NCHW output; autograd's backward is again a
-        # batched GEMM (no transposed copy of `cols`) followed by unfold's own col2im.
+        # Its result (N, O, L) already is the NCHW output. Autograd's backward: two batched
+        # GEMMs reading `cols` in place (a transposed view, no copy) - the input side feeds
+        # unfold's own col2im, the weight side gives per-sample (N, O, K) gradients that
+        # expand's backward sums over the batch.
         out = self.weight.reshape(self.out_channels, k).expand(n, self.out_channels, k) @ cols
         if self.bias is not None:
             # In place: the product's backward needs its inputs, not its output, so autograd
