@@ -1,0 +1,22 @@
+"""Stage entry points fail before any work, with one line naming the bad key."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_train(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pipeline.stages.train", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+
+
+def test_unknown_variant_exits_1_with_the_allowed_names(tmp_path):
+    done = run_train("no_such_variant", "--models-dir", str(tmp_path / "m"), "--reports-dir", str(tmp_path / "r"))
+    assert done.returncode == 1
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: variants.no_such_variant: unknown variant; allowed: ")
+    assert "prac5" in last and "cse849" in last
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()  # nothing written
