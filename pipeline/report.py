@@ -110,6 +110,11 @@ def seconds(s: float) -> str:
     return f"{s:,.1f} s" + (f" ({s / 60:.1f} min)" if s >= 120 else "")
 
 
+def duration(s: float) -> str:
+    """Sub-second timings in milliseconds, longer ones as :func:`seconds`."""
+    return f"{s * 1000:.2f} ms" if s < 1 else seconds(s)
+
+
 def by_name(key: str, value: Any) -> str:
     """Format a scalar read from an unknown metrics file, guided by its key's name."""
     k = key.lower()
@@ -880,11 +885,11 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
     if layers is None:
         doc.missing("benchmarks/layers.json", "layer benchmark")
     else:
-        results = layers.get("results", layers)
-        if isinstance(results, Mapping) and results and all(isinstance(v, Mapping) for v in results.values()):
-            generic_results_table(doc, results)
-        elif not scalar_table(doc, results):
-            doc.para("(structure not recognised; see the file)")
+        # bench_layers.py writes one row per measurement: name, custom_s, torch_s, ratio, target, pass
+        rows = [[r["name"], duration(r["custom_s"]), duration(r["torch_s"]), f"{r['ratio']:.2f}x",
+                 f"<= {r['target']:g}x", "met" if r["pass"] else "**missed**"]
+                for r in layers.get("results", [])]
+        doc.table(["forward + backward (batch 64, float32)", "custom", "torch.nn", "custom / torch", "target", ""], rows)
         extra = {k: v for k, v in layers.items() if k != "results" and not isinstance(v, (Mapping, list))}
         doc.para("From [`benchmarks/layers.json`](benchmarks/layers.json) (`benchmarks/bench_layers.py`)"
                  + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "") + ".")

@@ -95,6 +95,10 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     write_json(reports / "benchmarks" / "loader.json", {"workers": 0, "results": {
         "seed_style": {"seconds": 61.25, "test_accuracy": 0.9512, "speedup_vs_seed_style": 1.0},
         "engine_float32": {"seconds": 12.5, "test_accuracy": 0.9518, "speedup_vs_seed_style": 4.9}}})
+    write_json(reports / "benchmarks" / "layers.json", {"threads": 2, "results": [  # bench_layers.py's layout
+        {"kind": "conv", "name": "conv 32->64 5x5, 12x12", "custom_s": 0.02767, "torch_s": 0.01232, "ratio": 2.2459, "target": 2.0, "pass": False},
+        {"kind": "epoch", "name": "SimpleCNN epoch", "custom_s": 46.78, "torch_s": 28.26, "ratio": 1.655, "target": 1.5, "pass": False},
+        {"kind": "pool", "name": "max-pool 2x2", "custom_s": 0.00117, "torch_s": 0.00090, "ratio": 1.30, "target": 3.0, "pass": True}]})
     if timing:
         write_json(reports / "timing.json", {"dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2})
     return root
@@ -141,6 +145,13 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     assert "`simple_cnn` (layers=custom" in md and "patch shuffle p=1.0" in md
 
 
+def test_layer_benchmark_table(fake_repo):
+    md = build_report(fake_repo).markdown
+    assert cells(md, "conv 32->64 5x5, 12x12")[1:] == ["27.67 ms", "12.32 ms", "2.25x", "<= 2x", "**missed**"]
+    assert cells(md, "SimpleCNN epoch")[1:] == ["46.8 s", "28.3 s", "1.66x", "<= 1.5x", "**missed**"]
+    assert cells(md, "max-pool 2x2")[1:] == ["1.17 ms", "0.90 ms", "1.30x", "<= 3x", "met"]
+
+
 def test_differences_against_the_seed(fake_repo):
     md = build_report(fake_repo).markdown
     # variant | quantity | this pipeline | seed reported | difference | source
@@ -176,6 +187,7 @@ def test_seed_numbers_match_the_seed_files():
 
 
 def test_missing_inputs_say_not_produced_yet(fake_repo):
+    (fake_repo / "reports" / "benchmarks" / "layers.json").unlink()
     md = build_report(fake_repo).markdown
     # a train output declared by dvc.yaml: the stage is named from it
     assert "results of `prac5`: not produced yet (run `dvc repro train@prac5`)" in md
