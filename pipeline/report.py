@@ -30,7 +30,7 @@ from typing import Any, Iterable, Mapping
 
 import yaml
 
-from pipeline.config import ConfigError, VariantConfig, build
+from pipeline.config import VariantConfig, build, load_params
 from pipeline.io import write_text
 
 SEED_RESULTS = Path("references/seed_results.yaml")
@@ -151,11 +151,11 @@ class Inputs:
 
     def __init__(self, root: str | Path = ".") -> None:
         self.root = Path(root)
-        self.params = _load_yaml(self.root / "params.yaml")
+        self.params = load_params(self.root / "params.yaml")
         seeds = self.root / SEED_RESULTS
         if not seeds.exists():
             raise FileNotFoundError(f"{seeds}: not found (the seeds' reported numbers)")
-        self.seeds: dict[str, Any] = _load_yaml(seeds)
+        self.seeds: dict[str, Any] = load_params(seeds)
         self.stages = stage_outputs(self.root / "dvc.yaml", self.params)
 
     # ---- files under reports/
@@ -219,18 +219,6 @@ class Inputs:
         if raw is None:
             return None
         return build(VariantConfig, raw, f"variants.{name}", name=name)
-
-
-def _load_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: not found (run from the repository root)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level")
-    return data
 
 
 _INTERP = re.compile(r"\$\{([^}]+)\}")

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
-from pipeline.config import ConfigError, load_params
+from pipeline.cli import run_stage
+from pipeline.config import load_params
 from pipeline.data.convert import CompositeSpec, convert_composite
-from pipeline.data.errors import DataError
 
 log = logging.getLogger("pipeline.stages.convert_composite")
 
@@ -28,18 +27,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    try:
-        spec = CompositeSpec.from_params(load_params(args.params))
-        summary = convert_composite(args.raw, args.out, spec)
-    except (DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    spec = CompositeSpec.from_params(load_params(args.params))
+    summary = convert_composite(args.raw, args.out, spec)
     counts = {split: s["count"] for split, s in summary["splits"].items()}
     log.info("wrote %s (%s) in %.1f s", args.out, counts, time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_stage(lambda: run(args))
 
 
 if __name__ == "__main__":

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
 from pipeline.data.convert import convert_mnist
-from pipeline.data.errors import DataError
+from pipeline.cli import run_stage
 
 log = logging.getLogger("pipeline.stages.convert_mnist")
 
@@ -26,16 +25,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def run(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    counts = convert_mnist(args.raw, args.csv_out, args.npz_out)
+    log.info("wrote %s and %s (%s) in %.1f s", args.csv_out, args.npz_out, counts, time.perf_counter() - start)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    start = time.perf_counter()
-    try:
-        counts = convert_mnist(args.raw, args.csv_out, args.npz_out)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    log.info("wrote %s and %s (%s) in %.1f s", args.csv_out, args.npz_out, counts, time.perf_counter() - start)
+    run_stage(lambda: run(args))
 
 
 if __name__ == "__main__":

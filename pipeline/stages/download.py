@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
-from pipeline.data.errors import DataError
+from pipeline.cli import run_stage
 from pipeline.data.sources import MIRROR_ENV, download, mirror_from_env
 from pipeline.io import write_json
 
@@ -31,16 +30,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        record = download(args.raw, mirror_from_env())
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+def run(args: argparse.Namespace) -> None:
+    record = download(args.raw, mirror_from_env())
     write_json(args.provenance, record)
     log.info("wrote %s and %s", args.raw, args.provenance)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_stage(lambda: run(args))
 
 
 if __name__ == "__main__":

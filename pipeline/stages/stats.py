@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import time
 
+from pipeline.cli import run_stage
 from pipeline.config import ConfigError, load_params, section
-from pipeline.data.errors import DataError
 from pipeline.data.stats import run_stats
 
 log = logging.getLogger("pipeline.stages.stats")
@@ -31,24 +30,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+def run(args: argparse.Namespace) -> None:
     start = time.perf_counter()
-    try:
-        seed = section(load_params(args.params), "stats.seed")
-        if isinstance(seed, bool) or not isinstance(seed, int):
-            raise ConfigError(f"stats.seed: expected an integer, got {seed!r}")
-        stats = run_stats(args.mnist_csv, args.composite, args.out, seed)
-    except (DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(1)
+    seed = section(load_params(args.params), "stats.seed")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ConfigError(f"stats.seed: expected an integer, got {seed!r}")
+    stats = run_stats(args.mnist_csv, args.composite, args.out, seed)
     mnist = stats["mnist"]["train"]
     log.info("MNIST train mean %.4f std %.4f", mnist["mean"], mnist["std"])
     for split, entry in stats["composite"].items():
         if "label_agreement" in entry:
             log.info("composite %s: label agreement %.3f", split, entry["label_agreement"])
     log.info("wrote %s in %.1f s", args.out, time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    run_stage(lambda: run(args))
 
 
 if __name__ == "__main__":
