@@ -5,7 +5,7 @@ Usage::
     python -m pipeline.autograder -q all        # every question (the default)
     python -m pipeline.autograder -q q2         # one question; -q may be repeated
 
-Each question checks one layer of :mod:`pipeline.layers` against its torch reference
+Each question checks one layer of :mod:`pipeline.models.simple_cnn.layers` against its torch reference
 with the *same* parameters copied in:
 
 ==  ==========================  =====================
@@ -43,7 +43,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from pipeline import layers
+from pipeline.models.simple_cnn import layers
 
 POINTS_PER_QUESTION = 20
 SEED = 20240303  # base seed; each question derives its own so it can run alone
@@ -223,8 +223,8 @@ def conv_cases(rng: random.Random) -> Iterator[Case]:
         padding = _int_or_pair(rng, 0, 2)
         (kh, kw), (ph, pw) = _pair(kernel), _pair(padding)
         hw = (rng.randint(max(1, kh - 2 * ph), 12), rng.randint(max(1, kw - 2 * pw), 12))
-        yield _conv_case(
-            rng.randint(1, 4), rng.randint(1, 4), rng.randint(1, 5), hw, kernel, stride, padding,
+        yield _conv_case(  # up to 8 input channels: both of CustomConv2D's unfold layouts occur
+            rng.randint(1, 4), rng.randint(1, 8), rng.randint(1, 5), hw, kernel, stride, padding,
             rng.random() < 0.8, rng.choice(DTYPES),
         )
     for dtype in DTYPES:  # edge cases

@@ -24,10 +24,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.config import VariantConfig
-from pipeline.datasets import Normalizer
+from pipeline.config import VariantConfig, build, validate_variant
 from pipeline.io import atomic_path
 from pipeline.models import create_model
+from pipeline.normalizer import Normalizer
 
 FORMAT_VERSION = 1
 
@@ -79,3 +79,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         classes=payload["classes"],
         params=payload["params"],
     )
+
+
+def variant_from_checkpoint(loaded: LoadedModel, where: str = "checkpoint") -> VariantConfig:
+    """The typed variant config stored in a checkpoint's ``params`` (what the model was trained with)."""
+    raw = dict(loaded.params)
+    name = raw.pop("name", loaded.variant)
+    variant = build(VariantConfig, raw, f"{where}: params", name=name)
+    validate_variant(variant, f"{where}: params")
+    return variant

@@ -27,7 +27,6 @@ class ConfigError(ValueError):
 
 DATA_FORMATS = ("mnist_csv", "mnist_torchvision", "mnist_npz", "image_folder")
 OPTIMIZERS = ("sgd", "adam", "adamw")
-LOSSES = ("cross_entropy", "nll", "custom_cross_entropy", "one_hot_cross_entropy")
 SCHEDULERS = ("none", "cosine")
 PRECISIONS = ("float32", "bfloat16")
 CHECKPOINT_SELECTION = ("last", "best_val_accuracy")
@@ -64,6 +63,8 @@ class DataConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     val_fraction: float = 0.0  # held out of train when the format has no validation split
     augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # Composite data: regions re-tested blanked by evaluate@<variant>, name -> [top, left, height, width].
+    occlusion: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -189,10 +190,19 @@ def _probability(value: float, key: str) -> None:
 
 
 def validate_variant(v: VariantConfig, key: str) -> None:
-    """Semantic checks beyond types: allowed names, positive sizes, consistent shapes."""
-    from pipeline.models import MODEL_REGISTRY  # local import: models need torch, config does not
+    """Semantic checks beyond types: allowed names, positive sizes, consistent shapes.
 
+    The model name, its arguments and the loss are checked by
+    :func:`pipeline.engine.check_model_and_loss` instead: they depend on the model
+    families, and configuration does not import model code (a stage that only reads
+    params must not depend on every model).
+    """
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
+    for name, box in v.data.occlusion.items():
+        ok = isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
+        if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
+            raise ConfigError(f"{key}.data.occlusion.{name}: expected [top, left, height, width] "
+                              f"(non-negative integers, positive size), got {box!r}")
     norm = v.data.normalize
     _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
     if norm.mode == "fixed":
@@ -210,8 +220,6 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     if aug.patch_shuffle > 0 and len(aug.patch_box) != 4:
         raise ConfigError(f"{key}.data.augment.patch_box: needs [top, left, height, width] when patch_shuffle > 0")
 
-    _choice(v.model.name, sorted(MODEL_REGISTRY), f"{key}.model.name")
-
     t = v.train
     _positive(t.epochs, f"{key}.train.epochs")
     _positive(t.batch_size, f"{key}.train.batch_size")
@@ -219,7 +227,6 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     _positive(t.log_every_steps, f"{key}.train.log_every_steps")
     _choice(t.optimizer.name, OPTIMIZERS, f"{key}.train.optimizer.name")
     _positive(t.optimizer.lr, f"{key}.train.optimizer.lr")
-    _choice(t.loss, LOSSES, f"{key}.train.loss")
     _choice(t.scheduler.name, SCHEDULERS, f"{key}.train.scheduler.name")
     _choice(t.precision, PRECISIONS, f"{key}.train.precision")
     _choice(t.checkpoint, CHECKPOINT_SELECTION, f"{key}.train.checkpoint")

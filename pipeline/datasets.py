@@ -15,7 +15,7 @@ from typing import Iterator
 
 import torch
 
-from pipeline.config import AugmentConfig, DataConfig, NormalizeConfig
+from pipeline.config import AugmentConfig, DataConfig
 from pipeline.data.readers import ImageSet, read_split
 
 
@@ -53,54 +53,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     return Splits(train=train, val=val, test=test)
 
 
-# --------------------------------------------------------------------------- normalization
-
-
-class Normalizer:
-    """``ToTensor`` + ``Normalize`` for a batch of uint8 images: ``(x / 255 - mean) / std``."""
-
-    def __init__(self, mean: list[float], std: list[float]) -> None:
-        self.mean = [float(m) for m in mean]
-        self.std = [float(s) for s in std]
-        self._mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        self._std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-
-    @classmethod
-    def from_config(cls, cfg: NormalizeConfig, train_images: torch.Tensor) -> "Normalizer":
-        channels = train_images.shape[1]
-        if cfg.mode == "none":
-            return cls([0.0] * channels, [1.0] * channels)
-        if cfg.mode == "train":
-            return cls(*channel_stats(train_images))
-        if len(cfg.mean) != channels:
-            raise ValueError(f"normalize.mean has {len(cfg.mean)} values but the images have {channels} channels")
-        return cls(cfg.mean, cfg.std)
-
-    def __call__(self, images_u8: torch.Tensor) -> torch.Tensor:
-        x = images_u8.to(torch.float32).div_(255.0)
-        return x.sub_(self._mean.to(x.device)).div_(self._std.to(x.device))
-
-    def state(self) -> dict[str, list[float]]:
-        return {"mean": self.mean, "std": self.std}
-
-
-def channel_stats(images_u8: torch.Tensor, chunk: int = 4096) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (unbiased) std of uint8 images scaled to [0, 1], in float64.
-
-    Matches the seed's ``train_data.data.double().mean() / 255`` and ``.std() / 255``.
-    Accumulates in chunks so a 45,000-image RGB split needs no float64 copy of itself.
-    """
-    channels = images_u8.shape[1]
-    total = torch.zeros(channels, dtype=torch.float64)
-    total_sq = torch.zeros(channels, dtype=torch.float64)
-    for start in range(0, images_u8.shape[0], chunk):
-        x = images_u8[start : start + chunk].to(torch.float64)
-        total += x.sum(dim=(0, 2, 3))
-        total_sq += (x * x).sum(dim=(0, 2, 3))
-    n = images_u8.shape[0] * images_u8.shape[2] * images_u8.shape[3]
-    mean = total / n
-    var = (total_sq - n * mean * mean) / (n - 1)
-    return (mean / 255.0).tolist(), (var.sqrt() / 255.0).tolist()
+# Normalization lives in pipeline.normalizer (no reader imports); re-exported here.
 
 
 # --------------------------------------------------------------------------- augmentation
@@ -132,12 +85,14 @@ class BatchAugment:
         c = self.cfg
         n = x.shape[0]
 
+        # Every random draw comes from the CPU generator (the same numbers on any device,
+        # so a run is reproducible) and is moved to the batch's device.
         def chance(p: float) -> torch.Tensor:
-            return torch.rand(n, generator=generator) < p
+            return (torch.rand(n, generator=generator) < p).to(x.device)
 
         if c.patch_shuffle:
             top, left, h, w = c.patch_box
-            donors = torch.randint(0, n, (n,), generator=generator)
+            donors = torch.randint(0, n, (n,), generator=generator).to(x.device)
             take = chance(c.patch_shuffle)
             region = x[:, :, top : top + h, left : left + w]
             swapped = region[donors]
@@ -148,7 +103,7 @@ class BatchAugment:
         if c.random_erasing:
             x = self._erase(x, chance(c.random_erasing), generator)
         if c.gaussian_noise_std:
-            x = x + c.gaussian_noise_std * torch.randn(x.shape, generator=generator)
+            x = x + c.gaussian_noise_std * torch.randn(x.shape, generator=generator).to(x.device)
         return x
 
     @staticmethod
@@ -169,8 +124,8 @@ class BatchAugment:
         cols = torch.arange(width).view(1, -1)
         in_rows = (rows >= top.view(-1, 1)) & (rows < (top + h).view(-1, 1))  # (n, H)
         in_cols = (cols >= left.view(-1, 1)) & (cols < (left + w).view(-1, 1))  # (n, W)
-        mask = in_rows[:, :, None] & in_cols[:, None, :] & which.view(-1, 1, 1)
-        return x.masked_fill(mask[:, None], 0.0)
+        mask = in_rows[:, :, None] & in_cols[:, None, :] & which.cpu().view(-1, 1, 1)
+        return x.masked_fill(mask[:, None].to(x.device), 0.0)
 
 
 # --------------------------------------------------------------------------- batching

@@ -23,9 +23,10 @@ from torch import nn
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from pipeline.config import OptimizerConfig, SchedulerConfig, TrainConfig, VariantConfig
-from pipeline.datasets import BatchAugment, Normalizer, Splits, batches, num_batches
-from pipeline.models import count_parameters, create_model
+from pipeline import models
+from pipeline.config import ConfigError, OptimizerConfig, SchedulerConfig, TrainConfig, VariantConfig
+from pipeline.datasets import BatchAugment, Splits, batches, num_batches
+from pipeline.normalizer import Normalizer
 
 log = logging.getLogger(__name__)
 
@@ -48,19 +49,46 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def make_loss(name: str, reduction: str = "mean") -> LossFn:
-    """The training criterion by name; ``reduction="sum"`` is used to average over a whole test set."""
-    if name == "cross_entropy":
-        return lambda out, y: F.cross_entropy(out, y, reduction=reduction)
-    if name == "nll":  # the model already ends in log-softmax (DS 5220)
-        return lambda out, y: F.nll_loss(out, y, reduction=reduction)
-    if name == "one_hot_cross_entropy":  # Practical 5 feeds one-hot probability targets
-        return lambda out, y: F.cross_entropy(out, F.one_hot(y, out.shape[1]).to(out.dtype), reduction=reduction)
-    if name == "custom_cross_entropy":  # HKU A3: the assignment's own, numerically stable loss
-        from pipeline.layers import CustomCrossEntropyLoss
+#: Criteria every variant can use; a model family may add its own (``LOSSES`` in its package).
+BUILTIN_LOSSES: dict[str, Callable[[str], LossFn]] = {
+    "cross_entropy": lambda reduction: lambda out, y: F.cross_entropy(out, y, reduction=reduction),
+    # the model already ends in log-softmax (DS 5220)
+    "nll": lambda reduction: lambda out, y: F.nll_loss(out, y, reduction=reduction),
+    # Practical 5 feeds one-hot probability targets
+    "one_hot_cross_entropy": lambda reduction: lambda out, y: F.cross_entropy(
+        out, F.one_hot(y, out.shape[1]).to(out.dtype), reduction=reduction),
+}
 
-        return CustomCrossEntropyLoss(reduction=reduction)
-    raise ValueError(f"unknown loss {name!r}")
+
+def available_losses(model_name: str) -> dict[str, Callable[..., LossFn]]:
+    """The built-in criteria plus those of the model's own assignment (HKU A3's cross-entropy)."""
+    return {**BUILTIN_LOSSES, **{name: (lambda reduction, f=factory: f(reduction=reduction))
+                                 for name, factory in models.family_losses(model_name).items()}}
+
+
+def make_loss(name: str, model_name: str, reduction: str = "mean") -> LossFn:
+    """The training criterion by name; ``reduction="sum"`` is used to average over a whole test set."""
+    losses = available_losses(model_name)
+    if name not in losses:
+        raise ValueError(f"unknown loss {name!r} for model {model_name!r}; allowed: {', '.join(sorted(losses))}")
+    return losses[name](reduction)
+
+
+def check_model_and_loss(variant: VariantConfig) -> None:
+    """The params checks that need the model families: name, arguments, loss.
+
+    Run before any data is read, so a typo fails at once and names its key.
+    """
+    key = f"variants.{variant.name}"
+    try:
+        models.check_args(variant.model.name, variant.model.args, f"{key}.model")
+    except ValueError as exc:
+        message = str(exc)
+        raise ConfigError(message if message.startswith(key) else f"{key}.model.name: {message}") from None
+    losses = available_losses(variant.model.name)
+    if variant.train.loss not in losses:
+        raise ConfigError(f"{key}.train.loss: unknown value {variant.train.loss!r} for model "
+                          f"{variant.model.name!r}; allowed: {', '.join(sorted(losses))}")
 
 
 def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
@@ -88,7 +116,12 @@ def autocast(device: torch.device, precision: str):
 
 
 class InputPipeline:
-    """uint8 batch -> normalized float batch on the device, augmented when training."""
+    """uint8 batch -> normalized float batch on the device, augmented when training.
+
+    The batch crosses to the device as uint8 (a quarter of float32's bytes) and is
+    converted, normalized and augmented there, so a GPU is fed efficiently; on the CPU
+    the transfer is a no-op and the arithmetic is the same.
+    """
 
     def __init__(self, normalizer: Normalizer, device: torch.device, channels_last: bool, augment: BatchAugment | None = None) -> None:
         self.normalizer = normalizer
@@ -97,10 +130,9 @@ class InputPipeline:
         self.augment = augment
 
     def __call__(self, images_u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = self.normalizer(images_u8)
+        x = self.normalizer(images_u8.to(self.device, non_blocking=True))
         if generator is not None and self.augment is not None and self.augment.active:
             x = self.augment(x, generator)
-        x = x.to(self.device, non_blocking=True)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -177,10 +209,10 @@ def predict_logits(model: nn.Module, images: torch.Tensor, prepare: InputPipelin
     return torch.cat(outputs) if outputs else torch.empty(0, 10)
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prepare: InputPipeline, loss_name: str, batch_size: int, precision: str) -> EvalResult:
-    """Mean loss (the training criterion, summed then divided by N) and accuracy."""
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prepare: InputPipeline, loss_fn: LossFn, batch_size: int, precision: str) -> EvalResult:
+    """Mean loss (``loss_fn``: the training criterion with ``reduction="sum"``, divided by N) and accuracy."""
     logits = predict_logits(model, images, prepare, batch_size, precision)
-    loss = make_loss(loss_name, reduction="sum")(logits, labels)
+    loss = loss_fn(logits, labels)
     accuracy = (logits.argmax(1) == labels).double().mean()
     return EvalResult(loss=float(loss) / len(labels), accuracy=float(accuracy), logits=logits)
 
@@ -205,14 +237,16 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     """
     device = device or select_device()
     cfg = variant.train
+    check_model_and_loss(variant)
     seed_everything(variant.seed)
     normalizer = Normalizer.from_config(variant.data.normalize, splits.train.images)
-    model = create_model(variant.model.name, **variant.model.args).to(device)
+    model = models.create_model(variant.model.name, **variant.model.args).to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(cfg.optimizer, model.parameters())
     scheduler = make_scheduler(cfg.scheduler, optimizer, cfg.epochs)
-    loss_fn = make_loss(cfg.loss)
+    loss_fn = make_loss(cfg.loss, variant.model.name)
+    eval_loss = make_loss(cfg.loss, variant.model.name, reduction="sum")
     train_input = InputPipeline(normalizer, device, cfg.channels_last, BatchAugment(variant.data.augment))
     eval_input = InputPipeline(normalizer, device, cfg.channels_last)
     generator = torch.Generator().manual_seed(variant.seed)  # shuffling and augmentation
@@ -227,7 +261,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
             result.steps.append({"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)})
 
     log.info("%s: %s on %s, %d parameters, %d train / %s val / %d test images", variant.name, variant.model.name, device,
-             count_parameters(model), len(splits.train.labels), len(splits.val.labels) if splits.val else 0, len(splits.test.labels))
+             models.count_parameters(model), len(splits.train.labels), len(splits.val.labels) if splits.val else 0, len(splits.test.labels))
     best_state, best_val, best_epoch = None, -1.0, cfg.epochs
     train_seconds = 0.0
     train_images = 0
@@ -241,13 +275,13 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         train_images += stats.images
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if splits.val is not None:
-            val = evaluate(model, splits.val.images, splits.val.labels, eval_input, cfg.loss, cfg.eval_batch_size, cfg.precision)
+            val = evaluate(model, splits.val.images, splits.val.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
             row.update(val_loss=val.loss, val_accuracy=val.accuracy)
             if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
                 best_val, best_epoch = val.accuracy, epoch
                 best_state = copy.deepcopy(model.state_dict())
         if cfg.test_every_epoch:
-            test = evaluate(model, splits.test.images, splits.test.labels, eval_input, cfg.loss, cfg.eval_batch_size, cfg.precision)
+            test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
         result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
         log.info("%s epoch %d/%d: train loss %.4f acc %.4f%s%s | %.1f s, %.0f img/s",
@@ -262,14 +296,14 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         best_epoch = cfg.epochs
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final:  # the test set is seen once, by the kept checkpoint
-        test = evaluate(model, splits.test.images, splits.test.labels, eval_input, cfg.loss, cfg.eval_batch_size, cfg.precision)
+        test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
     result.metrics = {
         "test_accuracy": final["test_accuracy"],
         "test_loss": final["test_loss"],
         "epochs": cfg.epochs,
         "checkpoint_epoch": best_epoch,
-        "parameters": count_parameters(model),
+        "parameters": models.count_parameters(model),
         "train_examples": len(splits.train.labels),
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(train_images / train_seconds, 1),

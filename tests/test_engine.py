@@ -10,10 +10,11 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from pipeline.config import AugmentConfig, load_params, load_variant
+from pipeline.config import AugmentConfig, ConfigError, load_params, load_variant
 from pipeline.data.readers import ImageSet
-from pipeline.datasets import BatchAugment, Normalizer, Splits, batches, channel_stats
-from pipeline.engine import fit, make_loss
+from pipeline.datasets import BatchAugment, Splits, batches
+from pipeline.normalizer import Normalizer, channel_stats
+from pipeline.engine import check_model_and_loss, fit, make_loss
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -118,7 +119,7 @@ def test_hflip_and_erasing():
 def test_one_hot_cross_entropy_equals_index_cross_entropy():
     logits = torch.randn(5, 10)
     labels = torch.tensor([0, 3, 9, 1, 1])
-    torch.testing.assert_close(make_loss("one_hot_cross_entropy")(logits, labels), make_loss("cross_entropy")(logits, labels))
+    torch.testing.assert_close(make_loss("one_hot_cross_entropy", "tdm_cnn")(logits, labels), make_loss("cross_entropy", "tdm_cnn")(logits, labels))
 
 
 def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
@@ -127,3 +128,33 @@ def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
     assert all("test_accuracy" not in row for row in result.epochs)
     assert 0.9 < result.metrics["test_accuracy"] <= 1.0
     assert result.metrics["checkpoint_epoch"] == max(result.epochs, key=lambda r: r["val_accuracy"])["epoch"]
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("model.name", "resnet", r"variants\.prac5\.model\.name: unknown model 'resnet'; allowed: .*prac5_cnn"),
+        ("model.args", {"width": 2}, r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: none"),
+        ("train.loss", "mse", r"variants\.prac5\.train\.loss: unknown value 'mse' for model 'prac5_cnn'; allowed: cross_entropy, nll"),
+        # HKU A3's own loss comes with its model family: not available to other models
+        ("train.loss", "custom_cross_entropy", r"variants\.prac5\.train\.loss: unknown value 'custom_cross_entropy'"),
+    ],
+)
+def test_model_and_loss_are_checked_against_the_model_families(dotted, value, message):
+    params = load_params()
+    node = params["variants"]["prac5"]
+    *parents, last = dotted.split(".")
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    variant = load_variant("prac5", params)  # the params checks that need no model code pass
+    with pytest.raises(ConfigError, match=message):
+        check_model_and_loss(variant)
+
+
+def test_the_hku_loss_is_available_to_its_model():
+    variant = load_variant("hku_simplecnn")
+    check_model_and_loss(variant)
+    logits, labels = torch.randn(8, 10, dtype=torch.float64), torch.arange(8) % 10
+    torch.testing.assert_close(make_loss("custom_cross_entropy", "simple_cnn")(logits, labels),
+                               torch.nn.functional.cross_entropy(logits, labels))

@@ -1,4 +1,4 @@
-"""HKU A3 layers (pipeline/layers.py) against torch's reference layers, and the autograder."""
+"""HKU A3 layers (pipeline/models/simple_cnn/layers.py) against torch's reference layers, and the autograder."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from pipeline import autograder, layers
-from pipeline.layers import CustomConv2D, CustomCrossEntropyLoss, CustomLinear, CustomMaxPool2D
+from pipeline import autograder
+from pipeline.models.simple_cnn import layers
+from pipeline.models.simple_cnn.layers import CustomConv2D, CustomCrossEntropyLoss, CustomLinear, CustomMaxPool2D
 
 LAYERS_SOURCE = Path(layers.__file__)
 F64 = {"rtol": 1e-10, "atol": 1e-12}  # float64: only summation order may differ
@@ -114,11 +115,20 @@ CONV_CONFIGS = [
     (2, 2, 3, (9, 8), 2, 4, 0, True),  # stride > kernel
     (2, 1, 32, (28, 28), 5, 1, 0, True),  # SimpleCNN conv1
     (2, 32, 64, (12, 12), 5, 1, 0, True),  # SimpleCNN conv2
+    (2, 6, 3, (10, 9), (4, 3), (1, 2), (2, 1), True),  # row path with padding and a column stride
+    (2, 6, 3, (10, 9), (4, 3), (2, 1), (2, 1), True),  # row stride 2: always the full path
 ]
 
 
+@pytest.fixture(params=["row-unfold", "full-unfold"])
+def conv_path(request, monkeypatch):
+    """Run a convolution test through each of CustomConv2D's two code paths."""
+    monkeypatch.setattr(layers, "ROW_UNFOLD_MIN_DEPTH", 1 if request.param == "row-unfold" else 10**9)
+    return request.param
+
+
 @pytest.mark.parametrize("n, c_in, c_out, hw, kernel, stride, padding, bias", CONV_CONFIGS)
-def test_conv_matches_torch(n, c_in, c_out, hw, kernel, stride, padding, bias):
+def test_conv_matches_torch(n, c_in, c_out, hw, kernel, stride, padding, bias, conv_path):
     torch.manual_seed(2)
     reference = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=torch.float64)
     custom = CustomConv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias).double()
@@ -126,7 +136,7 @@ def test_conv_matches_torch(n, c_in, c_out, hw, kernel, stride, padding, bias):
     _assert_same_as_reference(custom, reference, torch.randn(n, c_in, *hw, dtype=torch.float64))
 
 
-def test_conv_unbatched_input():
+def test_conv_unbatched_input(conv_path):
     torch.manual_seed(3)
     reference = nn.Conv2d(3, 2, 3, padding=1, dtype=torch.float64)
     custom = CustomConv2D(3, 2, 3, padding=1).double()
@@ -181,26 +191,50 @@ def _peak_allocated_bytes(fn) -> tuple[int, int]:
     return peak, current
 
 
-def test_conv_peak_memory_is_one_unfolded_matrix():
-    """SimpleCNN conv2 (batch 64): the forward allocates the unfolded input once and the
-    output once (bias added in place) - no permuted copy of the unfolded matrix. The
-    backward adds the unfolded matrix's gradient (col2im's input) and the per-sample
-    weight gradient (N, O, C*kh*kw), which for this shape happens to be as large."""
-    n, c, o, k, hw = 64, 32, 64, 5, 12
-    layer = CustomConv2D(c, o, k)
-    x = torch.randn(n, c, hw, hw, requires_grad=True)
+def _conv2_memory(monkeypatch, row_path: bool):
+    """Forward peak, retained and backward peak bytes of SimpleCNN's conv2 at batch 64."""
+    monkeypatch.setattr(layers, "ROW_UNFOLD_MIN_DEPTH", 1 if row_path else 10**9)
+    layer = CustomConv2D(32, 64, 5)
+    x = torch.randn(64, 32, 12, 12, requires_grad=True)
     layer(x).sum().backward()  # warm-up
-    out_hw = hw - k + 1
-    unfolded = n * c * k * k * out_hw * out_hw * 4  # float32 bytes: 13.1 MB
-    output = n * o * out_hw * out_hw * 4  # 1 MB
-    per_sample_weight_grad = n * o * c * k * k * 4  # 13.1 MB
     kept = []
     peak, retained = _peak_allocated_bytes(lambda: kept.append(layer(x)))
-    assert peak <= unfolded + 1.5 * output, (peak, unfolded)  # einsum("ok,nkl->nol") peaks at 2x
-    assert retained <= unfolded + 1.5 * output, (retained, unfolded)
     upstream = torch.ones_like(kept[0])
     peak_backward, _ = _peak_allocated_bytes(lambda: kept.pop().backward(upstream))
-    assert peak_backward <= unfolded + per_sample_weight_grad + 2 * output, (peak_backward, unfolded)
+    return peak, retained, peak_backward
+
+
+# float32 bytes for SimpleCNN's conv2 (batch 64, 32 -> 64 channels, 5x5, 12x12 -> 8x8)
+FULL_UNFOLDED = 64 * (32 * 5 * 5) * (8 * 8) * 4  # 13.1 MB: (N, C*kh*kw, L)
+ROW_UNFOLDED = 64 * (32 * 5) * (12 * 8) * 4  # 3.9 MB: (N, C*kw, H*Wout)
+OUTPUT = 64 * 64 * 8 * 8 * 4  # 1 MB
+PER_SAMPLE_WEIGHT_GRAD = 64 * 64 * 32 * 5 * 5 * 4  # 13.1 MB: (N, O, C*kh*kw)
+
+
+def test_conv_full_unfold_peak_memory_is_one_unfolded_matrix(monkeypatch):
+    """Full im2col: the forward allocates the unfolded input once and the output once (bias
+    added in place) - no permuted copy (``einsum("ok,nkl->nol")`` peaks at twice this). The
+    backward adds the unfolded matrix's gradient (col2im's input) and the per-sample weight
+    gradient (N, O, C*kh*kw), which for this shape happens to be as large."""
+    peak, retained, peak_backward = _conv2_memory(monkeypatch, row_path=False)
+    assert peak <= FULL_UNFOLDED + 1.5 * OUTPUT, peak
+    assert retained <= FULL_UNFOLDED + 1.5 * OUTPUT, retained
+    assert peak_backward <= FULL_UNFOLDED + PER_SAMPLE_WEIGHT_GRAD + 2 * OUTPUT, peak_backward
+
+
+def test_conv_row_unfold_peak_memory_is_below_one_unfolded_matrix(monkeypatch):
+    """Kernel-row decomposition (SimpleCNN's conv2 takes it): the forward holds the width-only
+    unfolded matrix (0.3x the full one) and the output; the backward stays within about one
+    full unfolded matrix (the full path needs two)."""
+    peak, retained, peak_backward = _conv2_memory(monkeypatch, row_path=True)
+    assert peak <= ROW_UNFOLDED + 2.5 * OUTPUT, peak
+    assert peak < FULL_UNFOLDED / 2, peak
+    assert retained <= ROW_UNFOLDED + 1.5 * OUTPUT, retained
+    assert peak_backward <= 1.25 * FULL_UNFOLDED, peak_backward
+
+
+def test_simple_cnn_conv2_takes_the_row_path_and_conv1_the_full_path():
+    assert 32 * 5 >= layers.ROW_UNFOLD_MIN_DEPTH > 1 * 5
 
 
 # --------------------------------------------------------------------------- CustomMaxPool2D

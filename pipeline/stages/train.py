@@ -13,13 +13,14 @@ from pipeline.checkpoint import save_checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import load_variant
 from pipeline.datasets import load_splits
-from pipeline.engine import fit, select_device
+from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.io import write_json
 from pipeline.reporting import write_csv
 
 
 def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports")) -> dict:
     variant = load_variant(name)  # validates everything before any data is read
+    check_model_and_loss(variant)  # model name, arguments and loss too
     splits = load_splits(variant.data, variant.seed)
     result = fit(variant, splits, select_device())
     out = reports_dir / name

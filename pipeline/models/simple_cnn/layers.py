@@ -13,12 +13,17 @@ called; ``tests/test_layers.py`` checks this on the source.
 
 Design notes (the "efficiency and numerical stability" the assignment asks for):
 
-* :class:`CustomConv2D` multiplies the unfolded input ``(N, C*kh*kw, L)`` *in the
-  layout unfold returns it*, as one batched product with the weight expanded (a view,
-  stride 0) over the batch:
+* :class:`CustomConv2D` multiplies unfolded input *in the layout unfold returns it*,
+  by batched products with the weight expanded (a view, stride 0) over the batch:
   ``(N, O, K) @ (N, K, L) -> (N, O, L)``, which already is ``(N, O, Hout, Wout)``.
-  No permuted/contiguous copy of the unfolded matrix is ever made, forward or backward
-  (``torch.einsum("ok,nkl->nol", ...)`` would copy it into ``(K, N*L)`` first).
+  No permuted/contiguous copy of an unfolded matrix is ever made, forward or backward
+  (``torch.einsum("ok,nkl->nol", ...)`` would copy it into ``(K, N*L)`` first, doubling
+  the peak memory). When the vertical stride is 1 (SimpleCNN's conv2) it unfolds along
+  the width only, kernel ``(1, kw)``, and sums one product per kernel row over shifted
+  column ranges of that 3x smaller matrix (views, no copies): im2col and col2im touch
+  3x fewer elements and the peak memory stays below one full unfolded matrix. Otherwise
+  (and for shallow inputs such as conv1's single channel) it unfolds the full
+  ``(N, C*kh*kw, L)`` matrix and multiplies once.
 * :class:`CustomMaxPool2D` has a fast path for the common non-overlapping case
   (stride == kernel, no padding): a view ``(N, C, Ho, kh, Wo, kw)`` reduced with
   ``max(dim)`` twice, first over the kernel column then over the kernel row. Both
@@ -46,6 +51,11 @@ from torch.nn import functional as F
 from torch.nn import init
 
 __all__ = ["CustomLinear", "CustomConv2D", "CustomMaxPool2D", "CustomCrossEntropyLoss"]
+
+#: CustomConv2D uses the kernel-row decomposition (see its forward) when the vertical
+#: stride is 1 and every per-row product has at least this depth (in_channels * kw);
+#: shallower products (SimpleCNN's conv1: 1 * 5) run faster as one full-depth GEMM.
+ROW_UNFOLD_MIN_DEPTH = 16
 
 
 def _pair(value, name: str) -> tuple[int, int]:
@@ -181,26 +191,45 @@ class CustomConv2D(nn.Module):
             raise ValueError(
                 f"CustomConv2D: input {h}x{w} (padding {ph},{pw}) is smaller than the kernel {kh}x{kw}"
             )
-        k = c * kh * kw
-        # im2col of the whole batch in one call: folding the batch into the channel axis
-        # gives the same (N, C*kh*kw, L) memory layout as unfolding (N, C, H, W) (rows
-        # ordered (c, i, j) like the weight, L = Hout*Wout), but one parallel loop instead
-        # of one per sample - as fast on an idle machine, and far more robust on a loaded
-        # one, where every small OpenMP region can stall (SimpleCNN's conv1 under load,
-        # median forward+backward: ~50 ms folded against ~550 ms unfolded per sample).
-        cols = F.unfold(x.reshape(1, n * c, h, w), (kh, kw), padding=(ph, pw), stride=(sh, sw))
-        cols = cols.view(n, k, h_out * w_out)
-        # (N, O, K) @ (N, K, L): the weight is expanded (a stride-0 view, no copy) so the
-        # product is one batched GEMM on the unfolded matrix exactly as unfold laid it out.
-        # Its result (N, O, L) already is the NCHW output. Autograd's backward: two batched
-        # GEMMs reading `cols` in place (a transposed view, no copy) - the input side feeds
-        # unfold's own col2im, the weight side gives per-sample (N, O, K) gradients that
-        # expand's backward sums over the batch.
-        out = self.weight.reshape(self.out_channels, k).expand(n, self.out_channels, k) @ cols
+        o, l = self.out_channels, h_out * w_out
+        # The batch is folded into the channel axis for unfold: the same (N, rows, L) memory
+        # layout as unfolding (N, C, H, W), but one parallel im2col loop instead of one per
+        # sample - as fast on an idle machine, and far more robust on a loaded one, where
+        # every small OpenMP region can stall (SimpleCNN's conv1 under load, median
+        # forward+backward: ~50 ms folded against ~550 ms unfolded per sample).
+        x_folded = x.reshape(1, n * c, h, w)
+        if sh == 1 and kh > 1 and c * kw >= ROW_UNFOLD_MIN_DEPTH:
+            # Kernel-row decomposition: unfold only along the width, kernel (1, kw), which
+            # gives (N, C*kw, Hp*Wout) for all Hp = H + 2*ph padded rows - (Hp/Hout)/kh of the
+            # full unfolded matrix (0.3x for SimpleCNN's conv2). Kernel row i then needs
+            # padded rows i .. i+Hout-1, which is the column range [i*Wout, i*Wout + L) of
+            # that matrix: a strided view that the batched product reads in place. Summing
+            # the kh products gives the convolution; im2col and its backward (col2im) touch
+            # kh*Hout/Hp times fewer elements (3.3x here), and no buffer is as large as the
+            # full unfolded matrix (so far fewer fresh pages to fault in every step).
+            depth = c * kw
+            cols = F.unfold(x_folded, (1, kw), padding=(ph, pw), stride=(1, sw))
+            cols = cols.view(n, depth, (h + 2 * ph) * w_out)
+            # weight (O, C, kh, kw) -> per kernel row (kh, O, C*kw), columns ordered (c, j) like cols
+            row_weights = self.weight.permute(2, 0, 1, 3).reshape(kh, o, depth)
+            out = row_weights[0].expand(n, o, depth) @ cols[:, :, :l]
+            for i in range(1, kh):
+                # in place: a product's backward needs its inputs, never its output
+                out += row_weights[i].expand(n, o, depth) @ cols[:, :, i * w_out : i * w_out + l]
+        else:
+            # Full im2col: (N, C*kh*kw, L), rows ordered (c, i, j) like the weight. The
+            # product (N, O, K) @ (N, K, L) uses the weight expanded over the batch (a
+            # stride-0 view, no copy), so it is one batched GEMM on the unfolded matrix
+            # exactly as unfold laid it out, and its result (N, O, L) already is the NCHW
+            # output. Autograd's backward: two batched GEMMs reading `cols` in place (a
+            # transposed view, no copy) - the input side feeds unfold's col2im, the weight
+            # side gives per-sample (N, O, K) gradients that expand's backward sums.
+            k = c * kh * kw
+            cols = F.unfold(x_folded, (kh, kw), padding=(ph, pw), stride=(sh, sw)).view(n, k, l)
+            out = self.weight.reshape(o, k).expand(n, o, k) @ cols
         if self.bias is not None:
-            # In place: the product's backward needs its inputs, not its output, so autograd
-            # allows it, and it saves allocating and writing a second output-sized tensor.
-            out += self.bias.view(1, self.out_channels, 1)
+            # In place too: saves allocating and writing a second output-sized tensor.
+            out += self.bias.view(1, o, 1)
         out = out.view(n, self.out_channels, h_out, w_out)
         return out.squeeze(0) if unbatched else out
 

@@ -1,0 +1,71 @@
+"""The model registry: one family folder per model name, imported only when it is built.
+
+A variant in ``params.yaml`` names its model (``model.name``) and keyword arguments
+(``model.args``); the training engine builds it with :func:`create_model` and never
+branches on which assignment it is running.
+
+Each model lives in its own package, ``pipeline/models/<name>/``, whose ``__init__``
+defines ``build(**args) -> nn.Module`` (and, optionally, ``LOSSES``: criteria that
+belong to that assignment, such as HKU A3's own cross-entropy). The package is imported
+by name, on demand, so a stage that trains one variant imports that variant's model
+code and nothing else - which is what lets ``dvc.yaml`` declare exactly
+``pipeline/models/${item.model.name}`` per variant (one edited model file reruns only
+the variants that use it). ``tests/test_depgraph.py`` checks that rule.
+
+All models return logits or log-probabilities of shape ``(batch, 10)``. Models that
+the class-wise norm analysis inspects also accept ``intermediate_outputs=True`` and
+then return ``(output, [feature maps after each convolution block])``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Callable, Mapping
+
+from torch import nn
+
+_HERE = Path(__file__).resolve().parent
+
+
+def model_names() -> list[str]:
+    """Every model family, from the folders next to this file (nothing is imported)."""
+    return sorted(p.name for p in _HERE.iterdir() if (p / "__init__.py").is_file())
+
+
+def family(name: str) -> ModuleType:
+    """The package of model ``name``; an unknown name fails with the allowed ones."""
+    if name not in model_names():
+        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
+    return importlib.import_module(f"{__name__}.{name}")
+
+
+def check_args(name: str, args: Mapping[str, Any], key: str = "model") -> None:
+    """Refuse arguments that model ``name``'s ``build`` does not take, naming ``key.args.<arg>``.
+
+    Called before any data is loaded, so a typo in params fails in a second, not after
+    the dataset has been read.
+    """
+    signature = inspect.signature(family(name).build)
+    accepted = [p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for arg in args:
+        if arg not in accepted:
+            allowed = ", ".join(accepted) or "none"
+            raise ValueError(f"{key}.args.{arg}: model {name!r} takes no such argument; allowed: {allowed}")
+
+
+def create_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build model ``name``; unknown names or arguments fail with the allowed ones."""
+    check_args(name, kwargs)
+    return family(name).build(**kwargs)
+
+
+def family_losses(name: str) -> Mapping[str, Callable[..., Callable]]:
+    """Loss factories that model ``name``'s assignment brings (``reduction=`` -> criterion)."""
+    return getattr(family(name), "LOSSES", {})
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,25 @@
+"""Practical 5: one convolution (10 kernels 8x8, stride 2) and a linear layer."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class Prac5CNN(nn.Module):
+    """Practical 5: conv 1->10 k8 s2 (28 -> 11), ReLU, linear 1210->10; no softmax layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 10, kernel_size=8, stride=2)
+        self.fc1 = nn.Linear(10 * 11 * 11, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.reshape(-1, 1, 28, 28)  # the seed feeds flat 784-vectors and reshapes here
+        x = F.relu(self.conv1(x))
+        return self.fc1(x.reshape(x.shape[0], -1))
+
+
+def build() -> nn.Module:
+    return Prac5CNN()
