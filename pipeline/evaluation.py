@@ -21,7 +21,7 @@ Shortcut analysis (CSE 849): decided by the data alone. When the dataset folder 
 accuracy is split by whether the digit agrees with the label, and the *shortcut rate*
 is the fraction of disagreeing samples predicted as the digit's class. The occlusion
 check re-evaluates with a region blanked (uint8 0 = black, before normalization), for
-each ``[top, left, height, width]`` box of the ``analysis.occlusion`` params.
+each ``[top, left, height, width]`` box of the variant's ``data.occlusion`` params.
 """
 
 from __future__ import annotations
@@ -30,15 +30,15 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pipeline.checkpoint import LoadedModel, load_checkpoint
-from pipeline.config import ConfigError, VariantConfig, build, validate_variant
-from pipeline.data.errors import DataError
-from pipeline.data.readers import UNLABELLED, ImageSet, read_composite_metadata, read_split
+from pipeline.checkpoint import LoadedModel, load_checkpoint, variant_from_checkpoint
+from pipeline.config import VariantConfig
+from pipeline.data.common.errors import DataError
+from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
 from pipeline.io import write_json
 from pipeline.plots import image_grid, save_figure
@@ -54,33 +54,7 @@ def _round(value: float) -> float:
     return round(float(value), DIGITS)
 
 
-# --------------------------------------------------------------------------- params
-
-
-def occlusion_boxes(params: Mapping[str, Any]) -> dict[str, list[int]]:
-    """``analysis.occlusion``: name -> ``[top, left, height, width]`` (empty when the block is absent)."""
-    raw = params.get("analysis", {}).get("occlusion", {}) if isinstance(params.get("analysis"), Mapping) else {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError("analysis.occlusion: expected a mapping name -> [top, left, height, width]")
-    boxes = {}
-    for name, box in raw.items():
-        ok = isinstance(box, list) and len(box) == 4 and all(isinstance(v, int) and not isinstance(v, bool) for v in box)
-        if not ok or box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0:
-            raise ConfigError(f"analysis.occlusion.{name}: expected [top, left, height, width] (non-negative ints, positive size), got {box!r}")
-        boxes[str(name)] = list(box)
-    return boxes
-
-
 # --------------------------------------------------------------------------- model + inputs
-
-
-def variant_from_checkpoint(loaded: LoadedModel, where: str = "checkpoint") -> VariantConfig:
-    """The typed variant config stored in a checkpoint's ``params`` (what the model was trained with)."""
-    raw = dict(loaded.params)
-    name = raw.pop("name", loaded.variant)
-    variant = build(VariantConfig, raw, f"{where}: params", name=name)
-    validate_variant(variant, f"{where}: params")
-    return variant
 
 
 def infer_logits(loaded: LoadedModel, images_u8: torch.Tensor, batch_size: int = 1000,
@@ -188,21 +162,6 @@ def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torc
     return out
 
 
-def composite_digit_labels(data_path: str | Path, test: ImageSet) -> torch.Tensor | None:
-    """The digit label of each test image (in ``test.files`` order) from ``metadata.csv``; None without one."""
-    metadata = read_composite_metadata(data_path)
-    if metadata is None or test.files is None:
-        return None
-    rows = metadata[metadata["split"] == "test"]
-    if rows.empty:
-        return None
-    by_file = dict(zip(rows["filename"].astype(str), rows["digit_label"].astype(int)))
-    missing = [f for f in test.files if f not in by_file]
-    if missing:
-        raise DataError(f"{Path(data_path) / 'metadata.csv'}: no test row for {missing[0]!r} ({len(missing)} in all)")
-    return torch.tensor([by_file[f] for f in test.files], dtype=torch.int64)
-
-
 # --------------------------------------------------------------------------- figures
 
 
@@ -259,7 +218,8 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     """Evaluate ``model_path`` on its variant's test split and write ``out_dir`` (module docstring).
 
     ``data_path`` overrides the dataset folder stored in the checkpoint; ``occlusion``
-    maps a name to a ``[top, left, height, width]`` box (used only for composite data).
+    (name -> ``[top, left, height, width]``, used only for composite data) overrides the
+    variant's ``data.occlusion`` boxes stored in the checkpoint.
     """
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -275,7 +235,7 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     logits = model_logits(loaded, variant, test.images)
     predicted = logits.argmax(1)
     n = len(test.labels)
-    loss = float(make_loss(variant.train.loss, reduction="sum")(logits, test.labels)) / n
+    loss = float(make_loss(variant.train.loss, variant.model.name, reduction="sum")(logits, test.labels)) / n
     report = classification_metrics(test.labels, predicted, len(classes))
     metrics: dict = {
         "test_accuracy": report.pop("accuracy"),
@@ -285,11 +245,11 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
         **report,
     }
 
-    digits = composite_digit_labels(path, test)
+    digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
     if digits is not None:
         metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
         metrics["occlusion"] = {}
-        for name, box in (occlusion or {}).items():
+        for name, box in (data.occlusion if occlusion is None else occlusion).items():
             occluded = model_logits(loaded, variant, occlude(test.images, box)).argmax(1)
             accuracy = _round((occluded == test.labels).double().mean())
             metrics["occlusion"][f"{name}_blanked"] = {

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.data.readers import read_image_dir
+from pipeline.data.readers.image_folder import read_image_dir
 from pipeline.evaluation import model_logits, variant_from_checkpoint
 from pipeline.io import write_text
 

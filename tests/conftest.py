@@ -24,7 +24,7 @@ from PIL import Image
 from pipeline.data import sources
 from pipeline.data.cifar import CLASSES
 from pipeline.data.convert import CompositeSpec
-from pipeline.data.idx import idx_bytes
+from pipeline.data.common.idx import idx_bytes
 
 N_MNIST_TRAIN, N_MNIST_TEST = 300, 100
 CIFAR_PER_CLASS_TRAIN, CIFAR_PER_CLASS_TEST = 20, 5  # 200 / 50 images

@@ -16,8 +16,8 @@ from PIL import Image
 from pipeline.config import ConfigError
 from pipeline.data import cifar, convert
 from pipeline.data.convert import CompositeSpec, csv_body, plan_composite, save_npz_deterministic, write_mnist_csv
-from pipeline.data.errors import DataError
-from pipeline.data.idx import idx_bytes
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.idx import idx_bytes
 from pipeline.stages import convert_composite as composite_stage
 from pipeline.stages import convert_mnist as mnist_stage
 from tests.conftest import TINY_SPEC, write_cifar_jpeg_tar
@@ -86,10 +86,10 @@ def test_convert_mnist_outputs(tiny_raw, tiny_mnist, tmp_path):
 
 def test_convert_mnist_stage_bad_input_exits_without_output(tmp_path, capsys, tiny_raw):
     raw = tmp_path / "raw"
-    (raw / "MNIST" / "raw").mkdir(parents=True)
-    for f in (tiny_raw / "MNIST" / "raw").iterdir():
-        (raw / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
-    broken = raw / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
+    (raw / "mnist" / "MNIST" / "raw").mkdir(parents=True)
+    for f in (tiny_raw / "mnist" / "MNIST" / "raw").iterdir():
+        (raw / "mnist" / "MNIST" / "raw" / f.name).write_bytes(f.read_bytes())
+    broken = raw / "mnist" / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     broken.write_bytes(broken.read_bytes()[:-1])  # count no longer matches the length
     with pytest.raises(SystemExit) as exit_info:
         mnist_stage.main(["--raw", str(raw), "--csv-out", str(tmp_path / "csv"), "--npz-out", str(tmp_path / "npz")])
@@ -102,7 +102,7 @@ def test_convert_mnist_stage_bad_input_exits_without_output(tmp_path, capsys, ti
 def test_mnist_label_outside_range(tmp_path, tiny_raw):
     folder = tmp_path / "MNIST" / "raw"
     folder.mkdir(parents=True)
-    for f in (tiny_raw / "MNIST" / "raw").iterdir():
+    for f in (tiny_raw / "mnist" / "MNIST" / "raw").iterdir():
         (folder / f.name).write_bytes(f.read_bytes())
     labels = np.zeros(100, dtype=np.uint8)
     labels[42] = 11
@@ -235,8 +235,8 @@ def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
     assert labels["filename"].tolist() == [f"{i:05d}.png" for i in range(30)]
 
     data = cifar.load_cifar10(tiny_raw / "cifar10" / "cifar10-jpeg.tar.gz")
-    mnist_train, _ = convert.load_mnist_idx(tiny_raw, "train")
-    mnist_test, _ = convert.load_mnist_idx(tiny_raw, "test")
+    mnist_train, _ = convert.load_mnist_idx(tiny_raw / "mnist", "train")
+    mnist_test, _ = convert.load_mnist_idx(tiny_raw / "mnist", "test")
     for _, row in meta.iloc[::7].iterrows():
         image = _png(root / row["split"] / row["filename"])
         test = row["split"] == "test"

@@ -17,8 +17,8 @@ import pytest
 import torchvision
 
 from pipeline.data import cifar, sources
-from pipeline.data.errors import DataError
-from pipeline.data.idx import idx_bytes, idx_shape, read_idx, write_idx
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.idx import idx_bytes, idx_shape, read_idx, write_idx
 from pipeline.io import md5_file
 from pipeline.stages import download as download_stage
 from tests.conftest import write_cifar_pickle_tar, write_mnist_gz
@@ -60,8 +60,8 @@ def test_idx_count_that_does_not_match_length(tmp_path):
 def test_download_from_mirror_builds_torchvision_layout(tiny_mirror, tiny_mnist, tmp_path):
     raw = tmp_path / "raw"
     record = sources.download(raw, tiny_mirror)
-    train = torchvision.datasets.MNIST(str(raw), train=True, download=False)
-    test = torchvision.datasets.MNIST(str(raw), train=False, download=False)
+    train = torchvision.datasets.MNIST(str(raw / "mnist"), train=True, download=False)
+    test = torchvision.datasets.MNIST(str(raw / "mnist"), train=False, download=False)
     assert np.array_equal(train.data.numpy(), tiny_mnist["train"][0])
     assert np.array_equal(test.targets.numpy(), tiny_mnist["test"][1])
     archive = raw / "cifar10" / "cifar10-jpeg.tar.gz"
@@ -87,7 +87,7 @@ def test_download_stage_is_byte_identical_on_rerun(tiny_mirror, tmp_path, monkey
     download_stage.main([])
     assert Path("reports/data/provenance.json").read_bytes() == first
     assert json.loads(first)["source"] == "mirror"
-    assert Path("data/raw/MNIST/raw/t10k-labels-idx1-ubyte").is_file()
+    assert Path("data/raw/mnist/MNIST/raw/t10k-labels-idx1-ubyte").is_file()
     assert not [p for p in Path("data").iterdir() if p.name.startswith(".")]  # no temp leftovers
 
 
@@ -194,7 +194,7 @@ def test_http_download_with_fallback_mirror(http_root, tiny_mnist, tmp_path, mon
 
     assert record["source"] == "internet"
     assert record["mnist"]["files"]["train-images-idx3-ubyte"]["origin"] == f"{base}/mnist/train-images-idx3-ubyte.gz"
-    assert np.array_equal(read_idx(raw / "MNIST/raw/train-images-idx3-ubyte", "images"), tiny_mnist["train"][0])
+    assert np.array_equal(read_idx(raw / "mnist/MNIST/raw/train-images-idx3-ubyte", "images"), tiny_mnist["train"][0])
     assert record["cifar10"] == {
         "path": "cifar10/cifar-10-python.tar.gz",
         "format": "python-pickle",

@@ -12,7 +12,6 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.evaluation import (
     classification_metrics,
-    composite_digit_labels,
     evaluate_checkpoint,
     first_misclassified,
     occlude,
@@ -174,7 +173,7 @@ def test_no_shortcut_section_without_metadata(tmp_path):
     make_folder_dataset(root, n_test=12, metadata=False)
     model = make_checkpoint(tmp_path / "m.pt", tiny_variant(root))
     test = read_split("image_folder", root, "test")
-    assert composite_digit_labels(root, test) is None
+    assert test.digit_labels is None
     metrics = evaluate_checkpoint(model, tmp_path / "eval", occlusion={"digit": [0, 0, 4, 4]}).metrics
     assert "shortcut" not in metrics and "occlusion" not in metrics
 
@@ -201,7 +200,7 @@ def test_data_override_and_mnist_shaped_model(tmp_path):
     for i in range(6):
         write_png(root / "test" / f"{i}.png", rng.integers(0, 256, (28, 28), dtype=np.uint8))
     pd.DataFrame({"filename": [f"{i}.png" for i in range(6)], "label": [0, 1, 2, 3, 4, 5]}).to_csv(root / "test_labels.csv", index=False)
-    from pipeline.datasets import Normalizer
+    from pipeline.normalizer import Normalizer
 
     variant = tiny_variant(tmp_path / "elsewhere", model="tdm_cnn", normalize={"mode": "fixed", "mean": [0.5], "std": [0.5]})
     model = make_checkpoint(tmp_path / "tdm.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.5], [0.5]))

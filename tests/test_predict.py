@@ -13,7 +13,7 @@ from PIL import Image
 from pipeline.__main__ import main as cli
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import VariantConfig, build
-from pipeline.datasets import Normalizer
+from pipeline.normalizer import Normalizer
 from pipeline.evaluation import evaluate_checkpoint
 from pipeline.models import create_model
 from pipeline.predict import format_predictions, run_predict

@@ -12,9 +12,10 @@ import torch
 from PIL import Image
 
 from pipeline.data import convert
-from pipeline.data.errors import DataError
-from pipeline.data.idx import write_idx
-from pipeline.data.readers import ImageSet, read_composite_metadata, read_image_dir, read_split
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.idx import write_idx
+from pipeline.data.readers import ImageSet, read_split
+from pipeline.data.readers.image_folder import read_composite_metadata, read_image_dir
 
 # --------------------------------------------------------------------------- MNIST formats
 
@@ -34,7 +35,7 @@ def test_all_mnist_formats_agree(tiny_raw, tiny_mnist, tmp_path):
         images, labels = tiny_mnist[split]
         _check_mnist(read_split("mnist_csv", tmp_path / "csv", split), images, labels)
         _check_mnist(read_split("mnist_npz", tmp_path / "npz", split), images, labels)
-        _check_mnist(read_split("mnist_torchvision", tiny_raw, split), images, labels)
+        _check_mnist(read_split("mnist_torchvision", tiny_raw / "mnist", split), images, labels)
 
 
 def test_unknown_format_or_split():

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.errors import DataError
-from pipeline.data.imageio import WORKERS, decode_images
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.imageio import WORKERS, decode_images
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 

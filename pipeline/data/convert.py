@@ -59,20 +59,22 @@ import pandas as pd
 
 from pipeline.config import ConfigError, section
 from pipeline.data import cifar as cifar_mod
-from pipeline.data.errors import DataError
-from pipeline.data.formats import (
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.formats import (
     COMPOSITE_SPLITS,
     CSV_NAMES,
     METADATA,
     METADATA_COLUMNS,
     MNIST_PREFIX,
     NPZ_NAMES,
+    RAW_CIFAR,
+    RAW_MNIST,
     TEST_LABELS,
     csv_columns,
     mnist_idx_path,
 )
-from pipeline.data.idx import read_idx
-from pipeline.data.imageio import WORKERS, encode_png, map_chunks
+from pipeline.data.common.idx import read_idx
+from pipeline.data.common.imageio import WORKERS, encode_png, map_chunks
 from pipeline.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -155,7 +157,7 @@ def save_npz_deterministic(path: str | os.PathLike[str], arrays: Mapping[str, np
 
 def convert_mnist(raw_dir: str | os.PathLike[str], csv_dir: str | os.PathLike[str], npz_dir: str | os.PathLike[str]) -> dict[str, int]:
     """Write the Kaggle CSVs and the Practical 5 npz files from the raw IDX files; return counts."""
-    data = {split: load_mnist_idx(raw_dir, split) for split in MNIST_PREFIX}
+    data = {split: load_mnist_idx(Path(raw_dir) / RAW_MNIST, split) for split in MNIST_PREFIX}
     with atomic_path(csv_dir) as tmp:
         tmp.mkdir()
         for split, (images, labels) in data.items():
@@ -335,9 +337,9 @@ def write_composite(
 
 def convert_composite(raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: CompositeSpec) -> dict[str, Any]:
     """Build the composite dataset from the raw CIFAR-10 archive and MNIST IDX files; return its summary."""
-    archive, fmt = cifar_mod.find_archive(Path(raw_dir) / "cifar10")
-    mnist_train, mnist_train_labels = load_mnist_idx(raw_dir, "train")
-    mnist_test, mnist_test_labels = load_mnist_idx(raw_dir, "test")
+    archive, fmt = cifar_mod.find_archive(Path(raw_dir) / RAW_CIFAR)
+    mnist_train, mnist_train_labels = load_mnist_idx(Path(raw_dir) / RAW_MNIST, "train")
+    mnist_test, mnist_test_labels = load_mnist_idx(Path(raw_dir) / RAW_MNIST, "test")
     start = time.perf_counter()
     cifar = cifar_mod.load_cifar10(archive, fmt)
     log.info("decoded %s (%s) in %.1f s", archive.name, fmt, time.perf_counter() - start)

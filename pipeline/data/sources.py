@@ -9,9 +9,9 @@ Where the data comes from
     neither network nor mirror gets one error naming the URL and ``CNN_DATA_MIRROR``.
 
 What ends up in the raw folder (``data/raw``)
-    ``MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` -- decompressed IDX files
-    in torchvision's layout, so ``torchvision.datasets.MNIST(root, download=False)`` loads
-    them; and ``cifar10/<archive>`` -- the verified archive as downloaded, one file.
+    ``mnist/MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte`` -- decompressed IDX files
+    in torchvision's layout, so ``torchvision.datasets.MNIST("data/raw/mnist", download=False)``
+    loads them; and ``cifar10/<archive>`` -- the verified archive as downloaded, one file.
 
 Verification
     MNIST by the MD5 of the *decompressed* IDX bytes (the mirror's training-images .gz is
@@ -35,9 +35,9 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from pipeline.data import cifar
-from pipeline.data.errors import DataError
-from pipeline.data.formats import MNIST_PREFIX, MNIST_RAW_SUBDIR, mnist_idx_name
-from pipeline.data.idx import idx_shape
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.formats import MNIST_PREFIX, MNIST_RAW_SUBDIR, RAW_CIFAR, RAW_MNIST, mnist_idx_name
+from pipeline.data.common.idx import idx_shape
 from pipeline.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -58,7 +58,6 @@ MNIST_IMAGE_SIZE = (28, 28)
 CIFAR_PYTHON_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR_PYTHON_MD5 = "c58f30108f718f92721af3b95e74349a"
 CIFAR_JPEG_MD5 = "67664af876dd64ad10750410502e5f72"
-CIFAR_SUBDIR = Path("cifar10")
 
 MIRROR_MNIST_DIR = "mnist"
 MIRROR_CIFAR_FILE = "cifar10/cifar10-jpeg.tar.gz"
@@ -209,7 +208,7 @@ def fetch_mnist(dest_dir: Path, mirror: Path | None) -> dict[str, Any]:
                 f"({mnist_idx_name(split, 'images')} vs {mnist_idx_name(split, 'labels')})"
             )
     return {
-        "path": MNIST_RAW_SUBDIR.as_posix(),
+        "path": f"{RAW_MNIST}/{MNIST_RAW_SUBDIR.as_posix()}",
         "checksum": "md5 of the decompressed IDX file",
         "counts": {split: by_kind["images"] for split, by_kind in counts.items()},
         "files": files,
@@ -242,7 +241,7 @@ def fetch_cifar(dest_dir: Path, mirror: Path | None) -> dict[str, Any]:
     counts = cifar.count_archive(dest, fmt)
     log.info("verified %s: %s images, md5 %s", dest.name, counts, md5)
     return {
-        "path": (CIFAR_SUBDIR / dest.name).as_posix(),
+        "path": f"{RAW_CIFAR}/{dest.name}",
         "format": fmt,
         "md5": md5,
         "checksum": "md5 of the archive",
@@ -266,6 +265,6 @@ def download(raw_dir: str | os.PathLike[str], mirror: Path | None) -> dict[str, 
     log.info("source: %s", f"mirror {mirror}" if mirror is not None else "internet")
     with atomic_path(raw_dir) as tmp:
         tmp.mkdir()
-        mnist = fetch_mnist(tmp / MNIST_RAW_SUBDIR, mirror)
-        cifar10 = fetch_cifar(tmp / CIFAR_SUBDIR, mirror)
+        mnist = fetch_mnist(tmp / RAW_MNIST / MNIST_RAW_SUBDIR, mirror)
+        cifar10 = fetch_cifar(tmp / RAW_CIFAR, mirror)
     return {"source": "mirror" if mirror is not None else "internet", "mnist": mnist, "cifar10": cifar10}

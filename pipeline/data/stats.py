@@ -35,14 +35,10 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from pipeline.data.formats import CSV_NAMES
-from pipeline.data.readers import (
-    ImageSet,
-    frame_to_imageset,
-    load_mnist_csv_frame,
-    read_composite_metadata,
-    read_split,
-)
+from pipeline.data.common.formats import CSV_NAMES
+from pipeline.data.readers import ImageSet, read_split
+from pipeline.data.readers.image_folder import read_composite_metadata
+from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -187,7 +183,7 @@ def mnist_report(csv_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
 
 def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     """Composite numbers (train normalisation, label agreement) + captioned sample grid."""
-    from pipeline.data.imageio import decode_image
+    from pipeline.data.common.imageio import decode_image
 
     train = read_split("image_folder", composite_dir, "train")
     metadata = read_composite_metadata(composite_dir)

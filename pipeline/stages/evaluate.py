@@ -2,8 +2,8 @@
 
     python -m pipeline.stages.evaluate <variant> [--model PATH] [--data PATH] [--out DIR]
 
-Reads ``models/<variant>.pt`` and the test split of the data it was trained on, and the
-``analysis.occlusion`` boxes from params.yaml (used only for composite data). Writes
+Reads ``models/<variant>.pt`` and the test split of the data it was trained on (the
+checkpoint carries the variant's params, including its ``data.occlusion`` boxes). Writes
 ``reports/<variant>/eval/{metrics.json, predictions.csv, confusion_matrix.png,
 first20.png, misclassified.png}``; see :mod:`pipeline.evaluation`.
 """
@@ -14,8 +14,7 @@ import argparse
 from pathlib import Path
 
 from pipeline.cli import run_stage
-from pipeline.config import load_params
-from pipeline.evaluation import evaluate_checkpoint, occlusion_boxes
+from pipeline.evaluation import evaluate_checkpoint
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -24,19 +23,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", type=Path, help="checkpoint (default: models/<variant>.pt)")
     parser.add_argument("--data", type=Path, help="dataset folder (default: the one stored in the checkpoint)")
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<variant>/eval)")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
     args = parser.parse_args(argv)
 
-    def work() -> None:
-        boxes = occlusion_boxes(load_params(args.params))
-        evaluate_checkpoint(
-            args.model or Path("models") / f"{args.variant}.pt",
-            args.out or Path("reports") / args.variant / "eval",
-            data_path=args.data,
-            occlusion=boxes,
-        )
-
-    run_stage(work)
+    run_stage(lambda: evaluate_checkpoint(
+        args.model or Path("models") / f"{args.variant}.pt",
+        args.out or Path("reports") / args.variant / "eval",
+        data_path=args.data,
+    ))
 
 
 if __name__ == "__main__":

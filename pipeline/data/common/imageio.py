@@ -17,7 +17,7 @@ from typing import Callable, TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.data.errors import DataError
+from pipeline.data.common.errors import DataError
 
 WORKERS = 2  # threads for image decoding/encoding (the target machine has 2 cores)
 

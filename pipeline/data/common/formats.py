@@ -5,6 +5,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# The raw folder (``data/raw``) holds one sub-folder per dataset, so a stage can depend on
+# MNIST without depending on CIFAR-10 (and the other way round).
+RAW_MNIST = "mnist"  # data/raw/mnist: the torchvision root of MNIST (see MNIST_RAW_SUBDIR)
+RAW_CIFAR = "cifar10"  # data/raw/cifar10: the verified CIFAR-10 archive
+
 # Decompressed MNIST IDX files in torchvision's layout: <root>/MNIST/raw/<prefix>-<kind>-ubyte
 MNIST_RAW_SUBDIR = Path("MNIST", "raw")
 MNIST_PREFIX = {"train": "train", "test": "t10k"}  # split -> file-name prefix

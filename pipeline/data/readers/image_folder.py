@@ -1,0 +1,190 @@
+"""``image_folder`` (CSE 849): ``<path>/{train,val}/<class>/<file>`` with ImageFolder semantics
+(class folders sorted by name -> label index, files sorted, recursively), and the flat
+``<path>/test/`` with labels from ``<path>/test_labels.csv`` (``filename,label``; label =
+class index or class name). The test split's classes are those of the train (else val)
+folder. A dataset from elsewhere (class folders ``0``..``9``, no ``metadata.csv``, no
+``test_labels.csv``) is read the same way; unlabelled test images get label -1.
+
+Hidden files (names starting with ``.``) are skipped; any other file that is not a
+decodable L or RGB image of the same size as the rest is an error naming it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.formats import METADATA, METADATA_COLUMNS, TEST_LABELS
+from pipeline.data.common.imageio import WORKERS, decode_images
+from pipeline.data.readers import FOLDER_SPLITS, MNIST_CLASSES, UNLABELLED, ImageSet
+
+log = logging.getLogger(__name__)
+
+
+def read(path: Path, split: str) -> ImageSet:
+    """The split, with each image's digit label when the folder has a ``metadata.csv`` (composites)."""
+    images = read_image_folder(path, split)
+    images.digit_labels = composite_digit_labels(path, split, images.files)
+    return images
+
+
+def composite_digit_labels(root: Path, split: str, files: list[str] | None) -> torch.Tensor | None:
+    """The digit label of each image of ``split`` (in ``files`` order) from ``metadata.csv``; None without one."""
+    metadata = read_composite_metadata(root)
+    if metadata is None or files is None:
+        return None
+    rows = metadata[metadata["split"] == split]
+    if rows.empty:
+        return None
+    by_file = dict(zip(rows["filename"].astype(str), rows["digit_label"].astype(int)))
+    missing = [f for f in files if f not in by_file]
+    if missing:
+        raise DataError(f"{root / METADATA}: no {split} row for {missing[0]!r} ({len(missing)} in all)")
+    return torch.tensor([by_file[f] for f in files], dtype=torch.int64)
+
+
+def _visible(name: str) -> bool:
+    return not name.startswith(".")
+
+
+def _class_folders(split_dir: Path) -> list[str]:
+    if not split_dir.is_dir():
+        raise DataError(f"{split_dir}: folder not found")
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and _visible(e.name))
+    if not classes:
+        raise DataError(f"{split_dir}: no class folders (expected {split_dir}/<class>/<image>)")
+    return classes
+
+
+def _files_under(folder: Path) -> list[str]:
+    """Visible files under ``folder``, recursively, in ImageFolder's sorted walk order, relative to it."""
+    found = []
+    for current, dirs, names in sorted(os.walk(folder, followlinks=True)):
+        dirs[:] = [d for d in dirs if _visible(d)]
+        rel = Path(current).relative_to(folder)
+        found.extend((rel / n).as_posix() for n in sorted(names) if _visible(n))
+    return found
+
+
+def _decode(folder: Path, files: list[str], size=None, channels=None) -> torch.Tensor:
+    paths = [folder / f for f in files]
+    array = decode_images(paths, [str(p) for p in paths], size, channels, WORKERS, channels_first=True)
+    return torch.from_numpy(array)
+
+
+def _train_classes(root: Path) -> list[str] | None:
+    for split in ("train", "val"):
+        if (root / split).is_dir():
+            return _class_folders(root / split)
+    return None
+
+
+def _test_labels(root: Path, files: list[str], classes: list[str] | None) -> torch.Tensor:
+    table = root / TEST_LABELS
+    if not table.is_file():
+        log.warning("%s not found: test images are unlabelled (label %d)", table, UNLABELLED)
+        return torch.full((len(files),), UNLABELLED, dtype=torch.int64)
+    try:
+        frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{table}: cannot read: {exc}") from None
+    if list(frame.columns[:2]) != ["filename", "label"]:
+        raise DataError(f"{table}: expected columns filename,label; got {','.join(map(str, frame.columns))}")
+    index = {name: i for i, name in enumerate(classes or [])}
+    by_file: dict[str, int] = {}
+    for row, (name, value) in enumerate(zip(frame["filename"], frame["label"])):
+        value = value.strip()
+        if value in index:
+            label = index[value]
+        elif value.lstrip("-").isdigit():
+            label = int(value)
+        else:
+            raise DataError(f"{table}: row {row + 1} (line {row + 2}): label {value!r} is neither a class index nor a class name")
+        n_classes = len(classes) if classes else 10
+        if not 0 <= label < n_classes:
+            raise DataError(f"{table}: row {row + 1} (line {row + 2}): label {label} outside 0-{n_classes - 1}")
+        by_file[name] = label
+    missing = [f for f in files if f not in by_file]
+    if missing:
+        raise DataError(f"{table}: no label for test image {missing[0]!r} ({len(missing)} unlabelled in all)")
+    extra = sorted(set(by_file) - set(files))
+    if extra:
+        raise DataError(f"{table}: lists {extra[0]!r}, which is not in {root / 'test'} ({len(extra)} such rows)")
+    return torch.tensor([by_file[f] for f in files], dtype=torch.int64)
+
+
+def read_image_folder(root: str | os.PathLike[str], split: str) -> ImageSet:
+    """One split of an image-folder dataset (``train``/``val``: class folders; ``test``: flat)."""
+    root = Path(root)
+    split_dir = root / split
+    if split == "test":
+        images, files = read_image_dir(split_dir)
+        classes = _train_classes(root)
+        labels = _test_labels(root, files, classes)
+        return ImageSet(images, labels, classes or list(MNIST_CLASSES), files)
+    classes = _class_folders(split_dir)
+    files: list[str] = []
+    labels: list[int] = []
+    for label, name in enumerate(classes):
+        inner = [f"{name}/{f}" for f in _files_under(split_dir / name)]
+        if not inner:
+            log.warning("%s: class folder is empty", split_dir / name)
+        files.extend(inner)
+        labels.extend([label] * len(inner))
+    if not files:
+        raise DataError(f"{split_dir}: no image files")
+    images = _decode(split_dir, files)
+    return ImageSet(images, torch.tensor(labels, dtype=torch.int64), classes, files)
+
+
+def read_image_dir(
+    path: str | os.PathLike[str], size: tuple[int, int] | None = None, channels: int | None = None
+) -> tuple[torch.Tensor, list[str]]:
+    """Every image in a flat folder, in sorted file-name order -> ``(uint8 (N, C, H, W), names)``.
+
+    ``size`` is ``(height, width)``; with ``size``/``channels`` None they are taken from
+    the first image. A sub-folder, an unreadable or non-image file, or an image of
+    another size or channel count is an error naming the file. Hidden files are skipped.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path}: folder not found")
+    entries = sorted((e for e in os.scandir(path) if _visible(e.name)), key=lambda e: e.name)
+    for entry in entries:
+        if entry.is_dir():
+            raise DataError(f"{Path(entry.path)}: unexpected sub-folder in a flat image folder")
+    files = [e.name for e in entries]
+    if not files:
+        raise DataError(f"{path}: no image files")
+    return _decode(path, files, size, channels), files
+
+
+def read_composite_metadata(path: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The composite dataset's ``metadata.csv`` (``path``: the dataset folder or the file); None if absent.
+
+    Columns: split, filename (relative to the split folder), label, digit_label,
+    cifar_index, mnist_index.
+    """
+    path = Path(path)
+    file = path / METADATA if path.is_dir() else path
+    if not file.is_file():
+        return None
+    try:
+        frame = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file}: cannot read: {exc}") from None
+    missing = [c for c in METADATA_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{file}: missing column(s) {', '.join(missing)}")
+    for column in METADATA_COLUMNS[2:]:
+        if not pd.api.types.is_integer_dtype(frame[column]):
+            raise DataError(f"{file}: column {column!r} must hold integers")
+    unknown = sorted(set(frame["split"]) - set(FOLDER_SPLITS))
+    if unknown:
+        raise DataError(f"{file}: unknown split {unknown[0]!r}")
+    return frame
