@@ -2,7 +2,7 @@
 
     python -m pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
     python -m pipeline predict --model /tmp/m.pt --images some/folder --out preds.txt
-    python -m pipeline train|evaluate|analyze|classwise-norms ...   (the DVC stages, same arguments)
+    python -m pipeline train|evaluate|analyze|compare|padding|classwise-norms ...   (the DVC stages, same arguments)
 
 ``predict`` writes one predicted class index per line, in the folder's sorted file
 order. Errors (missing model, an image of the wrong size or channel count, ...) print
@@ -23,6 +23,8 @@ STAGES = {
     "train": "pipeline.stages.train",
     "evaluate": "pipeline.stages.evaluate",
     "analyze": "pipeline.stages.analyze",
+    "compare": "pipeline.stages.compare",
+    "padding": "pipeline.stages.padding",
     "classwise-norms": "pipeline.stages.classwise_norms",
 }
 

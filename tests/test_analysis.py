@@ -1,4 +1,4 @@
-"""Analyses: shape formula, shape traces, parameter counts, filter grids, class-wise norms, the stages."""
+"""Analyses: shape formula, shape traces, parameter counts, filter grids, class-wise norms, comparisons, the stages."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import torch
 import yaml
 from torch import nn
 
-from pipeline import analysis
+from pipeline import analysis, classwise, comparisons, padding
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import load_params, load_variant
-from pipeline.data.formats import csv_columns
-from pipeline.datasets import Normalizer
+from pipeline.config import ConfigError, load_params, load_variant
+from pipeline.data.common.formats import csv_columns
+from pipeline.normalizer import Normalizer
 from pipeline.engine import InputPipeline
-from pipeline.models import CSE849CNN, create_model
+from pipeline.models import create_model
+from pipeline.models.cse849_cnn import CSE849CNN
 from pipeline.plots import bar_grid, filter_grid
 
 
@@ -27,7 +28,7 @@ from pipeline.plots import bar_grid, filter_grid
 
 def test_padding_table_measures_what_the_formula_says():
     image = torch.rand(1, 1, 28, 28)
-    rows = analysis.padding_table(image, 3, (0, 1, 2), (1, 2))
+    rows = padding.padding_table(image, 3, (0, 1, 2), (1, 2))
     assert len(rows) == 6 and all(r["agree"] for r in rows)
     by = {(r["padding"], r["stride"]): r["measured_shape"] for r in rows}
     assert by[(0, 1)] == [1, 1, 26, 26]  # the seed's example
@@ -41,7 +42,7 @@ def test_padding_table_measures_what_the_formula_says():
     lambda h, k, p, s: (h - k + 2 * p) // s,  # missing + 1
 ])
 def test_a_wrong_formula_is_caught(wrong):
-    rows = analysis.padding_table(torch.rand(1, 1, 28, 28), 3, (0, 1, 2), (1, 2), formula=wrong)
+    rows = padding.padding_table(torch.rand(1, 1, 28, 28), 3, (0, 1, 2), (1, 2), formula=wrong)
     assert not all(r["agree"] for r in rows)
 
 
@@ -123,7 +124,7 @@ def test_classwise_norms_equal_a_direct_torch_norm_computation():
     labels = torch.arange(37) % 10
     normalizer = Normalizer([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
     prepare = InputPipeline(normalizer, torch.device("cpu"), channels_last=False)
-    got = analysis.classwise_feature_norms(model, images, labels, 10, [1, 5], prepare, batch_size=8)
+    got = classwise.classwise_feature_norms(model, images, labels, 10, [1, 5], prepare, batch_size=8)
     with torch.no_grad():
         _, features = model(normalizer(images), intermediate_outputs=True)
     for layer, channels in ((1, 16), (5, 80)):
@@ -136,13 +137,13 @@ def test_classwise_norms_equal_a_direct_torch_norm_computation():
 def test_classwise_norms_need_intermediate_outputs():
     prepare = InputPipeline(Normalizer([0.0], [1.0]), torch.device("cpu"), channels_last=False)
     with pytest.raises(ValueError, match="intermediate outputs"):
-        analysis.classwise_feature_norms(create_model("tdm_cnn"), torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+        classwise.classwise_feature_norms(create_model("tdm_cnn"), torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
                                          torch.zeros(4, dtype=torch.long), 10, [1], prepare)
 
 
 def test_cv_summary_on_a_hand_made_matrix():
     m = np.array([[1.0, 2.0, 0.0], [1.0, 4.0, 0.0]])  # 2 classes x 3 filters: uniform, varying, dead
-    s = analysis.cv_summary(m, threshold=0.2)
+    s = classwise.cv_summary(m, threshold=0.2)
     assert s["per_filter"]["filter_00"]["cv"] == 0.0
     assert s["per_filter"]["filter_01"] == {"cv": pytest.approx(1 / 3, abs=1e-6), "argmax_class": 1, "mean_norm": 3.0}
     assert s["summary"]["class_specific_filters"] == 1 and s["summary"]["dead_filters"] == 1
@@ -150,10 +151,10 @@ def test_cv_summary_on_a_hand_made_matrix():
 
 
 def test_compare_differences():
-    cmp = {"pool": analysis.ComparisonConfig(title="t", a="x", b="y")}
+    cmp = comparisons.ComparisonConfig(title="t", a="x", b="y")
     metrics = {"x": {"test_accuracy": 0.99, "test_loss": 0.03}, "y": {"test_accuracy": 0.98, "test_loss": 0.05}}
     counts = {"x": {"trainable": 100}, "y": {"trainable": 50}}
-    r = analysis.compare(cmp, metrics, counts)["pool"]
+    r = comparisons.compare(cmp, metrics, counts)
     assert r["accuracy_diff_points"] == pytest.approx(1.0) and r["test_loss_diff"] == pytest.approx(-0.02)
     assert r["parameter_ratio"] == 2.0 and r["a"]["variant"] == "x"
 
@@ -176,51 +177,165 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
 
 # --------------------------------------------------------------------------- the stages on tiny checkpoints
 
+ANALYSIS_FILES = ["filters.png", "layer_summary.md", "loss_curve.png", "param_counts.json", "shape_trace.json", "shape_trace.md"]
+SHAPES = {"tdm_max": (1, 28, 28), "tdm_avg": (1, 28, 28), "prac5": (1, 28, 28), "ds5220_mlp": (1, 28, 28), "cse849": (3, 64, 64)}
 
-def fake_run(reports: Path, name: str, n_train: int = 200) -> None:
+
+def fake_run(reports: Path, name: str, n_train: int | None = 200, accuracy: float = 0.5, test_loss: float = 0.9) -> None:
+    """What train@<name> writes besides the checkpoint: metrics.json and plots/{steps,epochs}.csv."""
     plots = reports / name / "plots"
     plots.mkdir(parents=True)
     pd.DataFrame({"step": [2, 4], "examples_seen": [64, 128], "train_loss": [1.5, 1.0]}).to_csv(plots / "steps.csv", index=False)
     pd.DataFrame({"epoch": [1], "train_loss": [1.2], "test_loss": [0.9], "test_accuracy": [0.7]}).to_csv(plots / "epochs.csv", index=False)
-    accuracy = {"tdm_max": 0.9, "tdm_avg": 0.8}.get(name, 0.5)
-    (reports / name / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy, "test_loss": 0.9, "train_examples": n_train}))
+    metrics = {"test_accuracy": accuracy, "test_loss": test_loss}
+    if n_train is not None:
+        metrics["train_examples"] = n_train
+    (reports / name / "metrics.json").write_text(json.dumps(metrics))
 
 
-def test_analyze_stage_end_to_end(tmp_path):
+def fake_checkpoint(models: Path, name: str) -> Path:
+    """models/<name>.pt for the variant ``name`` of params.yaml, untrained (seeded)."""
+    variant = load_variant(name, load_params())
+    torch.manual_seed(0)
+    model = create_model(variant.model.name, **variant.model.args)
+    c = SHAPES[name][0]
+    path = models / f"{name}.pt"
+    save_checkpoint(path, variant, model, Normalizer([0.5] * c, [0.5] * c), SHAPES[name], [str(i) for i in range(10)])
+    return path
+
+
+def run_analyze(tmp_path: Path, name: str, **run_kwargs) -> Path:
     from pipeline.stages.analyze import main
 
-    params = load_params()
-    names = ["tdm_max", "tdm_avg", "prac5", "ds5220_mlp", "cse849"]
     models, reports = tmp_path / "models", tmp_path / "reports"
-    shapes = {"tdm_max": (1, 28, 28), "tdm_avg": (1, 28, 28), "prac5": (1, 28, 28), "ds5220_mlp": (1, 28, 28), "cse849": (3, 64, 64)}
-    for name in names:
-        variant = load_variant(name, params)
-        model = create_model(variant.model.name, **variant.model.args)
-        c = shapes[name][0]
-        save_checkpoint(models / f"{name}.pt", variant, model, Normalizer([0.5] * c, [0.5] * c), shapes[name], [str(i) for i in range(10)])
-        fake_run(reports, name)
+    fake_checkpoint(models, name)
+    fake_run(reports, name, **run_kwargs)
+    main([name, "--models-dir", str(models), "--reports-dir", str(reports)])
+    return reports / name / "analysis"
+
+
+def test_analyze_stage_writes_exactly_the_listed_files_for_a_conv_model(tmp_path):
+    out = run_analyze(tmp_path, "prac5")
+    assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES  # and no temporary folder beside it
+    assert sorted(p.name for p in out.parent.iterdir()) == ["analysis", "metrics.json", "plots"]
+    trace = json.loads((out / "shape_trace.json").read_text())
+    assert trace["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
+    assert "`[784] -> [1, 1, 28, 28]" in (out / "shape_trace.md").read_text()
+    counts = json.loads((out / "param_counts.json").read_text())
+    assert set(counts) == {"total", "trainable", "non_trainable"} and counts["total"] == counts["trainable"] > 0
+    assert (out / "layer_summary.md").read_text().startswith("## prac5 (`prac5_cnn`)")
+
+
+def test_analyze_stage_draws_no_filters_for_an_mlp(tmp_path):
+    out = run_analyze(tmp_path, "ds5220_mlp")
+    assert sorted(p.name for p in out.iterdir()) == [f for f in ANALYSIS_FILES if f != "filters.png"]
+    assert json.loads((out / "param_counts.json").read_text()) == {"total": 101770, "trainable": 101770, "non_trainable": 0}
+    assert "Total params: 101,770" in (out / "layer_summary.md").read_text()
+
+
+def test_analyze_stage_outputs_are_byte_stable(tmp_path):
+    first = run_analyze(tmp_path / "1", "cse849")
+    second = run_analyze(tmp_path / "2", "cse849")
+    for name in ANALYSIS_FILES:
+        assert (first / name).read_bytes() == (second / name).read_bytes(), name
+
+
+def test_analyze_stage_needs_train_examples_and_leaves_no_folder(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        run_analyze(tmp_path, "tdm_max", n_train=None)
+    assert exc.value.code == 1
+    err = capsys.readouterr().err
+    assert "metrics.json" in err and "'train_examples'" in err
+    assert sorted(p.name for p in (tmp_path / "reports" / "tdm_max").iterdir()) == ["metrics.json", "plots"]
+
+
+def test_analyze_stage_refuses_a_checkpoint_of_another_variant(tmp_path, capsys):
+    from pipeline.stages.analyze import main
+
+    models = tmp_path / "models"
+    fake_checkpoint(models, "tdm_avg").rename(models / "tdm_max.pt")
+    fake_run(tmp_path / "reports", "tdm_max")
+    with pytest.raises(SystemExit):
+        main(["tdm_max", "--models-dir", str(models), "--reports-dir", str(tmp_path / "reports")])
+    assert "holds variant 'tdm_avg', not 'tdm_max'" in capsys.readouterr().err
+
+
+def test_analyze_stage_imports_neither_engine_nor_data():
+    import subprocess
+    import sys
+
+    code = ("import sys, pipeline.stages.analyze; "
+            "print(sorted(m for m in sys.modules if m.startswith('pipeline')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                            cwd=Path(__file__).resolve().parents[1]).stdout
+    for module in ("pipeline.engine", "pipeline.datasets", "pipeline.data.readers", "pipeline.evaluation"):
+        assert f"'{module}'" not in loaded, module
+
+
+def fake_comparison_pair(reports: Path) -> None:
+    fake_run(reports, "tdm_max", accuracy=0.9125, test_loss=0.25)
+    fake_run(reports, "tdm_avg", accuracy=0.8875, test_loss=0.375)
+    for name, trainable in (("tdm_max", 3000), ("tdm_avg", 2000)):
+        (reports / name / "analysis").mkdir()
+        (reports / name / "analysis" / "param_counts.json").write_text(
+            json.dumps({"total": trainable, "trainable": trainable, "non_trainable": 0}))
+
+
+def test_compare_stage_on_a_fake_pair(tmp_path):
+    from pipeline.stages.compare import main
+
+    reports, out = tmp_path / "reports", tmp_path / "comparisons"
+    fake_comparison_pair(reports)
+    main(["pooling", "--reports-dir", str(reports), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["pooling.json", "pooling.md"]
+    r = json.loads((out / "pooling.json").read_text())
+    assert r["title"] == load_params()["analysis"]["comparisons"]["pooling"]["title"]
+    assert r["a"] == {"variant": "tdm_max", "test_accuracy": 0.9125, "test_loss": 0.25, "parameters": 3000}
+    assert r["b"] == {"variant": "tdm_avg", "test_accuracy": 0.8875, "test_loss": 0.375, "parameters": 2000}
+    assert r["accuracy_diff_points"] == pytest.approx(2.5) and r["test_loss_diff"] == pytest.approx(-0.125)
+    assert r["parameter_ratio"] == 1.5
+    md = (out / "pooling.md").read_text()
+    assert md.startswith(f"## {r['title']}\n")
+    assert "| a | tdm_max | 91.25% | 0.2500 | 3,000 |" in md and "| b | tdm_avg | 88.75% | 0.3750 | 2,000 |" in md
+    assert "a - b: +2.50 accuracy points, test loss -0.1250; parameters a/b = 1.50. Higher accuracy: tdm_max." in md
+
+
+def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):
+    from pipeline.stages.compare import main, run
+
+    with pytest.raises(ConfigError, match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, mlp_vs_cnn"):
+        run("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
+    with pytest.raises(SystemExit) as exc:
+        main(["nope", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out")])
+    assert exc.value.code == 1 and "analysis.comparisons.nope" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_compare_stage_names_a_missing_input(tmp_path, capsys):
+    from pipeline.stages.compare import main
+
+    reports = tmp_path / "reports"
+    fake_comparison_pair(reports)
+    (reports / "tdm_avg" / "analysis" / "param_counts.json").unlink()
+    with pytest.raises(SystemExit):
+        main(["pooling", "--reports-dir", str(reports), "--out", str(tmp_path / "out")])
+    assert str(reports / "tdm_avg" / "analysis" / "param_counts.json") in capsys.readouterr().err
+
+
+def test_padding_stage(tmp_path):
+    from pipeline.stages.padding import main
+
     csv = tmp_path / "mnist_csv"
     csv.mkdir()
     row = np.zeros((1, 785), dtype=int)
     row[0, 0] = 5
     pd.DataFrame(row, columns=csv_columns()).to_csv(csv / "mnist_train.csv", index=False)
     out = tmp_path / "analysis"
-    main(["--variants", ",".join(names), "--models-dir", str(models), "--reports-dir", str(reports),
-          "--mnist-csv", str(csv), "--out", str(out)])
-
-    assert sorted(p.name for p in (out / "filters").iterdir()) == ["cse849.png", "prac5.png", "tdm_avg.png", "tdm_max.png"]
-    assert sorted(p.name for p in (out / "loss_curves").iterdir()) == sorted(f"{n}.png" for n in names)
-    padding = json.loads((out / "padding_shapes.json").read_text())
-    assert padding["all_agree"] and padding["rows"][0]["measured_shape"] == [1, 1, 26, 26] and "label 5" in padding["source"]
-    counts = json.loads((out / "param_counts.json").read_text())
-    assert counts["ds5220_mlp"]["total"] == 101770 and set(counts) == set(names)
-    traces = json.loads((out / "shape_traces.json").read_text())
-    assert traces["prac5"]["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
-    comparisons = json.loads((out / "comparisons.json").read_text())
-    assert list(comparisons) == ["pooling"]  # the others need variants not selected here
-    assert comparisons["pooling"]["accuracy_diff_points"] == pytest.approx(10.0)
-    assert "| a | tdm_max | 90.00% |" in (out / "comparisons.md").read_text()
-    assert "Total params: 101,770" in (out / "layer_summaries.md").read_text()
+    main(["--mnist-csv", str(csv), "--out", str(out)])
+    assert sorted(p.name for p in out.iterdir()) == ["padding_shapes.json", "padding_shapes.md"]
+    result = json.loads((out / "padding_shapes.json").read_text())
+    assert result["all_agree"] and result["rows"][0]["measured_shape"] == [1, 1, 26, 26] and "label 5" in result["source"]
+    assert "| 0 | 1 | [1, 1, 26, 26] | [26, 26] | yes |" in (out / "padding_shapes.md").read_text()
 
 
 def test_classwise_norms_stage_end_to_end(tmp_path):
@@ -233,13 +348,15 @@ def test_classwise_norms_stage_end_to_end(tmp_path):
     params = load_params()
     params["analysis"]["classwise_norms"] = {"variant": "cse849", "layers": [1, 5], "cv_threshold": 0.1}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    out = tmp_path / "out"
+    out = tmp_path / "classwise_norms"
     main(["--params", str(tmp_path / "params.yaml"), "--model", str(model), "--out", str(out)])
     result = json.loads((out / "classwise_norms.json").read_text())
     assert set(result) == {"conv1", "conv5"}
     assert len(result["conv1"]["per_filter"]) == 16 and len(result["conv5"]["per_filter"]) == 80
     assert result["conv5"]["summary"]["cv_threshold"] == 0.1
-    for name in ("classwise_norms_conv1.png", "classwise_norms_conv5.png", "classwise_norms_heatmap.png", "filters.png", "classwise_norms.csv"):
-        assert (out / name).is_file(), name
+    assert sorted(p.name for p in out.iterdir()) == [  # no filters.png: analyze@cse849 draws it
+        "classwise_norms.csv", "classwise_norms.json", "classwise_norms_conv1.png", "classwise_norms_conv5.png",
+        "classwise_norms_heatmap.png"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["classwise_norms", "data", "m.pt", "params.yaml"]
     table = pd.read_csv(out / "classwise_norms.csv")
     assert len(table) == 10 * (16 + 80)

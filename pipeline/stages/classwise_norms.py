@@ -6,7 +6,8 @@ Reads ``analysis.classwise_norms`` (``variant``, ``layers``, ``cv_threshold``),
 ``models/<variant>.pt`` and the validation split of the data it was trained on
 (no augmentation, the checkpoint's normalizer). For each conv block in ``layers``:
 ``torch.norm`` of every channel over height and width (``b x c``), averaged per
-class (``10 x c``). Writes to ``reports/<variant>/analysis/``:
+class (``10 x c``). Writes the folder ``reports/<variant>/classwise_norms/`` (atomically:
+on an error the previous folder, if any, is left as it was):
 
 ``classwise_norms.json``            DVC metrics: per layer (``conv1``, ``conv5``) a ``summary``
                                     (mean / median / max coefficient of variation across
@@ -17,8 +18,8 @@ class (``10 x c``). Writes to ``reports/<variant>/analysis/``:
 ``classwise_norms_conv<k>.png``     one small bar plot (10 classes) per filter; class-specific
                                     filters framed in red
 ``classwise_norms_heatmap.png``     each matrix divided by the filter's mean over classes
-``filters.png``                     the first-layer kernels (same figure as ``analyze``'s
-                                    ``reports/analysis/filters/<variant>.png``, drawn again here)
+
+The first-layer kernels are drawn by ``analyze@<variant>`` (``reports/<variant>/analysis/filters.png``).
 """
 
 from __future__ import annotations
@@ -31,16 +32,15 @@ from pathlib import Path
 
 import torch
 
-from pipeline import analysis
-from pipeline.checkpoint import load_checkpoint
+from pipeline import classwise
+from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import load_params
-from pipeline.data.errors import DataError
+from pipeline.data.common.errors import DataError
 from pipeline.data.readers import read_split
 from pipeline.datasets import load_splits
 from pipeline.engine import InputPipeline, select_device
-from pipeline.evaluation import variant_from_checkpoint
-from pipeline.io import write_json
+from pipeline.io import atomic_path, write_json
 from pipeline.plots import bar_grid, save_figure
 from pipeline.reporting import write_csv
 
@@ -62,9 +62,9 @@ def read_validation(variant, data_path: Path):
 
 def run(params_path: Path, model: Path | None, data: Path | None, out: Path | None) -> dict:
     start = time.perf_counter()
-    cfg = analysis.load_classwise(load_params(params_path))
+    cfg = classwise.load_classwise(load_params(params_path))
     model_path = model or Path("models") / f"{cfg.variant}.pt"
-    out = out or Path("reports") / cfg.variant / "analysis"
+    out = out or Path("reports") / cfg.variant / "classwise_norms"
     loaded = load_checkpoint(model_path)
     variant = variant_from_checkpoint(loaded, str(model_path))
     val = read_validation(variant, data or Path(variant.data.path))
@@ -74,14 +74,14 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
     if variant.train.channels_last:
         net = net.to(memory_format=torch.channels_last)
     prepare = InputPipeline(loaded.normalizer, device, variant.train.channels_last)
-    matrices = analysis.classwise_feature_norms(net, val.images, val.labels, len(classes), cfg.layers, prepare,
-                                                variant.train.eval_batch_size)
+    matrices = classwise.classwise_feature_norms(net, val.images, val.labels, len(classes), cfg.layers, prepare,
+                                                 variant.train.eval_batch_size)
 
-    result, rows, plotted = {}, [], {}
+    result, rows, plotted, figures = {}, [], {}, {}
     for layer in cfg.layers:
         name = f"conv{layer}"
         m = matrices[layer].numpy()
-        s = analysis.cv_summary(m, cfg.cv_threshold)
+        s = classwise.cv_summary(m, cfg.cv_threshold)
         result[name] = {"summary": s["summary"], "per_filter": s["per_filter"]}
         plotted[name] = m
         for f in range(m.shape[1]):
@@ -91,18 +91,19 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
         title = (f"{cfg.variant} {name}: class-wise mean of ||feature map||_2 per filter on the validation split "
                  f"(n={len(val)}); red frame: CV across classes > {cfg.cv_threshold} "
                  f"({s['summary']['class_specific_filters']}/{n_filters})\nbars: " + ", ".join(f"{i}={c}" for i, c in enumerate(classes)))
-        fig = bar_grid(m, analysis.classwise_bar_titles(s, classes), [str(i) for i in range(len(classes))],
+        fig = bar_grid(m, classwise.classwise_bar_titles(s, classes), [str(i) for i in range(len(classes))],
                        cols=8 if n_filters <= 16 else 10, title=title, highlight=list(s["cv"] > cfg.cv_threshold))
-        save_figure(fig, out / f"classwise_norms_{name}.png")
+        figures[name] = fig
         log.info("%s: %d filters, mean CV %.3f, median %.3f, class-specific %d", name, n_filters,
                  s["summary"]["mean_cv"], s["summary"]["median_cv"], s["summary"]["class_specific_filters"])
 
-    write_json(out / "classwise_norms.json", result)
-    write_csv(out / "classwise_norms.csv", rows)
-    save_figure(analysis.plot_classwise_heatmap(plotted, classes), out / "classwise_norms_heatmap.png")
-    fig = analysis.plot_first_conv(loaded.model, cfg.variant)
-    if fig is not None:
-        save_figure(fig, out / "filters.png")
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name, fig in figures.items():
+            save_figure(fig, tmp / f"classwise_norms_{name}.png")
+        write_json(tmp / "classwise_norms.json", result)
+        write_csv(tmp / "classwise_norms.csv", rows)
+        save_figure(classwise.plot_classwise_heatmap(plotted, classes), tmp / "classwise_norms_heatmap.png")
     log.info("wrote %s in %.1f s", out, time.perf_counter() - start)
     return result
 
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
     parser.add_argument("--model", type=Path, help="checkpoint (default: models/<analysis.classwise_norms.variant>.pt)")
     parser.add_argument("--data", type=Path, help="dataset folder (default: the one stored in the checkpoint)")
-    parser.add_argument("--out", type=Path, help="output folder (default: reports/<variant>/analysis)")
+    parser.add_argument("--out", type=Path, help="output folder (default: reports/<variant>/classwise_norms)")
     args = parser.parse_args(argv)
     run_stage(lambda: run(args.params, args.model, args.data, args.out))
 

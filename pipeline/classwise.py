@@ -1,0 +1,128 @@
+"""Class-wise average feature-map norms (CSE 849 section 2.2), for the ``classwise_norms`` stage.
+
+:func:`classwise_feature_norms` runs a model over uint8 images (batched, through the
+checkpoint's :class:`~pipeline.engine.InputPipeline`) and averages, per class, the L2
+norm over height and width of every channel after the chosen conv blocks;
+:func:`cv_summary` measures how class-specific each filter is. Kept apart from
+:mod:`pipeline.analysis` so that the per-variant ``analyze`` stage does not import the
+training engine or the datasets.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from matplotlib.colors import TwoSlopeNorm
+from matplotlib.figure import Figure
+from torch import nn
+
+from pipeline.config import ConfigError, build, section
+from pipeline.datasets import batches
+from pipeline.engine import InputPipeline
+
+DIGITS = 6
+
+
+def _round(value: float) -> float:
+    return round(float(value), DIGITS)
+
+
+@dataclass(frozen=True)
+class ClasswiseNormsConfig:
+    variant: str
+    layers: list[int] = field(default_factory=lambda: [1, 5])
+    cv_threshold: float = 0.5  # a filter whose class-wise CV exceeds this is "class-specific"
+
+
+def load_classwise(params: Mapping[str, Any]) -> ClasswiseNormsConfig:
+    cfg = build(ClasswiseNormsConfig, section(params, "analysis.classwise_norms"), "analysis.classwise_norms")
+    if cfg.variant not in section(params, "variants"):
+        raise ConfigError(f"analysis.classwise_norms.variant: unknown variant {cfg.variant!r}")
+    if not cfg.layers or min(cfg.layers) < 1:
+        raise ConfigError("analysis.classwise_norms.layers: 1-based conv block numbers, e.g. [1, 5]")
+    if cfg.cv_threshold <= 0:
+        raise ConfigError("analysis.classwise_norms.cv_threshold: must be positive")
+    return cfg
+
+
+@torch.no_grad()
+def classwise_feature_norms(model: nn.Module, images_u8: torch.Tensor, labels: torch.Tensor, n_classes: int,
+                            layers: Sequence[int], prepare: InputPipeline, batch_size: int = 500) -> dict[int, torch.Tensor]:
+    """Per class, the mean over its images of ``torch.norm(F, dim=(2, 3))`` (the L2 norm over height
+    and width of each channel) of the feature map after conv block ``layer`` (1-based).
+
+    ``model(x, intermediate_outputs=True)`` must return ``(logits, [feature maps])``.
+    Returns ``{layer: (n_classes, channels)`` float64 tensor``}``; a class without images gets NaN.
+    """
+    model.eval()
+    sums: dict[int, torch.Tensor] = {}
+    counts = torch.zeros(n_classes, dtype=torch.float64)
+    for batch_images, batch_labels in batches(images_u8, labels, batch_size):
+        try:
+            _, features = model(prepare(batch_images), intermediate_outputs=True)
+        except TypeError:
+            raise ValueError(f"{type(model).__name__} does not return intermediate outputs (forward(x, intermediate_outputs=True))") from None
+        for layer in layers:
+            if not 1 <= layer <= len(features):
+                raise ValueError(f"conv block {layer} requested; the model has {len(features)}")
+            norms = torch.norm(features[layer - 1].float(), dim=(2, 3)).double().cpu()  # (b, c)
+            if layer not in sums:
+                sums[layer] = torch.zeros(n_classes, norms.shape[1], dtype=torch.float64)
+            sums[layer].index_add_(0, batch_labels, norms)
+        counts += torch.bincount(batch_labels, minlength=n_classes).double()
+    return {layer: s / counts[:, None] for layer, s in sums.items()}
+
+
+def cv_summary(matrix: torch.Tensor | np.ndarray, threshold: float) -> dict:
+    """Coefficient of variation across classes (population std / mean) of each filter's class-wise norm.
+
+    A filter with CV > ``threshold`` is counted as class-specific; a filter that is zero
+    for every class (dead) gets CV 0 and is counted separately.
+    """
+    m = np.asarray(matrix, dtype=np.float64)  # (classes, filters)
+    mean = np.nanmean(m, axis=0)
+    std = np.nanstd(m, axis=0)
+    dead = mean <= 1e-12
+    cv = np.where(dead, 0.0, std / np.where(dead, 1.0, mean))
+    argmax = np.nanargmax(np.where(np.isnan(m), -np.inf, m), axis=0)
+    filters = {
+        f"filter_{i:02d}": {"cv": _round(cv[i]), "argmax_class": int(argmax[i]), "mean_norm": _round(mean[i])}
+        for i in range(m.shape[1])
+    }
+    summary = {
+        "filters": int(m.shape[1]),
+        "mean_cv": _round(cv.mean()),
+        "median_cv": _round(np.median(cv)),
+        "max_cv": _round(cv.max()),
+        "cv_threshold": _round(threshold),
+        "class_specific_filters": int((cv > threshold).sum()),
+        "dead_filters": int(dead.sum()),
+    }
+    return {"summary": summary, "per_filter": filters, "cv": cv, "argmax": argmax}
+
+
+def classwise_bar_titles(summary: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
+    return [f"f{i:02d} cv {v['cv']:.2f} | {classes[v['argmax_class']][:5]}" for i, v in enumerate(summary["per_filter"].values())]
+
+
+def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence[str]) -> Figure:
+    """Each layer's ``(classes, filters)`` mean norms divided by the filter's mean over classes (1 = uniform)."""
+    fig = Figure(figsize=(14, 2.6 * len(matrices) + 0.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(len(matrices), 1, squeeze=False).ravel())
+    for ax, (name, m) in zip(axes, matrices.items()):
+        m = np.asarray(m, dtype=np.float64)
+        mean = m.mean(axis=0, keepdims=True)
+        rel = np.divide(m, mean, out=np.ones_like(m), where=mean > 1e-12)
+        norm = TwoSlopeNorm(vcenter=1.0, vmin=min(float(np.nanmin(rel)), 0.999), vmax=max(float(np.nanmax(rel)), 1.001))
+        image = ax.imshow(rel, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
+        ax.set_yticks(range(len(classes)), classes, fontsize=7)
+        step = 1 if m.shape[1] <= 20 else 5
+        ax.set_xticks(range(0, m.shape[1], step))
+        ax.tick_params(axis="x", labelsize=7)
+        ax.set_xlabel("filter", fontsize=8)
+        ax.set_title(f"{name}: class-wise mean feature-map norm / filter mean over classes", fontsize=9)
+        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+    return fig

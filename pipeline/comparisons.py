@@ -1,0 +1,89 @@
+"""Measured comparisons of two variants (``analysis.comparisons`` in params.yaml).
+
+Used by the ``compare`` stage (:mod:`pipeline.stages.compare`), one comparison per run:
+both variants' test accuracy and loss (from their ``metrics.json``) and trainable
+parameter count (from their ``analysis/param_counts.json``), and the differences a - b.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+from pipeline.config import ConfigError, build, section
+
+DIGITS = 6
+
+
+def _round(value: float) -> float:
+    return round(float(value), DIGITS)
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    title: str  # what the comparison shows, e.g. "Max vs average pooling (TDM Q5b)"
+    a: str  # variant name
+    b: str  # variant name
+
+
+def comparison_keys(params: Mapping[str, Any]) -> list[str]:
+    raw = section(params, "analysis.comparisons")
+    if not isinstance(raw, Mapping):
+        raise ConfigError("analysis.comparisons: expected a mapping id -> {title, a, b}")
+    return [str(k) for k in raw]
+
+
+def load_comparison(params: Mapping[str, Any], key: str) -> ComparisonConfig:
+    """``analysis.comparisons.<key>``; an unknown key fails naming the allowed ones."""
+    keys = comparison_keys(params)
+    where = f"analysis.comparisons.{key}"
+    if key not in keys:
+        raise ConfigError(f"{where}: no such comparison; allowed: {', '.join(keys) or 'none'}")
+    entry = section(params, "analysis.comparisons")[key]
+    if not isinstance(entry, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with title, a, b")
+    cmp = build(ComparisonConfig, entry, where)
+    variants = section(params, "variants")
+    for side in ("a", "b"):
+        if getattr(cmp, side) not in variants:
+            raise ConfigError(f"{where}.{side}: unknown variant {getattr(cmp, side)!r}; allowed: {', '.join(variants)}")
+    return cmp
+
+
+def compare(cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]]) -> dict:
+    """Both variants' measured test accuracy, loss and trainable parameter count, and the differences a - b.
+
+    ``metrics`` and ``counts`` map a variant name to its ``metrics.json`` / ``param_counts.json``.
+    """
+    sides = {}
+    for side in ("a", "b"):
+        name = getattr(cmp, side)
+        m = metrics[name]
+        sides[side] = {"variant": name, "test_accuracy": _round(m["test_accuracy"]), "test_loss": _round(m["test_loss"]),
+                       "parameters": int(counts[name]["trainable"])}
+    a, b = sides["a"], sides["b"]
+    return {
+        "title": cmp.title,
+        "a": a,
+        "b": b,
+        "accuracy_diff_points": _round(100.0 * (a["test_accuracy"] - b["test_accuracy"])),
+        "test_loss_diff": _round(a["test_loss"] - b["test_loss"]),
+        "parameter_ratio": _round(a["parameters"] / b["parameters"]) if b["parameters"] else None,
+    }
+
+
+def comparison_markdown(r: Mapping[str, Any]) -> str:
+    """One comparison's section (``## title``, the table, the differences)."""
+    a, b = r["a"], r["b"]
+    better = a["variant"] if r["accuracy_diff_points"] > 0 else b["variant"] if r["accuracy_diff_points"] < 0 else "neither"
+    ratio = "n/a" if r["parameter_ratio"] is None else f"{r['parameter_ratio']:.2f}"
+    lines = [
+        f"## {r['title']}", "",
+        "| | variant | test accuracy | test loss | parameters |", "|---|---|---:|---:|---:|",
+        f"| a | {a['variant']} | {100 * a['test_accuracy']:.2f}% | {a['test_loss']:.4f} | {a['parameters']:,} |",
+        f"| b | {b['variant']} | {100 * b['test_accuracy']:.2f}% | {b['test_loss']:.4f} | {b['parameters']:,} |",
+        "",
+        f"a - b: {r['accuracy_diff_points']:+.2f} accuracy points, test loss {r['test_loss_diff']:+.4f}; "
+        f"parameters a/b = {ratio}. Higher accuracy: {better}.", "",
+    ]
+    return "\n".join(lines)

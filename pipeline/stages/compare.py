@@ -1,0 +1,60 @@
+"""Stage ``compare@<key>``: one measured comparison of two variants (``analysis.comparisons.<key>``).
+
+    python -m pipeline.stages.compare KEY [--params params.yaml] [--reports-dir reports] [--out reports/comparisons]
+
+Reads the params ``analysis.comparisons.<key>`` (``title``, ``a``, ``b``: variant names),
+``reports/<a>/metrics.json``, ``reports/<b>/metrics.json`` (test accuracy and loss of the
+checkpoint kept by training) and ``reports/<a>/analysis/param_counts.json``,
+``reports/<b>/analysis/param_counts.json`` (written by ``analyze@<variant>``). Writes:
+
+``reports/comparisons/<key>.json``   both sides and the differences a - b (DVC metrics)
+``reports/comparisons/<key>.md``     the same as a markdown section (``## <title>``)
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.cli import run_stage
+from pipeline.comparisons import compare, comparison_markdown, load_comparison
+from pipeline.config import load_params
+from pipeline.io import read_json, write_json, write_text
+
+log = logging.getLogger("pipeline.stages.compare")
+
+
+def _read(path: Path, keys: tuple[str, ...]) -> dict:
+    data = read_json(path)
+    for key in keys:
+        if key not in data:
+            raise ValueError(f"{path}: missing key {key!r}")
+    return data
+
+
+def run(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
+    cmp = load_comparison(load_params(params_path), key)
+    metrics, counts = {}, {}
+    for name in (cmp.a, cmp.b):
+        metrics[name] = _read(reports_dir / name / "metrics.json", ("test_accuracy", "test_loss"))
+        counts[name] = _read(reports_dir / name / "analysis" / "param_counts.json", ("trainable",))
+    result = compare(cmp, metrics, counts)
+    write_json(out / f"{key}.json", result)
+    write_text(out / f"{key}.md", comparison_markdown(result))
+    log.info("%s: %s - %s = %+.2f accuracy points; wrote %s", key, cmp.a, cmp.b, result["accuracy_diff_points"], out / f"{key}.json")
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="One measured comparison of two variants (analysis.comparisons.KEY).")
+    parser.add_argument("key", metavar="KEY", help="a key of analysis.comparisons in params.yaml")
+    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
+    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: %(default)s")
+    parser.add_argument("--out", type=Path, default=Path("reports/comparisons"), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    run_stage(lambda: run(args.key, args.params, args.reports_dir, args.out))
+
+
+if __name__ == "__main__":
+    main()
