@@ -1,4 +1,4 @@
-"""The results report: ``reports/README.md`` and a self-contained ``reports/index.html``.
+"""The results report: ``report/README.md`` and a self-contained ``report/index.html``.
 
 Nothing here measures anything. Every number is read from a file another stage wrote
 under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own seeds reported,
@@ -6,15 +6,29 @@ from ``references/seed_results.yaml``, which quotes the line each number comes f
 A missing input is never filled in: its place says ``not produced yet (run `dvc repro
 <stage>`)``, naming the stage that ``dvc.yaml`` says writes it.
 
-The report is built once, as Markdown with image links relative to ``reports/`` (it
+The report lives in its own top-level folder ``report/``, outside the ``reports/``
+folder it reads (the report stage depends on the whole of ``reports/``; an output
+inside its own dependency would always be stale). It is built once, as Markdown with
+links relative to ``report/`` (``../reports/<variant>/eval/confusion_matrix.png``; it
 renders on any git host). ``index.html`` is that same Markdown turned into HTML by the
 small converter at the end of this module, with every image embedded as a base64
 ``data:`` URI, inline CSS, no scripts and a Content-Security-Policy that forbids any
 fetch, so it opens anywhere, offline. Same inputs -> same bytes: no clock, no
 randomness, files read in a fixed order.
 
+Which variants and comparisons appear comes from ``params.yaml`` alone (``variants``,
+``analysis.comparisons``), never from code: a variant added to params shows up, with
+"not produced yet" where its files are still missing.
+
 Layout: summary table, data, one section per assignment (in the order of
-``references/seed_results.yaml``), cross-assignment analysis, time.
+``references/seed_results.yaml``), the params variants no assignment lists,
+cross-assignment analysis, time.
+
+Files read under ``reports/`` (paths relative to it; ``<v>`` = every params variant):
+``<v>/metrics.json``, ``<v>/eval/``, ``<v>/analysis/`` (filters.png, loss_curve.png,
+shape_trace.md, layer_summary.md, param_counts.json), ``comparisons/<key>.{md,json}``,
+``analysis/padding_shapes.md``, ``<classwise variant>/classwise_norms/``, ``data/``,
+``autograder.json``, ``cse849/q1_test.txt``, ``benchmarks/``, ``timing.json``.
 """
 
 from __future__ import annotations
@@ -34,28 +48,31 @@ from pipeline.config import VariantConfig, build, load_params
 from pipeline.io import write_text
 
 SEED_RESULTS = Path("references/seed_results.yaml")
-REPORTS = "reports"  # the folder README.md / index.html live in; image links are relative to it
+REPORTS = "reports"  # the folder the report reads: every stage's outputs
+OUT = "report"  # the folder README.md / index.html are written to; their links are relative to it
 
 # Who writes what, for files dvc.yaml does not (yet) declare: used only in the
-# "not produced yet" hint. dvc.yaml, when it declares the file, always wins.
+# "not produced yet" hint. dvc.yaml, when it declares the file, always wins. First match wins.
 FALLBACK_STAGES: list[tuple[str, str]] = [
     (r"reports/timing\.json", "!make repro-timed"),  # written outside DVC, by the Makefile
-    (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
-    (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),
-    (r"reports/analysis/.*", "analyze"),
-    (r"reports/[^/]+/analysis/.*", "classwise_norms"),
-    (r"reports/[^/]+/q1_test\.txt", "predict_cse849"),
     (r"reports/data/provenance\.json", "download"),
     (r"reports/data/.*", "stats"),
     (r"reports/autograder\.json", "autograde"),
     (r"reports/benchmarks/loader\.json", "bench_loader"),
     (r"reports/benchmarks/layers\.json", "bench_layers"),
+    (r"reports/comparisons/([^/]+?)\.[^/]*", r"compare@\1"),
+    (r"reports/analysis/padding_shapes\..*", "padding"),
+    (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
+    (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),
+    (r"reports/([^/]+)/analysis/.*", r"analyze@\1"),
+    (r"reports/[^/]+/classwise_norms/.*", "classwise_norms"),
+    (r"reports/[^/]+/q1_test\.txt", "predict_cse849"),
 ]
 
 # Figures shown for every variant, in order: (path under reports/, caption).
 VARIANT_FIGURES = [
-    ("analysis/loss_curves/{v}.png", "loss curves"),
-    ("analysis/filters/{v}.png", "first-layer filters"),
+    ("{v}/analysis/loss_curve.png", "training loss vs examples seen"),
+    ("{v}/analysis/filters.png", "first-layer filters"),
     ("{v}/eval/confusion_matrix.png", "confusion matrix (test set)"),
     ("{v}/eval/first20.png", "predictions on the first 20 test images"),
     ("{v}/eval/misclassified.png", "misclassified test images"),
@@ -143,6 +160,19 @@ def metric_diff(metric: str, ours: float, seed: float) -> str:
     return signed(diff, 0) if float(diff).is_integer() else signed(diff, 4)
 
 
+# --------------------------------------------------------------------------- links
+
+
+def link(rel: str) -> str:
+    """The link from ``report/`` to ``reports/<rel>``: ``tdm_max/eval/x.png`` -> ``../reports/tdm_max/eval/x.png``."""
+    return posixpath.relpath(posixpath.normpath(posixpath.join(REPORTS, rel)), OUT)
+
+
+def ref(rel: str) -> str:
+    """A Markdown link to ``reports/<rel>`` labelled with its path from the repository root."""
+    return f"[`{posixpath.normpath(posixpath.join(REPORTS, rel))}`]({link(rel)})"
+
+
 # --------------------------------------------------------------------------- inputs
 
 
@@ -161,7 +191,7 @@ class Inputs:
     # ---- files under reports/
 
     def path(self, rel: str) -> Path:
-        return self.root / REPORTS / rel
+        return self.root / posixpath.normpath(posixpath.join(REPORTS, rel))
 
     def exists(self, rel: str) -> bool:
         return self.path(rel).is_file()
@@ -187,7 +217,7 @@ class Inputs:
 
     def stage_for(self, rel: str) -> str | None:
         """The stage that writes ``reports/<rel>``: from dvc.yaml, else the expected name."""
-        full = f"{REPORTS}/{rel}"
+        full = posixpath.normpath(posixpath.join(REPORTS, rel))
         for out, stage in self.stages.items():
             if full == out or full.startswith(out.rstrip("/") + "/"):
                 return stage
@@ -211,7 +241,13 @@ class Inputs:
     # ---- variants from params.yaml
 
     def variant_names(self) -> list[str]:
+        """Every variant of params.yaml, in its order: what the report shows, with no list of its own."""
         return list(self.params.get("variants") or {})
+
+    def comparisons(self) -> dict[str, Mapping[str, Any]]:
+        """params.yaml ``analysis.comparisons``, in its order: ``{key: {title, a, b}}``."""
+        found = (self.params.get("analysis") or {}).get("comparisons") or {}
+        return {str(k): v if isinstance(v, Mapping) else {} for k, v in found.items()}
 
     def variant(self, name: str) -> VariantConfig | None:
         """The typed config of ``name`` (defaults filled in), or None if params has no such variant."""
@@ -290,7 +326,7 @@ class Markdown:
 
     inputs: Inputs
     blocks: list[str] = field(default_factory=list)
-    images: list[str] = field(default_factory=list)  # paths relative to reports/
+    images: list[str] = field(default_factory=list)  # link targets, relative to report/
 
     def heading(self, level: int, text: str) -> None:
         self.blocks.append(f"{'#' * level} {text}")
@@ -317,8 +353,8 @@ class Markdown:
     def figure(self, rel: str, caption: str) -> None:
         """Link ``reports/<rel>`` if it exists, else say why it is not there."""
         if self.inputs.exists(rel):
-            self.images.append(rel)
-            self.blocks.append(f"![{caption}]({rel})")
+            self.images.append(link(rel))
+            self.blocks.append(f"![{caption}]({link(rel)})")
             return
         folder = self.inputs.path(rel).parent
         stage = self.inputs.stage_for(rel)
@@ -329,21 +365,42 @@ class Markdown:
         else:
             self.missing(rel, caption)
 
-    def include_markdown(self, rel: str, demote: int) -> None:
-        """A Markdown file from another stage, headings demoted, links rebased to reports/."""
+    def include_markdown(self, rel: str, level: int, title: str | None = None) -> None:
+        """A Markdown file another stage wrote, its headings shifted, its links rebased onto report/.
+
+        ``title`` (if given) is written at ``level`` and the file's headings are shifted below it,
+        unless the file starts with a heading that already names it (contains ``title``): then that
+        heading takes its place at ``level``. Without ``title`` the file's top heading goes to
+        ``level``. A missing file: ``title`` and why it is missing.
+        """
         text = self.inputs.text(rel)
+        lines = text.strip("\n").splitlines() if text is not None else []
+        named = bool(lines) and bool(_HEADING.match(lines[0])) and _plain(title or "") in _plain(lines[0].lstrip("#"))
+        if title is not None and not named:
+            self.heading(level, title)
+            level += 1
         if text is None:
             self.missing(rel)
             return
+        if not lines:
+            self.para(f"`{REPORTS}/{rel}` is empty.")
+            return
+        levels, fenced = [], False
+        for line in lines:
+            if line.lstrip().startswith("```"):
+                fenced = not fenced
+            elif not fenced and (heading := _HEADING.match(line)):
+                levels.append(len(heading.group(1)))
+        shift = level - min(levels) if levels else 0
         base = posixpath.dirname(rel)
         out, fenced = [], False
-        for line in text.strip("\n").splitlines():
+        for line in lines:
             if line.lstrip().startswith("```"):
                 fenced = not fenced
             elif not fenced:
-                heading = re.match(r"(#{1,6}) ", line)
+                heading = _HEADING.match(line)
                 if heading:
-                    line = "#" * min(demote, 6 - len(heading.group(1))) + line
+                    line = "#" * max(1, min(6, len(heading.group(1)) + shift)) + line[len(heading.group(1)):]
                 line = _LINK.sub(lambda m: _rebase(m, base, self), line)
             out.append(line)
         self.blocks.append("\n".join(out))
@@ -353,9 +410,16 @@ class Markdown:
 
 
 _LINK = re.compile(r"(!?)\[([^\]]*)\]\(([^)\s]+)\)")
+_HEADING = re.compile(r"(#{1,6}) ")
+
+
+def _plain(text: str) -> str:
+    """Heading text without code / bold marks, for comparing two headings."""
+    return re.sub(r"[`*]", "", text).strip().lower()
 
 
 def _rebase(match: re.Match, base: str, doc: Markdown) -> str:
+    """A relative link of a file under ``reports/<base>/``, made relative to report/."""
     bang, label, target = match.groups()
     if re.match(r"[a-z]+:|#|/", target):
         return match.group(0)
@@ -363,8 +427,8 @@ def _rebase(match: re.Match, base: str, doc: Markdown) -> str:
     if bang:
         if not doc.inputs.exists(rel):
             return f"[missing image: {label}]"
-        doc.images.append(rel)
-    return f"{bang}[{label}]({rel})"
+        doc.images.append(link(rel))
+    return f"{bang}[{label}]({link(rel)})"
 
 
 def slug(text: str) -> str:
@@ -487,7 +551,7 @@ def results_table(doc: Markdown, variants: list[str]) -> None:
             rows.append(row)
     if produced:
         doc.table(["", *(f"`{name}`" for name in produced)], rows)
-        doc.para("From " + ", ".join(f"[`{name}/metrics.json`]({name}/metrics.json)" for name in produced) + " (stage `train`).")
+        doc.para("From " + ", ".join(ref(f"{name}/metrics.json") for name in produced) + " (stage `train`).")
     for name in variants:
         if metrics[name] is None:
             doc.missing(f"{name}/metrics.json", f"results of `{name}`")
@@ -590,7 +654,7 @@ def eval_section(doc: Markdown, variant: str) -> None:
         key, rows = found
         cols = [c for c in ("precision", "recall", "f1", "f1_score", "support") if c in rows[0][1]]
         doc.table(["class", *cols], [[c, *(by_name(col, r[col]) for col in cols)] for c, r in rows])
-    doc.para(f"From [`{rel}`]({rel}).")
+    doc.para(f"From {ref(rel)}.")
 
 
 # --------------------------------------------------------------------------- sections
@@ -611,9 +675,14 @@ def summary(doc: Markdown) -> None:
             else:
                 seed, diff = "not reported", "-"
             rows.append([f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})", f"`{variant}`", ours, seed, diff])
+    for variant in other_variants(doc.inputs):
+        m = doc.inputs.metrics(variant)
+        ours = pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+        rows.append([f"[{OTHER_TITLE}](#{slug(OTHER_TITLE)})", f"`{variant}`", ours, "no seed", "-"])
     doc.table(["assignment", "variant", "test accuracy", "seed reported", "difference"], rows)
+    seeds_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
     doc.para("Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
-             "percentage points (pp). Seed numbers: [`references/seed_results.yaml`](../references/seed_results.yaml), "
+             f"percentage points (pp). Seed numbers: [`{SEED_RESULTS.as_posix()}`]({seeds_link}), "
              "each with the line it quotes.")
 
 
@@ -636,7 +705,7 @@ def data_section(doc: Markdown) -> None:
             doc.table(["composite split", "images", "digit = label", "mean", "std"],
                       [[s, num(e.get("count", "-")), pct(e["label_agreement"]) if "label_agreement" in e else "-",
                         chans(e.get("mean")), chans(e.get("std"))] for s, e in comp.items()])
-        doc.para("From [`data/stats.json`](data/stats.json) (stage `stats`). \"digit = label\": the fraction of "
+        doc.para(f"From {ref('data/stats.json')} (stage `stats`). \"digit = label\": the fraction of "
                  "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut).")
     composite = inputs.params.get("composite")
     if isinstance(composite, Mapping):
@@ -647,13 +716,13 @@ def data_section(doc: Markdown) -> None:
     else:
         doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
         extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
-        doc.para("From [`data/provenance.json`](data/provenance.json) (stage `download`)"
+        doc.para(f"From {ref('data/provenance.json')} (stage `download`)"
                  + (f"; {', '.join(extra)}" if extra else "") + ".")
     head = inputs.text("data/mnist_head.txt")
     if head is None:
         doc.missing("data/mnist_head.txt")
     else:
-        doc.para("First rows of the MNIST CSV ([`data/mnist_head.txt`](data/mnist_head.txt)):")
+        doc.para(f"First rows of the MNIST CSV ({ref('data/mnist_head.txt')}):")
         doc.code(head)
     for rel, caption in [("data/mnist_class_distribution.png", "MNIST class distribution"),
                          ("data/mnist_first5.png", "the first five MNIST training images"),
@@ -691,6 +760,36 @@ def variant_figures(doc: Markdown, variant: str) -> None:
         doc.figure(pattern.format(v=variant), f"{variant}: {caption}")
 
 
+OTHER_TITLE = "Other variants"
+
+
+def other_variants(inputs: Inputs) -> list[str]:
+    """The params.yaml variants that no assignment of seed_results.yaml lists, in params order."""
+    listed = {v for a in inputs.seeds.values() for v in a.get("variants") or []}
+    return [v for v in inputs.variant_names() if v not in listed]
+
+
+def other_variants_section(doc: Markdown, variants: list[str]) -> None:
+    """Variants that are in params.yaml only: the same tables and figures, without a seed to compare with."""
+    doc.heading(2, OTHER_TITLE)
+    doc.para("In `params.yaml` `variants` but in no assignment of "
+             f"`{SEED_RESULTS.as_posix()}` (no seed numbers to compare with): "
+             + ", ".join(f"`{v}`" for v in variants) + ".")
+    doc.heading(3, "What was run")
+    run_table(doc, variants)
+    doc.heading(3, "Results")
+    results_table(doc, variants)
+    doc.heading(3, "Evaluation")
+    for variant in variants:
+        doc.heading(4, f"`{variant}`")
+        eval_section(doc, variant)
+        ev = doc.inputs.json(f"{variant}/eval/metrics.json")
+        if isinstance(ev, Mapping) and (ev.get("shortcut") is not None or ev.get("occlusion") is not None):
+            shortcut_occlusion(doc, variant, ev)
+    for variant in variants:
+        variant_figures(doc, variant)
+
+
 def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     variants = list(a.get("variants") or [])
     doc.heading(2, a["title"])
@@ -718,7 +817,7 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
 
 def tdm_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     doc.heading(3, "Output shapes with and without padding")
-    doc.include_markdown("analysis/padding_shapes.md", demote=3)
+    doc.include_markdown("analysis/padding_shapes.md", level=4)
 
 
 def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
@@ -732,7 +831,7 @@ def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     if "total" in grades:
         rows.append(["**total**", f"**{grades['total']} / {grades.get('max_total', '?')}**", ""])
     doc.table(["question", "score", "checks passed"], rows)
-    doc.para("From [`autograder.json`](autograder.json) (stage `autograde`).")
+    doc.para(f"From {ref('autograder.json')} (stage `autograde`).")
 
 
 def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
@@ -741,37 +840,29 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     doc.para("On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
              "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
              "images predicted as the digit's class, and the accuracy with one region blanked out "
-             "(`params.yaml` `analysis.occlusion`).")
+             "(`params.yaml` `variants.<variant>.data.occlusion`).")
     for variant in a.get("variants") or []:
         rel = f"{variant}/eval/metrics.json"
         ev = inputs.json(rel)
         if ev is None:
             doc.missing(rel, f"shortcut / occlusion metrics of `{variant}`")
             continue
-        shortcut, occlusion = ev.get("shortcut"), ev.get("occlusion")
-        if shortcut is None and occlusion is None:
-            doc.para(f"`{rel}` has no `shortcut` / `occlusion` block (not composite data).")
+        if ev.get("shortcut") is None and ev.get("occlusion") is None:
+            doc.para(f"`{REPORTS}/{rel}` has no `shortcut` / `occlusion` block (not composite data).")
             continue
-        if isinstance(shortcut, Mapping) and not scalar_table(doc, shortcut, (f"`{variant}` shortcut", "value")):
-            doc.para(f"(see `{rel}`, key `shortcut`)")
-        if isinstance(occlusion, Mapping) and occlusion:
-            if all(isinstance(v, Mapping) for v in occlusion.values()):
-                generic_results_table(doc, occlusion, f"`{variant}` occluded region")
-            elif not scalar_table(doc, occlusion, (f"`{variant}` occlusion", "value")):
-                doc.para(f"(see `{rel}`, key `occlusion`)")
-        doc.para(f"From [`{rel}`]({rel}) (stage `evaluate`).")
+        shortcut_occlusion(doc, variant, ev)
     doc.heading(3, "Test-set predictions (`q1_test.txt`)")
     preds = inputs.text("cse849/q1_test.txt")
     if preds is None:
         doc.missing("cse849/q1_test.txt")
     else:
         lines = preds.splitlines()
-        doc.para(f"[`cse849/q1_test.txt`](cse849/q1_test.txt): {len(lines):,} lines, first ones:")
+        doc.para(f"{ref('cse849/q1_test.txt')}: {len(lines):,} lines, first ones:")
         doc.code("\n".join(lines[:5]))
     doc.heading(3, "Filters and class-wise feature-map norms (first and last conv layer)")
     variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
-    folder = f"{variant}/analysis"
-    doc.figure(f"{folder}/filters.png", f"{variant}: all first-layer filters")
+    folder = f"{variant}/classwise_norms"
+    doc.figure(f"{variant}/analysis/filters.png", f"{variant}: all first-layer filters")
     doc.figure(f"{folder}/classwise_norms_conv1.png", f"{variant}: class-wise mean feature-map norm per filter, first conv layer")
     doc.figure(f"{folder}/classwise_norms_conv5.png", f"{variant}: class-wise mean feature-map norm per filter, last conv layer")
     doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
@@ -785,31 +876,59 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
             generic_results_table(doc, summaries)
         elif not scalar_table(doc, norms):
             doc.para("(structure not recognised; see the file)")
-        doc.para(f"From [`{folder}/classwise_norms.json`]({folder}/classwise_norms.json)"
-                 + (f"; every value: [`{folder}/classwise_norms.csv`]({folder}/classwise_norms.csv)"
+        doc.para(f"From {ref(f'{folder}/classwise_norms.json')}"
+                 + (f"; every value: {ref(f'{folder}/classwise_norms.csv')}"
                     if inputs.exists(f"{folder}/classwise_norms.csv") else "") + " (stage `classwise_norms`).")
+
+
+def shortcut_occlusion(doc: Markdown, variant: str, ev: Mapping[str, Any]) -> None:
+    """The ``shortcut`` / ``occlusion`` blocks of an evaluate metrics file (composite data)."""
+    rel = f"{variant}/eval/metrics.json"
+    shortcut, occlusion = ev.get("shortcut"), ev.get("occlusion")
+    if isinstance(shortcut, Mapping) and not scalar_table(doc, shortcut, (f"`{variant}` shortcut", "value")):
+        doc.para(f"(see `{REPORTS}/{rel}`, key `shortcut`)")
+    if isinstance(occlusion, Mapping) and occlusion:
+        if all(isinstance(v, Mapping) for v in occlusion.values()):
+            generic_results_table(doc, occlusion, f"`{variant}` occluded region")
+        elif not scalar_table(doc, occlusion, (f"`{variant}` occlusion", "value")):
+            doc.para(f"(see `{REPORTS}/{rel}`, key `occlusion`)")
+    doc.para(f"From {ref(rel)} (stage `evaluate`).")
 
 
 EXTRAS = {"tdm": tdm_extras, "hku": hku_extras, "cse849": cse849_extras}
 
 
 def analysis_section(doc: Markdown) -> None:
+    """Comparisons (params ``analysis.comparisons``, in order), then each params variant's analysis files."""
+    inputs = doc.inputs
+    variants = inputs.variant_names()
     doc.heading(2, "Analysis across assignments")
-    for rel, title in [("analysis/comparisons.md", "Comparisons"),
-                       ("analysis/shape_traces.md", "Shape traces through each network"),
-                       ("analysis/layer_summaries.md", "Layer summaries")]:
+    doc.heading(3, "Comparisons")
+    comparisons = inputs.comparisons()
+    if not comparisons:
+        doc.para("`params.yaml` `analysis.comparisons` lists none.")
+    for key, spec in comparisons.items():
+        doc.include_markdown(f"comparisons/{key}.md", level=4, title=str(spec.get("title") or key))
+        if inputs.exists(f"comparisons/{key}.json"):
+            doc.para(f"From {ref(f'comparisons/{key}.json')} (stage `{inputs.stage_for(f'comparisons/{key}.json')}`).")
+    for file, title in [("shape_trace.md", "Shape traces through each network"), ("layer_summary.md", "Layer summaries")]:
         doc.heading(3, title)
-        doc.include_markdown(rel, demote=3)
+        for variant in variants:
+            doc.include_markdown(f"{variant}/analysis/{file}", level=4, title=f"`{variant}`")
     doc.heading(3, "Parameter counts")
-    counts = doc.inputs.json("analysis/param_counts.json")
-    if counts is None:
-        doc.missing("analysis/param_counts.json")
-    else:
-        totals = [(k, v) for k, v in counts.items() if isinstance(v, (int, float))]
-        totals += [(k, v["total"]) for k, v in counts.items() if isinstance(v, Mapping) and isinstance(v.get("total"), (int, float))]
-        if totals:
-            doc.table(["model", "parameters"], [[f"`{k}`", num(v)] for k, v in totals])
-        doc.para("From [`analysis/param_counts.json`](analysis/param_counts.json).")
+    rows = []
+    for variant in variants:
+        rel = f"{variant}/analysis/param_counts.json"
+        counts = inputs.json(rel)
+        if not isinstance(counts, Mapping):
+            rows.append([f"`{variant}`", inputs.missing(rel), "", ""])
+            continue
+        rows.append([f"[`{variant}`]({link(rel)})",
+                     *(num(counts[k]) if k in counts else "-" for k in ("total", "trainable", "non_trainable"))])
+    if rows:
+        doc.table(["variant", "parameters", "trainable", "non-trainable"], rows)
+        doc.para("From each `reports/<variant>/analysis/param_counts.json` (stage `analyze@<variant>`); "
+                 "the variant names link to the files.")
 
 
 def generic_results_table(doc: Markdown, results: Mapping[str, Any], corner: str = "") -> None:
@@ -850,9 +969,23 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
         doc.missing("timing.json", "wall time of `dvc repro`")
     else:
         rows = [["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]]
-        rows += [[k, f"`{v}`" if k == "command" else num(v)] for k, v in timing.items() if k != "dvc_repro_seconds"]
+        rows += [[k, f"`{v}`" if k == "command" else num(v)] for k, v in timing.items()
+                 if k not in ("dvc_repro_seconds", "stages")]
         doc.table(["", "value"], rows)
-        doc.para("From [`timing.json`](timing.json) (`make repro-timed`, `pipeline/timing.py`).")
+        doc.para(f"From {ref('timing.json')} (`make repro-timed`, `pipeline/timing.py`).")
+        stage_seconds = timing.get("stages") or {}
+        if stage_seconds:
+            doc.heading(3, "Where the time of that run went, per stage")
+            total = sum(stage_seconds.values())
+            rows = []
+            for stage, secs in sorted(stage_seconds.items(), key=lambda item: -item[1]):
+                variant = stage.split("@", 1)[1] if stage.startswith("train@") else None
+                metrics = inputs.metrics(variant) if variant else None
+                speed = num(metrics["train_images_per_second"]) if metrics and "train_images_per_second" in metrics else ""
+                rows.append([f"`{stage}`", seconds(secs), f"{100 * secs / total:.1f}%" if total else "-", speed])
+            doc.table(["stage", "wall time", "share", "training images / s"], rows)
+            doc.para("Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
+                     "and lock-file update; images / s from the variant's `metrics.json` (training passes only).")
 
     doc.heading(3, "Engine vs the seed-style data loader")
     loader = inputs.json("benchmarks/loader.json")
@@ -865,7 +998,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
                  pct(r["test_accuracy"]) if "test_accuracy" in r else "-"] for label, r in results.items()]
         doc.table(["loop (one epoch, DS 5220 CNN)", "time", "speed-up vs seed style", "test accuracy"], rows)
         extra = {k: v for k, v in loader.items() if k != "results" and not isinstance(v, (Mapping, list))}
-        doc.para("From [`benchmarks/loader.json`](benchmarks/loader.json) (`benchmarks/bench_loader.py`)"
+        doc.para(f"From {ref('benchmarks/loader.json')} (`benchmarks/bench_loader.py`)"
                  + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else "") + ".")
 
     doc.heading(3, "Custom layers vs torch")
@@ -879,7 +1012,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
                 for r in layers.get("results", [])]
         doc.table(["forward + backward (batch 64, float32)", "custom", "torch.nn", "custom / torch", "target", ""], rows)
         extra = {k: v for k, v in layers.items() if k != "results" and not isinstance(v, (Mapping, list))}
-        doc.para("From [`benchmarks/layers.json`](benchmarks/layers.json) (`benchmarks/bench_layers.py`)"
+        doc.para(f"From {ref('benchmarks/layers.json')} (`benchmarks/bench_layers.py`)"
                  + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "") + ".")
 
 
@@ -889,17 +1022,20 @@ def build_markdown(inputs: Inputs) -> Markdown:
     doc.para("Written by the `report` stage (`python -m pipeline.stages.report`, see `dvc.yaml`) from the files under "
              "`reports/`; every number links to the file it comes from, and every file to the stage that writes it. "
              "A self-contained copy with the images embedded: [`index.html`](index.html).")
-    sections = ["Summary", "Data", *(a["title"] for a in inputs.seeds.values()), "Analysis across assignments", "Time"]
+    others = other_variants(inputs)
+    sections = ["Summary", "Data", *(a["title"] for a in inputs.seeds.values()), *([OTHER_TITLE] if others else []),
+                "Analysis across assignments", "Time"]
     doc.bullets(f"[{s}](#{slug(s)})" for s in sections)
     summary(doc)
     data_section(doc)
     listed: list[str] = []
     for key, a in inputs.seeds.items():
         assignment_section(doc, key, a)
-        listed += a.get("variants") or []
+        listed += [v for v in a.get("variants") or [] if v not in listed]
+    if others:
+        other_variants_section(doc, others)
     analysis_section(doc)
-    others = [v for v in inputs.variant_names() if v not in listed]
-    time_section(doc, [*listed, *others] if others else listed)
+    time_section(doc, [*listed, *others])
     return doc
 
 
@@ -994,12 +1130,15 @@ def markdown_to_html(text: str, image_src) -> str:
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}
 
 
-def render_html(markdown: str, reports_dir: Path, title: str = "cnn-pipeline results") -> str:
-    """``markdown`` as one HTML file: images inlined as data URIs, nothing fetched."""
+def render_html(markdown: str, out_dir: str, root: Path, title: str = "cnn-pipeline results") -> str:
+    """``markdown`` (links relative to ``<root>/<out_dir>``) as one HTML file: images inlined as data URIs."""
 
     def image_src(target: str) -> str | None:
-        file = reports_dir / target
-        if re.match(r"[a-z]+:", target) or not file.is_file() or file.suffix.lower() not in MIME:
+        if re.match(r"[a-z]+:", target):
+            return None
+        # normalised before touching the disk: <out_dir> itself need not exist yet
+        file = root / posixpath.normpath(posixpath.join(out_dir, target))
+        if not file.is_file() or file.suffix.lower() not in MIME:
             return None
         return f"data:{MIME[file.suffix.lower()]};base64," + base64.b64encode(file.read_bytes()).decode("ascii")
 
@@ -1020,20 +1159,20 @@ def render_html(markdown: str, reports_dir: Path, title: str = "cnn-pipeline res
 class Report:
     markdown: str
     html: str
-    images: list[str]  # relative to reports/, in order of appearance
+    images: list[str]  # link targets relative to report/ (``../reports/...``), in order of appearance
 
 
 def build_report(root: str | Path = ".") -> Report:
     inputs = Inputs(root)
     doc = build_markdown(inputs)
     text = doc.text()
-    return Report(markdown=text, html=render_html(text, inputs.root / REPORTS), images=list(dict.fromkeys(doc.images)))
+    return Report(markdown=text, html=render_html(text, OUT, inputs.root), images=list(dict.fromkeys(doc.images)))
 
 
 def write_report(root: str | Path = ".") -> Report:
-    """Write ``<root>/reports/README.md`` and ``<root>/reports/index.html`` (atomically)."""
+    """Write ``<root>/report/README.md`` and ``<root>/report/index.html`` (each atomically)."""
     report = build_report(root)
-    out = Path(root) / REPORTS
+    out = Path(root) / OUT
     write_text(out / "README.md", report.markdown)
     write_text(out / "index.html", report.html)
     return report

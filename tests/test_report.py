@@ -1,10 +1,17 @@
-"""The report stage on a fake ``reports/`` tree: numbers, differences, gaps, images, bytes."""
+"""The report stage on a fake ``reports/`` tree: numbers, differences, gaps, images, bytes.
+
+The report reads ``reports/`` and writes ``report/README.md`` and ``report/index.html``
+(links relative to ``report/``: ``../reports/...``).
+"""
 
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,9 +62,13 @@ def write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, indent=2), encoding="utf-8")
 
 
+FAKE_PARAM_COUNTS = {"hku_simplecnn": 582218, "ds5220_mlp": 101770, "ds5220_cnn": 47658, "cse849": 95802}
+
+
 def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
-    """A repository root with the real params.yaml and seed results, a small dvc.yaml and
-    a partial ``reports/`` tree: train/evaluate outputs for four variants only."""
+    """A repository root with the real params.yaml and seed results, a small dvc.yaml in the
+    new layout and a partial ``reports/`` tree: train/evaluate/analyze outputs for four
+    variants only, one comparison of three, no padding table."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "references").mkdir(exist_ok=True)
@@ -68,7 +79,10 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
             "outs": [{"reports/${key}/plots/epochs.csv": {"cache": False}}],
             "metrics": [{"reports/${key}/metrics.json": {"cache": False}}]}},
         "evaluate": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/eval"]}},
-        "analyze": {"cmd": "x", "outs": ["reports/analysis"]},
+        "analyze": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/analysis"]}},
+        "compare": {"foreach": "${analysis.comparisons}", "do": {
+            "cmd": "x", "outs": ["reports/comparisons/${key}.md"], "metrics": ["reports/comparisons/${key}.json"]}},
+        "padding": {"cmd": "x", "outs": ["reports/analysis/padding_shapes.md", "reports/analysis/padding_shapes.json"]},
         "stats": {"cmd": "x", "metrics": ["reports/data/stats.json"]},
     }}), encoding="utf-8")
     reports = root / "reports"
@@ -77,13 +91,25 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
         write_json(reports / variant / "eval" / "metrics.json", FAKE_CSE849_EVAL if variant == "cse849" else FAKE_EVAL)
         png(reports / variant / "eval" / "confusion_matrix.png", colour=(10, 20, 200))
         png(reports / variant / "eval" / "first20.png")
-        png(reports / "analysis" / "loss_curves" / f"{variant}.png", colour=(0, 150, 0))
+        png(reports / variant / "analysis" / "loss_curve.png", colour=(0, 150, 0))
+        count = FAKE_PARAM_COUNTS[variant]
+        write_json(reports / variant / "analysis" / "param_counts.json", {"non_trainable": 0, "total": count, "trainable": count})
     # misclassified.png of hku only: the others' eval folder exists but lacks it
     png(reports / "hku_simplecnn" / "eval" / "misclassified.png")
-    png(reports / "analysis" / "filters" / "hku_simplecnn.png", size=(40, 40))
-    (reports / "analysis" / "comparisons.md").write_text(
-        "# Comparisons\n\n| pair | gap |\n|---|---|\n| max vs avg | 0.4 pp |\n\n![curve](loss_curves/ds5220_mlp.png)\n",
+    # filters.png: not for the MLP (no convolution), whose analysis folder holds the rest
+    png(reports / "hku_simplecnn" / "analysis" / "filters.png", size=(40, 40))
+    png(reports / "cse849" / "analysis" / "filters.png", size=(40, 40), colour=(90, 90, 0))
+    (reports / "ds5220_mlp" / "analysis" / "shape_trace.md").write_text(
+        "`[1, 1, 28, 28] -> [1, 784] -> [1, 128] -> [1, 10]`\n\n| step | shape |\n|---:|---|\n| 0 | [1, 1, 28, 28] |\n",
         encoding="utf-8")
+    (reports / "ds5220_mlp" / "analysis" / "layer_summary.md").write_text(
+        "## ds5220_mlp (`ds5220_mlp`)\n\nTotal params: 101,770\n\n### Layers\n\n| Layer (type) | Param # |\n|---|---:|\n"
+        "| Linear-1 | 100,480 |\n", encoding="utf-8")
+    # one comparison of the three in params, with a link relative to reports/comparisons/
+    write_json(reports / "comparisons" / "normalization.json", {"title": "Normalized vs raw input", "accuracy_diff_points": 0.34})
+    (reports / "comparisons" / "normalization.md").write_text(
+        "# Normalized vs raw input (DS 5220 Part 4.4)\n\n| pair | gap |\n|---|---|\n| cnn vs raw | 0.34 pp |\n\n"
+        "![curve](../ds5220_mlp/analysis/loss_curve.png)\n", encoding="utf-8")
     write_json(reports / "autograder.json", {
         "q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, "q2": {"score": 17, "max": 20, "passed": 41, "total": 48},
         "total": 37, "max_total": 40})
@@ -91,7 +117,9 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     png(reports / "data" / "mnist_first5.png")
     (reports / "cse849").mkdir(exist_ok=True)
     (reports / "cse849" / "q1_test.txt").write_text("".join(f"{i}.png,cat\n" for i in range(7)), encoding="utf-8")
-    png(reports / "cse849" / "analysis" / "classwise_norms_conv1.png")
+    png(reports / "cse849" / "classwise_norms" / "classwise_norms_conv1.png")
+    write_json(reports / "cse849" / "classwise_norms" / "classwise_norms.json",
+               {"conv1": {"summary": {"filters": 32, "class_specific": 3, "mean_cv": 0.2345}}})
     write_json(reports / "benchmarks" / "loader.json", {"workers": 0, "results": {
         "seed_style": {"seconds": 61.25, "test_accuracy": 0.9512, "speedup_vs_seed_style": 1.0},
         "engine_float32": {"seconds": 12.5, "test_accuracy": 0.9518, "speedup_vs_seed_style": 4.9}}})
@@ -124,8 +152,11 @@ def test_formats():
 
 
 def test_numbers_from_metrics_files_appear(fake_repo):
-    md = write_report(fake_repo).markdown
-    assert (fake_repo / "reports" / "README.md").read_text(encoding="utf-8") == md
+    rep = write_report(fake_repo)
+    md = rep.markdown
+    assert (fake_repo / "report" / "README.md").read_text(encoding="utf-8") == md
+    assert (fake_repo / "report" / "index.html").read_text(encoding="utf-8") == rep.html
+    assert not (fake_repo / "reports" / "README.md").exists() and not (fake_repo / "reports" / "index.html").exists()
     assert "98.71%" in md and "99.13%" in md  # hku test / validation accuracy
     assert "421,642" in md and "664.8" in md  # parameters, images per second
     assert "812.3 s (13.5 min)" in md  # training time
@@ -143,6 +174,13 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     assert cells(md, "9")[1:] == ["98.12%", "97.77%", "97.94%", "1,009"]
     # the variant configs come from params.yaml
     assert "`simple_cnn` (layers=custom" in md and "patch shuffle p=1.0" in md
+    # per-variant analysis files: parameter counts, an included shape trace and layer summary
+    assert "| [`hku_simplecnn`](../reports/hku_simplecnn/analysis/param_counts.json) | 582,218 | 582,218 | 0 |" in md
+    assert "`[1, 1, 28, 28] -> [1, 784] -> [1, 128] -> [1, 10]`" in md
+    assert "#### ds5220_mlp (`ds5220_mlp`)" in md and "##### Layers" in md  # the file's headings, shifted under ###
+    # class-wise norms from reports/<variant>/classwise_norms/
+    assert "| `conv1` | 32 | 3 | 0.2345 |" in md
+    assert "[`reports/cse849/classwise_norms/classwise_norms.json`](../reports/cse849/classwise_norms/classwise_norms.json)" in md
 
 
 def test_layer_benchmark_table(fake_repo):
@@ -191,18 +229,29 @@ def test_missing_inputs_say_not_produced_yet(fake_repo):
     md = build_report(fake_repo).markdown
     # a train output declared by dvc.yaml: the stage is named from it
     assert "results of `prac5`: not produced yet (run `dvc repro train@prac5`)" in md
-    # the folder a declared stage owns: figures, analysis markdown
-    assert "not produced yet (run `dvc repro analyze`)" in md  # reports/analysis/filters/<v>.png etc.
+    # the folder a declared stage owns: per-variant analysis figures and markdown
+    assert "tdm_max: training loss vs examples seen: not produced yet (run `dvc repro analyze@tdm_max`)" in md
+    assert "`reports/tdm_max/analysis/shape_trace.md`: not produced yet (run `dvc repro analyze@tdm_max`)" in md
+    assert "`reports/prac5/analysis/layer_summary.md`: not produced yet (run `dvc repro analyze@prac5`)" in md
+    assert cells(md, "`tdm_avg`")[1] == "not produced yet (run `dvc repro analyze@tdm_avg`)"  # parameter counts
+    # comparisons: one per params key, each from its own stage
+    assert "`reports/comparisons/pooling.md`: not produced yet (run `dvc repro compare@pooling`)" in md
+    assert "`reports/comparisons/mlp_vs_cnn.md`: not produced yet (run `dvc repro compare@mlp_vs_cnn`)" in md
+    assert "`reports/analysis/padding_shapes.md`: not produced yet (run `dvc repro padding`)" in md
     # not in dvc.yaml: the expected stage name
     assert "layer benchmark: not produced yet (run `dvc repro bench_layers`)" in md
     assert "evaluation of `tdm_max`: not produced yet (run `dvc repro evaluate@tdm_max`)" in md
+    assert ("cse849: class-wise mean feature-map norm per filter, last conv layer: not produced yet "
+            "(run `dvc repro classwise_norms`)") in md
     # a stage that ran but did not write this file: said so, no "not produced yet"
     assert "`reports/ds5220_mlp/eval/misclassified.png` is not written by `evaluate@ds5220_mlp`" in md
+    assert "`reports/ds5220_mlp/analysis/filters.png` is not written by `analyze@ds5220_mlp`" in md
     # nothing is invented for a variant without metrics
     summary = md.split("## Summary")[1].split("## Data")[0]
     row = next(line for line in summary.splitlines() if "| `tdm_max` |" in line)
     assert row.endswith("| `tdm_max` | not produced yet (run `dvc repro train@tdm_max`) | not reported | - |")
-    assert cells(md, "`tdm_max`")[1] == "not produced yet (run `dvc repro train@tdm_max`)"  # the time table
+    time = md.split("\n## Time\n")[1]
+    assert cells(time, "`tdm_max`")[1] == "not produced yet (run `dvc repro train@tdm_max`)"  # the time table
 
     (fake_repo / "reports" / "timing.json").unlink()
     md = build_report(fake_repo).markdown
@@ -223,22 +272,34 @@ def test_empty_reports_tree_renders(tmp_path):
         assert "not produced yet" in line.split(" | ")[2], line
 
 
+def resolve(root: Path, target: str) -> Path:
+    """A link target of report/README.md as a path under ``root``."""
+    return root / posixpath.normpath(posixpath.join("report", target))
+
+
 def test_every_image_in_readme_exists(fake_repo):
     rep = write_report(fake_repo)
-    md = (fake_repo / "reports" / "README.md").read_text(encoding="utf-8")
+    md = (fake_repo / "report" / "README.md").read_text(encoding="utf-8")
     linked = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
     assert len(linked) >= 12
     for target in linked:
         assert not re.match(r"[a-z]+:|/", target), target  # relative links only
-        assert (fake_repo / "reports" / target).is_file(), target
+        assert target.startswith("../reports/"), target  # from report/ into reports/
+        assert resolve(fake_repo, target).is_file(), target
     assert set(linked) == set(rep.images)
-    # an image inside an included markdown file is rebased onto reports/
-    assert "![curve](analysis/loss_curves/ds5220_mlp.png)" in md
+    assert "![tdm_max: confusion matrix (test set)]" not in md  # not produced: no link
+    assert "![cse849: confusion matrix (test set)](../reports/cse849/eval/confusion_matrix.png)" in md
+    assert "![cse849: all first-layer filters](../reports/cse849/analysis/filters.png)" in md
+    # an image inside an included markdown file is rebased from reports/comparisons/ onto report/
+    assert "![curve](../reports/ds5220_mlp/analysis/loss_curve.png)" in md
+    # every other relative link of the README points at a file that exists
+    for target in re.findall(r"(?<!!)\[[^\]]*\]\(([^)#][^)]*)\)", md):
+        assert resolve(fake_repo, target).exists() or target == "index.html", target
 
 
 def test_html_is_self_contained(fake_repo):
     rep = write_report(fake_repo)
-    page = (fake_repo / "reports" / "index.html").read_text(encoding="utf-8")
+    page = (fake_repo / "report" / "index.html").read_text(encoding="utf-8")
     srcs = re.findall(r'<img [^>]*src="([^"]*)"', page)
     assert len(srcs) == len(re.findall(r"!\[[^\]]*\]\(", rep.markdown)) > len(rep.images) - 1
     assert all(src.startswith("data:image/png;base64,") for src in srcs)
@@ -254,14 +315,113 @@ def test_output_is_deterministic(fake_repo, tmp_path):
     copy = build_fake_repo(tmp_path / "again")
     second = build_report(copy)
     assert first.markdown == second.markdown and first.html == second.html
+    # writing twice: the same bytes, and no temporary file left beside them
+    write_report(fake_repo)
+    before = {p.name: p.read_bytes() for p in (fake_repo / "report").iterdir()}
+    write_report(fake_repo)
+    assert {p.name: p.read_bytes() for p in (fake_repo / "report").iterdir()} == before
+    assert sorted(before) == ["README.md", "index.html"]
+
+
+def test_variant_only_in_params_appears(fake_repo):
+    """A variant added to params.yaml alone (no code, no seed entry, no files) shows up everywhere."""
+    params = yaml.safe_load((fake_repo / "params.yaml").read_text(encoding="utf-8"))
+    params["variants"]["extra_cnn"] = dict(params["variants"]["ds5220_cnn"])
+    (fake_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    md = build_report(fake_repo).markdown
+    assert "- [Other variants](#other-variants)" in md and "\n## Other variants\n" in md
+    summary = md.split("## Summary")[1].split("## Data")[0]
+    assert "| [Other variants](#other-variants) | `extra_cnn` | not produced yet (run `dvc repro train@extra_cnn`) |" in summary
+    other = md.split("\n## Other variants\n")[1].split("\n## ")[0]
+    assert "|  | `extra_cnn` |" in other  # the "what was run" table, from params
+    assert "| model | `ds5220_cnn` |" in other
+    assert "results of `extra_cnn`: not produced yet (run `dvc repro train@extra_cnn`)" in other
+    assert "evaluation of `extra_cnn`: not produced yet (run `dvc repro evaluate@extra_cnn`)" in other
+    assert "extra_cnn: training loss vs examples seen: not produced yet (run `dvc repro analyze@extra_cnn`)" in other
+    assert "extra_cnn: first-layer filters: not produced yet (run `dvc repro analyze@extra_cnn`)" in other
+    assert "extra_cnn: confusion matrix (test set): not produced yet (run `dvc repro evaluate@extra_cnn`)" in other
+    analysis = md.split("## Analysis across assignments")[1].split("\n## ")[0]
+    assert "`reports/extra_cnn/analysis/shape_trace.md`: not produced yet (run `dvc repro analyze@extra_cnn`)" in analysis
+    assert "`reports/extra_cnn/analysis/layer_summary.md`: not produced yet (run `dvc repro analyze@extra_cnn`)" in analysis
+    assert cells(analysis, "`extra_cnn`")[1] == "not produced yet (run `dvc repro analyze@extra_cnn`)"
+    time = md.split("\n## Time\n")[1]
+    assert cells(time, "`extra_cnn`")[1] == "not produced yet (run `dvc repro train@extra_cnn`)"
+    assert "the 4 of 10 variants trained so far" in time
+    # with its files produced, its numbers appear
+    write_json(fake_repo / "reports" / "extra_cnn" / "metrics.json", {**FAKE_METRICS["ds5220_cnn"], "test_accuracy": 0.9777})
+    md = build_report(fake_repo).markdown
+    assert "| [Other variants](#other-variants) | `extra_cnn` | 97.77% | no seed | - |" in md
+
+
+def test_included_markdown_headings(fake_repo):
+    """A per-variant file keeps its own top heading when it names the variant; otherwise it goes under one that does."""
+    (fake_repo / "reports" / "hku_simplecnn" / "analysis" / "shape_trace.md").write_text(
+        "# Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n## Detail\n\ntext\n", encoding="utf-8")
+    md = build_report(fake_repo).markdown
+    traces = md.split("### Shape traces through each network")[1].split("### Layer summaries")[0]
+    assert "#### `hku_simplecnn`\n\n##### Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n###### Detail" in traces
+    summaries = md.split("### Layer summaries")[1].split("### Parameter counts")[0]
+    assert "#### ds5220_mlp (`ds5220_mlp`)\n\nTotal params" in summaries and "#### `ds5220_mlp`" not in summaries
+
+
+def test_comparisons_follow_params(fake_repo):
+    """One subsection per params ``analysis.comparisons`` key, in params order; stale files are not shown."""
+    (fake_repo / "reports" / "comparisons" / "removed.md").write_text("# A comparison no longer in params\n", encoding="utf-8")
+    params = yaml.safe_load((fake_repo / "params.yaml").read_text(encoding="utf-8"))
+    params["analysis"]["comparisons"]["depth"] = {"title": "Shallow vs deep", "a": "prac5", "b": "cse849"}
+    (fake_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    md = build_report(fake_repo).markdown
+    section = md.split("### Comparisons")[1].split("### Shape traces")[0]
+    order = [section.index(t) for t in ("#### Max vs average pooling", "#### Normalized vs raw input (DS 5220 Part 4.4)",
+                                        "#### MLP vs CNN", "#### Shallow vs deep")]
+    assert order == sorted(order)
+    assert "`reports/comparisons/depth.md`: not produced yet (run `dvc repro compare@depth`)" in section
+    assert "| cnn vs raw | 0.34 pp |" in section
+    assert "From [`reports/comparisons/normalization.json`](../reports/comparisons/normalization.json) (stage `compare@normalization`)." in section
+    assert "no longer in params" not in md
 
 
 def test_stage_outputs_expands_foreach(fake_repo):
     inputs = Inputs(fake_repo)
     assert inputs.stages["reports/prac5/metrics.json"] == "train@prac5"
+    assert inputs.stages["reports/comparisons/pooling.md"] == "compare@pooling"  # foreach over a params mapping
     assert inputs.stage_for("cse849/eval/confusion_matrix.png") == "evaluate@cse849"
-    assert inputs.stage_for("analysis/filters/x.png") == "analyze"
+    assert inputs.stage_for("tdm_max/analysis/filters.png") == "analyze@tdm_max"
+    assert inputs.stage_for("comparisons/mlp_vs_cnn.json") == "compare@mlp_vs_cnn"
+    assert inputs.stage_for("analysis/padding_shapes.md") == "padding"
     assert stage_outputs(fake_repo / "missing.yaml", {}) == {}
+
+
+def test_fallback_stage_names_without_dvc_yaml(fake_repo):
+    """The hints table, for files dvc.yaml does not declare."""
+    (fake_repo / "dvc.yaml").unlink()
+    inputs = Inputs(fake_repo)
+    assert inputs.stages == {}
+    expected = {
+        "prac5/metrics.json": "train@prac5", "prac5/plots/steps.csv": "train@prac5",
+        "prac5/eval/first20.png": "evaluate@prac5",
+        "prac5/analysis/filters.png": "analyze@prac5", "prac5/analysis/param_counts.json": "analyze@prac5",
+        "comparisons/pooling.json": "compare@pooling", "comparisons/mlp_vs_cnn.md": "compare@mlp_vs_cnn",
+        "analysis/padding_shapes.md": "padding", "analysis/padding_shapes.json": "padding",
+        "cse849/classwise_norms/classwise_norms_conv5.png": "classwise_norms",
+        "cse849/q1_test.txt": "predict_cse849", "data/provenance.json": "download", "data/stats.json": "stats",
+        "autograder.json": "autograde", "benchmarks/loader.json": "bench_loader", "benchmarks/layers.json": "bench_layers",
+        "timing.json": "!make repro-timed",
+    }
+    assert {rel: inputs.stage_for(rel) for rel in expected} == expected
+
+
+def test_stage_imports_only_what_it_needs():
+    """``python -m pipeline.stages.report`` loads no project module beyond its dvc.yaml deps, and no torch."""
+    code = ("import sys, pipeline.stages.report; "
+            "print(' '.join(sorted(m for m in sys.modules if m == 'pipeline' or m.startswith('pipeline.'))))"
+            "; print('torch' in sys.modules, 'numpy' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    modules, heavy = done.stdout.splitlines()
+    assert modules.split() == ["pipeline", "pipeline.cli", "pipeline.config", "pipeline.io", "pipeline.report",
+                               "pipeline.stages", "pipeline.stages.report"]
+    assert heavy == "False False"
 
 
 def test_markdown_to_html_subset():
@@ -278,21 +438,45 @@ def test_real_repository_renders():
     rep = build_report(REPO)
     assert "## Time" in rep.markdown and rep.html.startswith("<!DOCTYPE html>")
     for target in rep.images:
-        assert (REPO / report.REPORTS / target).is_file()
+        assert (REPO / posixpath.normpath(posixpath.join(report.OUT, target))).is_file()
 
 
 def test_timing_writes_seconds_only_on_success(tmp_path):
     """``pipeline.timing`` (make repro-timed): the JSON the time section reads."""
-    import subprocess
-    import sys
-
     out = tmp_path / "timing.json"
     ok = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "pass"],
                         cwd=REPO, capture_output=True, text=True, timeout=60)
     assert ok.returncode == 0, ok.stderr
     timing = json.loads(out.read_text())
-    assert set(timing) == {"dvc_repro_seconds", "date", "command", "cpus"} and timing["dvc_repro_seconds"] >= 0
+    assert set(timing) == {"dvc_repro_seconds", "stages", "date", "command", "cpus"} and timing["dvc_repro_seconds"] >= 0
+    assert timing["stages"] == {}  # the command printed no DVC stage lines
     out.unlink()
     bad = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "raise SystemExit(3)"],
                          cwd=REPO, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 3 and not out.exists() and "not written" in bad.stderr
+
+
+def test_timing_records_each_stage_from_dvc_output(tmp_path):
+    """Per-stage wall time: from each of DVC's `Running stage` lines to the next one, in run order."""
+    script = ("import time\n"
+              "print(\"Running stage 'a':\", flush=True); time.sleep(0.3)\n"
+              "print('> python -m something', flush=True)\n"
+              "print(\"Running stage 'train@b':\", flush=True); time.sleep(0.6)\n")
+    out = tmp_path / "timing.json"
+    done = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", script],
+                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "> python -m something" in done.stdout  # the output is passed through
+    stages = json.loads(out.read_text())["stages"]
+    assert list(stages) == ["a", "train@b"]
+    assert 0.25 <= stages["a"] <= 0.55 and 0.55 <= stages["train@b"] <= 0.95
+
+
+def test_report_tables_the_time_per_stage(fake_repo):
+    timing = {"dvc_repro_seconds": 100.0, "stages": {"stats": 10.0, "train@tdm_max": 60.0, "report": 30.0}}
+    write_json(fake_repo / "reports" / "timing.json", timing)
+    md = report.build_report(fake_repo).markdown
+    section = md[md.index("Where the time of that run went"):]
+    order = [section.index(f"`{stage}`") for stage in ("train@tdm_max", "report", "stats")]
+    assert order == sorted(order)  # slowest first
+    assert "60.0%" in section

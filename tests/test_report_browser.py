@@ -1,4 +1,4 @@
-"""``reports/index.html`` in a real browser: every image decodes and nothing is fetched.
+"""``report/index.html`` in a real browser: every image decodes and nothing is fetched.
 
 Headless Chromium loads a copy of the page with a small probe script added. The probe
 counts the ``<img>`` elements whose ``naturalWidth`` is 0 (not decoded), every
@@ -81,7 +81,7 @@ def test_index_html_images_decode_and_nothing_is_fetched(tmp_path):
     browser()
     root = build_fake_repo(tmp_path / "repo")
     rep = write_report(root)
-    found = probe(root / "reports" / "index.html", tmp_path)
+    found = probe(root / "report" / "index.html", tmp_path)
     assert int(found["images"]) == len(re.findall(r"!\[[^\]]*\]\(", rep.markdown)) >= 12
     assert found["broken"] == "0", found
     assert found["violations"] == "0" and found["fetched"] == "0", found.get("fetched-names")

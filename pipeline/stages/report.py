@@ -1,10 +1,12 @@
-"""Stage ``report``: ``reports/README.md`` and the self-contained ``reports/index.html``.
+"""Stage ``report``: ``report/README.md`` and the self-contained ``report/index.html``.
 
     python -m pipeline.stages.report [--root .]
 
-Reads the metrics, figures and tables other stages wrote under ``reports/``, the
-variants in ``params.yaml`` and ``references/seed_results.yaml``; see
-:mod:`pipeline.report`. A missing input is reported as "not produced yet", not an error.
+Reads the metrics, figures and tables other stages wrote under ``reports/`` (for every
+variant in ``params.yaml`` ``variants`` and every comparison in ``analysis.comparisons``)
+and ``references/seed_results.yaml``; see :mod:`pipeline.report`. Writes into its own
+folder ``report/``, outside the ``reports/`` folder it depends on. A missing input is
+reported as "not produced yet", not an error.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import logging
 from pathlib import Path
 
 from pipeline.cli import run_stage
-from pipeline.report import write_report
+from pipeline.report import OUT, write_report
 
 log = logging.getLogger("pipeline.stages.report")
 
@@ -26,8 +28,8 @@ def main(argv: list[str] | None = None) -> None:
 
     def work() -> None:
         report = write_report(args.root)
-        log.info("wrote reports/README.md (%d bytes) and reports/index.html (%d bytes, %d images embedded)",
-                 len(report.markdown.encode()), len(report.html.encode()), len(report.images))
+        log.info("wrote %s/README.md (%d bytes) and %s/index.html (%d bytes, %d images embedded)",
+                 OUT, len(report.markdown.encode()), OUT, len(report.html.encode()), len(report.images))
 
     run_stage(work)
 
