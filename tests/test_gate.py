@@ -84,3 +84,15 @@ def test_gate_fails_when_a_data_stage_no_longer_matches_dvc_lock(clone):
     assert done.returncode == 1, done.stdout + done.stderr
     assert "error: gate: the data stages did not reproduce the committed dvc.lock" in done.stderr
     assert "dvc.lock" in done.stderr
+
+
+def test_gate_fails_when_a_stage_imports_code_it_does_not_declare(clone):
+    """An undeclared import would let that file change without making the stage stale: the
+    gate refuses it before anything else, naming the stage, the file and how it is reached."""
+    (clone / "pipeline" / "helpers.py").write_text("SCALE = 1.0\n", encoding="utf-8")
+    edit(clone / "pipeline" / "engine.py", "import contextlib\n", "import contextlib\n\nfrom pipeline import helpers  # noqa: F401\n")
+    done = gate(clone)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[missing] train@tiny: pipeline/helpers.py is imported but not declared as a dep" in done.stdout
+    assert "pipeline/engine.py" in done.stdout  # the import chain
+    assert "error: gate: dvc.yaml does not declare what the stages import" in done.stderr
