@@ -1,0 +1,1 @@
+"""Data: download and verification, format conversion, readers and statistics."""
