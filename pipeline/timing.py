@@ -6,7 +6,7 @@ Writes ``{"dvc_repro_seconds": ..., "stages": {...}, "date": ..., "command": ...
 "cpus": ...}`` (the first key is ``--key``) atomically, and only when the command
 succeeds; the exit status is the command's. ``date`` is when the command finished, in UTC.
 
-``stages`` holds each DVC stage's wall seconds, in the order they ran: the command's
+``stages`` holds each DVC stage's wall seconds (keyed by stage name): the command's
 output is passed through line by line, and a stage runs from DVC's ``Running stage
 '<name>':`` line to the next one (or to the end), so a stage's time includes DVC's own
 hashing and lock-file update after it. Commands that print no such lines give ``{}``.
