@@ -25,8 +25,9 @@ disturbed one; ``*_median_s`` and ``ratio_median`` are the typical run. The load
 core count before and after, and each side's spread (median / min), give a verdict,
 ``reliable`` with a ``reliability_note`` (rule: ``timing_harness.judge``).
 
-Targets (custom / torch, ratio of the minimums): convolution <= 2x, pooling <= 3x, epoch
-<= 1.5x. ``torch.set_num_threads`` is left as it is; the thread count is recorded.
+Targets (custom / torch, ratio of the minimums): each convolution and each max-pool
+<= 1.5x, the SimpleCNN epoch <= 1.25x. ``torch.set_num_threads`` is left as it is; the
+thread count is recorded.
 
 Memory allocator: an unfold-based convolution allocates large temporaries every step
 (the unfolded input, its gradient, per-sample weight gradients). With glibc's default,
@@ -65,7 +66,7 @@ from pipeline.models.simple_cnn import SimpleCNN  # noqa: E402
 from benchmarks import timing_harness as harness  # noqa: E402
 
 BATCH = 64
-TARGETS = {"conv": 2.0, "pool": 3.0, "epoch": 1.5}
+TARGETS = {"conv": 1.5, "pool": 1.5, "epoch": 1.25}  # issue 16: at torch's pace, within these ratios
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
 MMAP_THRESHOLD = 32 << 20  # glibc's largest allowed value on 64-bit
 TRIM_THRESHOLD = 128 << 20
@@ -266,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"  {name:<42}{row['custom_min_s'] * scale:>9.2f}{row['torch_min_s'] * scale:>9.2f} {unit:<2}"
             f"{row['ratio']:>7.2f}x{row['ratio_median']:>9.2f}x{max(row['custom_spread'], row['torch_spread']):>8.2f}"
-            f"   <= {TARGETS[kind]:.1f}x  {'PASS' if row['pass'] else 'MISS'}",
+            f"   <= {TARGETS[kind]:g}x  {'PASS' if row['pass'] else 'MISS'}",
             flush=True,
         )
 

@@ -181,16 +181,18 @@ def test_wait_for_calm_stops_when_the_load_falls_or_the_time_is_up():
 
 
 def test_layer_rows_quote_the_ratio_of_the_minimums_and_of_the_medians():
-    fields = bench_layers.sides_fields({"custom": [3.0, 2.0, 4.0], "torch": [1.0, 1.5, 2.0]}, keep_runs=False)
+    fields = bench_layers.sides_fields({"custom": [3.0, 1.5, 4.0], "torch": [1.0, 1.5, 2.0]}, keep_runs=False)
     row = bench_layers.row_fields("conv", "conv x", fields)
     # the report reads name, custom_s, torch_s, ratio, target, pass: the minimums
-    assert (row["custom_s"], row["torch_s"]) == (2.0, 1.0)
-    assert row["ratio"] == row["ratio_min"] == 2.0 and row["pass"] is True  # target 2.0
+    assert (row["custom_s"], row["torch_s"]) == (1.5, 1.0)
+    assert row["ratio"] == row["ratio_min"] == 1.5 and row["pass"] is True  # target 1.5
     assert (row["custom_median_s"], row["torch_median_s"], row["ratio_median"]) == (3.0, 1.5, 2.0)
-    assert row["custom_spread"] == 1.5 and row["torch_spread"] == 1.5
+    assert row["custom_spread"] == 2.0 and row["torch_spread"] == 1.5
     assert "custom_runs_s" not in row
-    slower = bench_layers.row_fields("conv", "conv y", bench_layers.sides_fields({"custom": [2.1], "torch": [1.0]}))
-    assert slower["pass"] is False and slower["custom_runs_s"] == [2.1]
+    slower = bench_layers.row_fields("conv", "conv y", bench_layers.sides_fields({"custom": [1.6], "torch": [1.0]}))
+    assert slower["pass"] is False and slower["custom_runs_s"] == [1.6]
+    epoch = bench_layers.row_fields("epoch", "epoch", bench_layers.sides_fields({"custom": [1.3], "torch": [1.0]}))
+    assert epoch["target"] == 1.25 and epoch["pass"] is False
 
 
 def test_time_pair_interleaves_custom_and_torch():
