@@ -101,6 +101,10 @@ class Origin(NamedTuple):
 # file -> the Origin of its first discovery; insertion order = discovery order (BFS).
 Closure = dict[str, Origin]
 
+# (file, search dirs) -> its project imports: most files are reached by many stages, so one
+# :func:`analyze` run parses each of them once. Valid for one run only (files may change).
+ImportCache = dict[tuple[str, tuple[str, ...]], list[tuple[str, int]]]
+
 
 @dataclass(frozen=True)
 class Problem:
@@ -409,8 +413,10 @@ def _extend_closure(
     seeds: Mapping[str, Origin],
     root: Path,
     search_dirs: Sequence[str],
+    cache: ImportCache | None = None,
 ) -> None:
     """Add ``seeds`` and everything they import (breadth-first) to ``closure`` in place."""
+    cache = {} if cache is None else cache
     queue = []
     for path, origin in seeds.items():
         if path not in closure:
@@ -418,7 +424,10 @@ def _extend_closure(
             queue.append(path)
     while queue:
         current = queue.pop(0)
-        for imported, line in _imports_of(current, root, search_dirs):
+        key = (current, tuple(search_dirs))
+        if key not in cache:
+            cache[key] = _imports_of(current, root, search_dirs)
+        for imported, line in cache[key]:
             if imported not in closure:
                 closure[imported] = Origin(current, line)
                 queue.append(imported)
@@ -533,10 +542,7 @@ def plugin_files(
             folder = f"{MODEL_FAMILIES}/{model_name}"
             reason = f"plugin rule: variant {name} uses model {model_name}"
             folders[folder] = reason
-            family = sorted(
-                p.relative_to(root).as_posix() for p in (root / folder).rglob("*.py") if "__pycache__" not in p.parts
-            )
-            for path in family or [f"{folder}/__init__.py"]:  # an absent family is reported missing
+            for path in _py_files(root, folder) or [f"{folder}/__init__.py"]:  # an absent family is reported missing
                 files.setdefault(path, Origin(MODEL_REGISTRY, None, reason))
         data_path, fmt = _norm(str(data.get("path") or "")), data.get("format")
         reads_data = any(d == data_path or d.startswith(data_path + "/") for d in deps) if data_path else False
@@ -560,13 +566,16 @@ def _is_code_dep(dep: str) -> bool:
     return dep.split("/")[0] in CODE_ROOTS
 
 
-def analyze_stage(stage: StageSpec, root: str | os.PathLike, variants: Mapping[str, dict]) -> StageAnalysis:
+def analyze_stage(
+    stage: StageSpec, root: str | os.PathLike, variants: Mapping[str, dict], cache: ImportCache | None = None
+) -> StageAnalysis:
     """Closure (with the plugin rule applied to a fixed point) and missing/extra problems."""
     root = Path(root)
+    cache = {} if cache is None else cache
     entries = entry_files(stage.cmd, root)
     search_dirs = ["", *_script_dirs(stage.cmd)]
     closure: Closure = {}
-    _extend_closure(closure, {f: Origin(None) for f in entries}, root, search_dirs)
+    _extend_closure(closure, {f: Origin(None) for f in entries}, root, search_dirs, cache)
     plugin_dirs: dict[str, str] = {}
     while True:
         new_files, folders = plugin_files(stage, closure, variants, root)
@@ -576,7 +585,7 @@ def analyze_stage(stage: StageSpec, root: str | os.PathLike, variants: Mapping[s
             break
         for path, origin in new_files.items():
             if (root / path).is_file():
-                _extend_closure(closure, {path: origin}, root, search_dirs)
+                _extend_closure(closure, {path: origin}, root, search_dirs, cache)
             else:
                 closure[path] = origin  # required but absent: reported missing below
 
@@ -625,7 +634,8 @@ def analyze(root: str | os.PathLike, stages: Sequence[StageSpec] | None = None) 
     """:func:`analyze_stage` for every stage of the repository at ``root``."""
     stages = load_stages(root) if stages is None else stages
     variants = load_variants(root)
-    return [analyze_stage(stage, root, variants) for stage in stages]
+    cache: ImportCache = {}
+    return [analyze_stage(stage, root, variants, cache) for stage in stages]
 
 
 def find_orphans(
@@ -648,7 +658,11 @@ def find_orphans(
 
 def check(root: str | os.PathLike) -> list[Problem]:
     """Every problem of the repository at ``root``: missing, extra, entry, then orphans."""
-    analyses = analyze(root)
+    return problems_of(root, analyze(root))
+
+
+def problems_of(root: str | os.PathLike, analyses: Sequence[StageAnalysis]) -> list[Problem]:
+    """The stages' own problems, then the orphans among the files none of them imports."""
     return [p for a in analyses for p in a.problems] + find_orphans(root, analyses)
 
 
@@ -729,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DepGraphError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    problems = [p for a in analyses for p in a.problems] + find_orphans(root, analyses)
+    problems = problems_of(root, analyses)
     if args.suggest:
         print("# Code deps per stage (paste into dvc.yaml; data deps not shown)\n")
         print(format_suggestions(analyses, load_variants(root)))
