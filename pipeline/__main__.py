@@ -3,6 +3,8 @@
     python -m pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
     python -m pipeline predict --model /tmp/m.pt --images some/folder --out preds.txt
     python -m pipeline train|evaluate|analyze|compare|padding|classwise-norms ...   (the DVC stages, same arguments)
+    python -m pipeline autograde --submission student/layers.py      (HKU A3; --submissions DIR for a class)
+    python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv
 
 ``predict`` writes one predicted class index per line, in the folder's sorted file
 order. Errors (missing model, an image of the wrong size or channel count, ...) print
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from pipeline.cli import run_stage
 
-# Stage entry points reachable as sub-commands; each takes its own arguments.
+# Entry points reachable as sub-commands (the DVC stages and the graders); each takes its own arguments.
 STAGES = {
     "train": "pipeline.stages.train",
     "evaluate": "pipeline.stages.evaluate",
@@ -26,6 +28,8 @@ STAGES = {
     "compare": "pipeline.stages.compare",
     "padding": "pipeline.stages.padding",
     "classwise-norms": "pipeline.stages.classwise_norms",
+    "autograde": "pipeline.autograder",
+    "grade-cse849": "pipeline.cse849_grader",
 }
 
 
@@ -42,8 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
     p.add_argument("--images", type=Path, required=True, help="flat folder of images (sorted by file name)")
     p.add_argument("--out", type=Path, required=True, help="output text file (one class index per line)")
-    for name in STAGES:
-        sub.add_parser(name, help=f"run stage {STAGES[name]} (arguments passed through)", add_help=False)
+    for name, module in STAGES.items():
+        sub.add_parser(name, help=f"run {module} (arguments passed through)", add_help=False)
     return parser
 
 
@@ -64,8 +68,8 @@ def _predict(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in STAGES:
-        importlib.import_module(STAGES[argv[0]]).main(argv[1:])
-        return
+        status = importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+        sys.exit(status or 0)
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

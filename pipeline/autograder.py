@@ -2,467 +2,139 @@
 
 Usage::
 
-    python -m pipeline.autograder -q all        # every question (the default)
-    python -m pipeline.autograder -q q2         # one question; -q may be repeated
+    python -m pipeline.autograder -q all                         # this project's layers
+    python -m pipeline.autograder --submission student/layers.py -q q2 --json q2.json
+    python -m pipeline.autograder --submissions submissions/ --csv grades.csv
 
-Each question checks one layer of :mod:`pipeline.models.simple_cnn.layers` against its torch reference
-with the *same* parameters copied in:
+A submission is a Python file defining the seed's classes (``CustomLinear``,
+``CustomConv2D``, ``CustomMaxPool2D``, ``CustomCrossEntropyLoss``) with the seed's
+constructor signatures. It is imported and run in a separate process with a time limit
+per case (:mod:`pipeline.grading.sandbox`): whatever it does, the grader finishes and
+reports. Each question (20 points, 80 in all) runs the cases of
+:mod:`pipeline.grading.cases`; the score is ``floor(20 * passed / total)``. The source
+is also checked against the seed's allowed operations
+(:mod:`pipeline.grading.inspection`): uses are listed, not deducted.
 
-==  ==========================  =====================
-q1  ``CustomLinear``            ``nn.Linear``
-q2  ``CustomConv2D``            ``nn.Conv2d``
-q3  ``CustomMaxPool2D``         ``nn.MaxPool2d``
-q4  ``CustomCrossEntropyLoss``  ``nn.CrossEntropyLoss``
-==  ==========================  =====================
+``--submissions DIR`` grades every ``DIR/<student>.py`` and ``DIR/<student>/layers.py``
+and writes one CSV row per student (``--csv``, default ``DIR/grades.csv``): the
+question scores, the total, the number of failed cases and of forbidden uses, and the
+import error if any.
 
-A question runs many *cases*: randomized configurations drawn from a seeded generator
-(batch sizes, channel counts, square and rectangular kernels, int and pair strides and
-paddings, non-square inputs, float32 and float64) followed by fixed edge cases (1x1
-kernels, a kernel as large as the input, ties in max-pooling, all-negative inputs with
-padding, logits of magnitude 1e4, ...). A case passes when the forward output and the
-gradients of the input and of every parameter (for a random upstream gradient) agree
-with the reference within the tolerance of its dtype (:data:`TOLERANCES`), and when the
-layer raises nothing. The same seed gives the same cases whether a question runs alone
-or with the others.
-
-Scoring (partial credit): ``score = floor(POINTS_PER_QUESTION * passed / total)``, an
-integer computed from the checks that ran; a question earns its 20 points only when
-every one of its cases passes. The total is the sum of the question scores (80 max).
-The process exits with 0 when every selected question has full marks, else 1.
+Exit status: single submission: 0 when every selected question has full marks, else 1;
+folder: 0 when every file was graded; 2 on a usage error (unknown question, missing file).
 """
 
 from __future__ import annotations
 
 import argparse
-import random
+import csv
+import io
 import sys
-import time
-from dataclasses import dataclass
-from typing import Callable, Iterator
+from pathlib import Path
 
-import torch
-from torch import nn
-
+from pipeline.grading.cases import QUESTIONS, SEED, select_questions
+from pipeline.grading.sandbox import (
+    DEFAULT_CASE_TIMEOUT,
+    format_summary,
+    grade_submission,
+)
+from pipeline.io import write_json, write_text
 from pipeline.models.simple_cnn import layers
 
-POINTS_PER_QUESTION = 20
-SEED = 20240303  # base seed; each question derives its own so it can run alone
-RANDOM_CASES = 40  # randomized configurations per question (edge cases come on top)
-MAX_REPORTED_FAILURES = 5
+#: This project's own solution (graded by the ``autograde`` stage, as a file like any other;
+#: imported here so that the dependency is visible to the dependency checker).
+PROJECT_LAYERS = Path(layers.__file__).resolve()
+CSV_COLUMNS = ("student", *QUESTIONS, "total", "max_total", "failed_cases", "forbidden_uses", "import_error", "file")
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """``|actual - expected| <= atol * max(1, max|expected|) + rtol * |expected|`` elementwise.
-
-    The absolute part scales with the largest reference value, so a gradient summed
-    over thousands of terms, or a loss of 1e4, is judged relative to its own size.
-    """
-
-    rtol: float
-    atol: float
-
-
-#: Tolerances per dtype: float32 allows for a different summation order than torch's
-#: kernels (oneDNN / MKL); float64 is ~8 orders of magnitude tighter.
-FLOAT32_TOLERANCE = Tolerance(rtol=1e-4, atol=1e-5)
-FLOAT64_TOLERANCE = Tolerance(rtol=1e-10, atol=1e-12)
-TOLERANCES = {torch.float32: FLOAT32_TOLERANCE, torch.float64: FLOAT64_TOLERANCE}
-
-DTYPES = (torch.float32, torch.float64)
-
-
-# --------------------------------------------------------------------------- comparison
-
-
-def compare(name: str, actual, expected: torch.Tensor) -> str | None:
-    """None when ``actual`` matches ``expected``; otherwise a one-line reason."""
-    if actual is None:
-        return f"{name}: missing (None)"
-    if not isinstance(actual, torch.Tensor):
-        return f"{name}: expected a tensor, got {type(actual).__name__}"
-    if tuple(actual.shape) != tuple(expected.shape):
-        return f"{name}: shape {tuple(actual.shape)} != expected {tuple(expected.shape)}"
-    if actual.dtype != expected.dtype:
-        return f"{name}: dtype {actual.dtype} != expected {expected.dtype}"
-    actual, expected = actual.detach(), expected.detach()
-    if not torch.equal(torch.isfinite(actual), torch.isfinite(expected)):
-        return f"{name}: non-finite values where the reference has finite ones (or vice versa)"
-    finite = torch.isfinite(expected)
-    if not torch.equal(actual[~finite], expected[~finite]):  # inf must match inf of the same sign
-        return f"{name}: infinite values differ from the reference"
-    if expected.numel() == 0:
-        return None
-    tol = TOLERANCES.get(expected.dtype, FLOAT32_TOLERANCE)
-    a, e = actual[finite].double(), expected[finite].double()
-    if e.numel() == 0:
-        return None
-    scale = max(1.0, float(e.abs().max()))
-    err = (a - e).abs()
-    allowed = tol.atol * scale + tol.rtol * e.abs()
-    if bool((err > allowed).any()):
-        worst = int((err - allowed).argmax())
-        return (
-            f"{name}: max abs error {float(err.max()):.3g} (at a value {float(e[worst]):.6g}; "
-            f"tolerance rtol={tol.rtol:g}, atol={tol.atol:g}*{scale:.3g})"
-        )
-    return None
-
-
-def _randn(gen: torch.Generator, shape, dtype, scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=torch.float64).mul_(scale).to(dtype)
-
-
-def _copy_parameters(custom: nn.Module, reference: nn.Module) -> str | None:
-    """Copy the reference's weight and bias into the custom layer; a reason on mismatch."""
-    for name in ("weight", "bias"):
-        ref_p = getattr(reference, name)
-        cus_p = getattr(custom, name, None)
-        if ref_p is None:
-            if cus_p is not None:
-                return f"{name}: expected None (bias=False), got a tensor"
+def find_submissions(folder: str | Path) -> dict[str, Path]:
+    """``{student: file}`` for ``folder/<student>.py`` and ``folder/<student>/layers.py``, by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: folder not found")
+    found: dict[str, Path] = {}
+    for entry in sorted(folder.iterdir()):
+        if entry.name.startswith((".", "_")):
             continue
-        if not isinstance(cus_p, torch.Tensor):
-            return f"{name}: missing parameter"
-        if tuple(cus_p.shape) != tuple(ref_p.shape):
-            return f"{name}: parameter shape {tuple(cus_p.shape)} != torch's {tuple(ref_p.shape)}"
-        with torch.no_grad():
-            cus_p.copy_(ref_p)
-    return None
+        if entry.is_file() and entry.suffix == ".py":
+            found[entry.stem] = entry
+        elif entry.is_dir() and (entry / "layers.py").is_file():
+            found[entry.name] = entry / "layers.py"
+    if not found:
+        raise FileNotFoundError(f"{folder}: no submissions (expected <student>.py or <student>/layers.py)")
+    return found
 
 
-def _check_module(
-    custom: nn.Module, reference: nn.Module, x: torch.Tensor, gen: torch.Generator, with_params: bool
-) -> list[str]:
-    """Forward + backward of both modules on the same input; list of mismatches."""
-    problems: list[str] = []
-    if with_params:
-        reason = _copy_parameters(custom, reference)
-        if reason:
-            return [reason]
-    x_ref = x.clone().requires_grad_(True)
-    x_cus = x.clone().requires_grad_(True)
-    y_ref = reference(x_ref)
-    y_cus = custom(x_cus)
-    problem = compare("output", y_cus, y_ref)
-    if problem:
-        return [problem]
-    upstream = _randn(gen, y_ref.shape, y_ref.dtype)
-    y_ref.backward(upstream)
-    y_cus.backward(upstream.clone())
-    problems += filter(None, [compare("grad input", x_cus.grad, x_ref.grad)])
-    if with_params:
-        for name in ("weight", "bias"):
-            ref_p = getattr(reference, name)
-            if ref_p is not None:
-                problem = compare(f"grad {name}", getattr(custom, name).grad, ref_p.grad)
-                if problem:
-                    problems.append(problem)
-    return problems
+def csv_row(student: str, results: dict) -> dict:
+    row = {"student": student, "file": results["submission"], "total": results["total"],
+           "max_total": results["max_total"], "import_error": results["import_error"] or "",
+           "forbidden_uses": len(results["forbidden_uses"])}
+    row["failed_cases"] = sum(results[q]["failed"] for q in QUESTIONS if q in results)
+    row.update({q: results[q]["score"] if q in results else "" for q in QUESTIONS})
+    return row
 
 
-@dataclass
-class Case:
-    description: str
-    check: Callable[[torch.Generator], list[str]]
+def grades_csv(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
-# --------------------------------------------------------------------------- q1 linear
-
-
-def _linear_case(batch_shape, in_f, out_f, bias, dtype, scale=1.0) -> Case:
-    def check(gen: torch.Generator) -> list[str]:
-        reference = nn.Linear(in_f, out_f, bias=bias, dtype=dtype)
-        custom = layers.CustomLinear(in_f, out_f, bias=bias).to(dtype)
-        x = _randn(gen, (*batch_shape, in_f), dtype, scale)
-        return _check_module(custom, reference, x, gen, with_params=True)
-
-    return Case(f"Linear({in_f}, {out_f}, bias={bias}) x={(*batch_shape, in_f)} {_dt(dtype)}", check)
-
-
-def linear_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        batch = (rng.randint(1, 8),) if rng.random() < 0.8 else (rng.randint(1, 3), rng.randint(1, 4))
-        yield _linear_case(batch, rng.randint(1, 24), rng.randint(1, 24), rng.random() < 0.8, rng.choice(DTYPES))
-    for dtype in DTYPES:  # edge cases
-        yield _linear_case((1,), 1, 1, True, dtype)  # a single weight
-        yield _linear_case((64,), 1024, 512, True, dtype)  # SimpleCNN's fc1
-        yield _linear_case((64,), 512, 10, False, dtype)
-        yield _linear_case((3,), 5, 4, True, dtype, scale=1e3)  # large inputs
-
-
-# --------------------------------------------------------------------------- q2 conv
-
-
-def _conv_case(n, c_in, c_out, hw, kernel, stride, padding, bias, dtype, unbatched=False) -> Case:
-    def check(gen: torch.Generator) -> list[str]:
-        reference = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=dtype)
-        custom = layers.CustomConv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias).to(dtype)
-        shape = (c_in, *hw) if unbatched else (n, c_in, *hw)
-        return _check_module(custom, reference, _randn(gen, shape, dtype), gen, with_params=True)
-
-    return Case(
-        f"Conv2d({c_in}, {c_out}, k={kernel}, s={stride}, p={padding}, bias={bias}) "
-        f"x={'' if unbatched else f'{n}x'}{c_in}x{hw[0]}x{hw[1]} {_dt(dtype)}",
-        check,
-    )
-
-
-def _int_or_pair(rng: random.Random, low: int, high: int):
-    return rng.randint(low, high) if rng.random() < 0.5 else (rng.randint(low, high), rng.randint(low, high))
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def conv_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        kernel = _int_or_pair(rng, 1, 5)
-        stride = _int_or_pair(rng, 1, 3)
-        padding = _int_or_pair(rng, 0, 2)
-        (kh, kw), (ph, pw) = _pair(kernel), _pair(padding)
-        hw = (rng.randint(max(1, kh - 2 * ph), 12), rng.randint(max(1, kw - 2 * pw), 12))
-        yield _conv_case(  # up to 8 input channels: both of CustomConv2D's unfold layouts occur
-            rng.randint(1, 4), rng.randint(1, 8), rng.randint(1, 5), hw, kernel, stride, padding,
-            rng.random() < 0.8, rng.choice(DTYPES),
-        )
-    for dtype in DTYPES:  # edge cases
-        yield _conv_case(2, 3, 4, (5, 7), 1, 1, 0, True, dtype)  # 1x1 kernel
-        yield _conv_case(2, 3, 2, (5, 7), (5, 7), 1, 0, True, dtype)  # kernel == input: 1x1 output
-        yield _conv_case(2, 2, 3, (4, 4), 6, 1, 1, True, dtype)  # kernel == padded input
-        yield _conv_case(2, 2, 3, (9, 8), 2, 4, 0, True, dtype)  # stride > kernel (skipped pixels)
-        yield _conv_case(1, 2, 3, (6, 5), (3, 1), (2, 1), (1, 0), False, dtype)  # rectangular everything
-        yield _conv_case(1, 3, 2, (6, 6), 3, 1, 1, True, dtype, unbatched=True)  # (C, H, W) input
-        yield _conv_case(2, 1, 32, (28, 28), 5, 1, 0, True, dtype)  # SimpleCNN conv1
-        yield _conv_case(2, 32, 64, (12, 12), 5, 1, 0, True, dtype)  # SimpleCNN conv2
-
-
-# --------------------------------------------------------------------------- q3 max-pool
-
-
-_POOL_INPUTS = ("normal", "relu", "integers", "zeros", "negative")
-
-
-def _pool_input(gen: torch.Generator, shape, dtype, kind: str) -> torch.Tensor:
-    if kind == "relu":  # many exact ties at 0, as after ReLU in SimpleCNN
-        return _randn(gen, shape, dtype).clamp_(min=0)
-    if kind == "integers":  # ties between equal positive values
-        return torch.randint(0, 3, shape, generator=gen).to(dtype)
-    if kind == "zeros":
-        return torch.zeros(shape, dtype=dtype)
-    if kind == "negative":  # every value < 0: zero padding would win, -inf must not
-        return -_randn(gen, shape, dtype).abs_() - 0.5
-    return _randn(gen, shape, dtype)
-
-
-def _pool_case(n, c, hw, kernel, stride, padding, dtype, kind: str, unbatched=False) -> Case:
-    def check(gen: torch.Generator) -> list[str]:
-        reference = nn.MaxPool2d(kernel, stride=stride, padding=padding)
-        custom = layers.CustomMaxPool2D(kernel, stride=stride, padding=padding)
-        shape = (c, *hw) if unbatched else (n, c, *hw)
-        return _check_module(custom, reference, _pool_input(gen, shape, dtype, kind), gen, with_params=False)
-
-    return Case(
-        f"MaxPool2d(k={kernel}, s={stride}, p={padding}) x={'' if unbatched else f'{n}x'}{c}x{hw[0]}x{hw[1]} "
-        f"{kind} {_dt(dtype)}",
-        check,
-    )
-
-
-def pool_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        kernel = _int_or_pair(rng, 1, 4)
-        (kh, kw) = _pair(kernel)
-        stride = None if rng.random() < 0.4 else _int_or_pair(rng, 1, 3)
-        padding = 0 if rng.random() < 0.5 else (rng.randint(0, kh // 2), rng.randint(0, kw // 2))
-        ph, pw = _pair(padding)
-        hw = (rng.randint(max(1, kh - 2 * ph), 13), rng.randint(max(1, kw - 2 * pw), 13))
-        yield _pool_case(
-            rng.randint(1, 4), rng.randint(1, 4), hw, kernel, stride, padding, rng.choice(DTYPES),
-            rng.choice(_POOL_INPUTS),
-        )
-    for dtype in DTYPES:  # edge cases
-        yield _pool_case(2, 3, (8, 8), 2, None, 0, dtype, "zeros")  # every window a 4-way tie
-        yield _pool_case(2, 3, (8, 6), 2, None, 0, dtype, "relu")  # SimpleCNN's pooling, ties at 0
-        yield _pool_case(2, 3, (7, 9), 2, None, 0, dtype, "integers")  # odd sizes: last row/column dropped
-        yield _pool_case(2, 2, (6, 6), 3, 1, 1, dtype, "negative")  # padding must never win
-        yield _pool_case(2, 2, (5, 4), (3, 2), (2, 1), (1, 1), dtype, "zeros")  # ties and padding
-        yield _pool_case(2, 2, (5, 7), (5, 7), None, 0, dtype, "relu")  # kernel == input: global max
-        yield _pool_case(2, 2, (5, 7), 1, None, 0, dtype, "normal")  # 1x1 kernel: identity
-        yield _pool_case(1, 3, (6, 6), 2, 1, 1, dtype, "integers", unbatched=True)  # (C, H, W) input
-
-
-# --------------------------------------------------------------------------- q4 loss
-
-
-def _loss_case(n, classes, reduction, dtype, scale=1.0, mixed_signs=False) -> Case:
-    def check(gen: torch.Generator) -> list[str]:
-        logits = _randn(gen, (n, classes), dtype, scale)
-        if mixed_signs:  # every row has one logit of +scale and one of -scale
-            logits[:, 0], logits[:, -1] = scale, -scale
-        target = torch.randint(0, classes, (n,), generator=gen)
-        reference = nn.CrossEntropyLoss(reduction=reduction)
-        custom = layers.CustomCrossEntropyLoss(reduction=reduction)
-        x_ref = logits.clone().requires_grad_(True)
-        x_cus = logits.clone().requires_grad_(True)
-        loss_ref, loss_cus = reference(x_ref, target), custom(x_cus, target.clone())
-        problem = compare("loss", loss_cus, loss_ref)
-        if problem:
-            return [problem]
-        upstream = _randn(gen, loss_ref.shape, dtype) if loss_ref.dim() else torch.ones((), dtype=dtype)
-        loss_ref.backward(upstream)
-        loss_cus.backward(upstream.clone())
-        return list(filter(None, [compare("grad logits", x_cus.grad, x_ref.grad)]))
-
-    return Case(
-        f"CrossEntropy(reduction={reduction!r}) logits={n}x{classes} scale={scale:g}"
-        f"{' +-' if mixed_signs else ''} {_dt(dtype)}",
-        check,
-    )
-
-
-def _bad_reduction_case() -> Case:
-    def check(gen: torch.Generator) -> list[str]:
-        try:
-            layers.CustomCrossEntropyLoss(reduction="average")
-        except ValueError as exc:
-            missing = [name for name in ("mean", "sum", "none") if name not in str(exc)]
-            return [f"the ValueError does not name {missing}"] if missing else []
-        return ["reduction='average' did not raise ValueError"]
-
-    return Case("CrossEntropy(reduction='average') raises ValueError naming the allowed values", check)
-
-
-def loss_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        yield _loss_case(
-            rng.randint(1, 16), rng.randint(2, 12), rng.choice(("mean", "sum", "none")), rng.choice(DTYPES),
-            scale=rng.choice((0.1, 1.0, 5.0, 30.0)),
-        )
-    for dtype in DTYPES:  # edge cases: stability at extreme logits
-        for reduction in ("mean", "sum", "none"):
-            yield _loss_case(8, 10, reduction, dtype, scale=1e4)
-        yield _loss_case(8, 10, "mean", dtype, scale=1e4, mixed_signs=True)
-        yield _loss_case(64, 10, "mean", dtype)  # SimpleCNN's batch
-        yield _loss_case(1, 2, "none", dtype)  # smallest problem
-    yield _bad_reduction_case()
-
-
-# --------------------------------------------------------------------------- runner
-
-
-QUESTIONS: dict[str, tuple[str, Callable[[random.Random], Iterator[Case]]]] = {
-    "q1": ("Fully-connected layer (CustomLinear)", linear_cases),
-    "q2": ("Convolutional layer (CustomConv2D)", conv_cases),
-    "q3": ("Pooling layer (CustomMaxPool2D)", pool_cases),
-    "q4": ("Cross-entropy loss (CustomCrossEntropyLoss)", loss_cases),
-}
-
-
-def _dt(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
-def _resolve(names: list[str]) -> list[str]:
-    selected: list[str] = []
-    for name in names:
-        name = name.strip().lower()
-        chosen = list(QUESTIONS) if name == "all" else [name]
-        for q in chosen:
-            if q not in QUESTIONS:
-                raise ValueError(f"unknown question {name!r}; allowed: all, {', '.join(QUESTIONS)}")
-            if q not in selected:
-                selected.append(q)
-    if not selected:
-        raise ValueError(f"no question selected; allowed: all, {', '.join(QUESTIONS)}")
-    return sorted(selected, key=list(QUESTIONS).index)
-
-
-def grade_question(name: str, seed: int = SEED) -> dict:
-    """Run every case of one question; ``score`` follows from the number that passed."""
-    title, make_cases = QUESTIONS[name]
-    question_seed = seed + 1000 * (list(QUESTIONS).index(name) + 1)
-    cases = list(make_cases(random.Random(question_seed)))
-    gen = torch.Generator().manual_seed(question_seed)
-    passed, failures = 0, []
-    start = time.perf_counter()
-    for case in cases:
-        try:
-            problems = case.check(gen)
-        except Exception as exc:  # a crashing layer fails the case, not the grader
-            problems = [f"raised {type(exc).__name__}: {exc}"]
-        if problems:
-            failures.append(f"{case.description}: {'; '.join(problems)}")
-        else:
-            passed += 1
-    total = len(cases)
-    return {
-        "title": title,
-        "score": POINTS_PER_QUESTION * passed // total,
-        "max": POINTS_PER_QUESTION,
-        "passed": passed,
-        "total": total,
-        "failures": failures[:MAX_REPORTED_FAILURES],
-        "failed": len(failures),
-        "seconds": round(time.perf_counter() - start, 3),
-    }
-
-
-def run_questions(names: list[str], seed: int = SEED) -> dict:
-    """Grade the named questions (``["all"]`` for every one).
-
-    Returns ``{"q1": {"score", "max", "passed", "total", "failures", ...}, ...,
-    "total": <int points>, "max_total": <int>}``.
-    """
-    selected = _resolve(names)
-    results: dict = {}
-    threads = torch.get_num_threads()
-    # The cases are tiny: intra-op threads only add overhead, and on a shared machine
-    # OpenMP's barriers stall badly. Run single-threaded and restore the caller's setting.
-    torch.set_num_threads(1)
-    try:
-        for name in selected:
-            results[name] = grade_question(name, seed=seed)
-    finally:
-        torch.set_num_threads(threads)
-    questions = [v for v in results.values()]
-    results["total"] = sum(q["score"] for q in questions)
-    results["max_total"] = sum(q["max"] for q in questions)
+def grade_folder(folder: str | Path, questions: list[str], **limits) -> dict[str, dict]:
+    """Grade every submission of ``folder`` (see :func:`find_submissions`); progress on stderr."""
+    submissions = find_submissions(folder)
+    results = {}
+    for n, (student, path) in enumerate(submissions.items(), 1):
+        results[student] = grade_submission(path, questions, **limits)
+        r = results[student]
+        note = f" (import error: {r['import_error']})" if r["import_error"] else ""
+        print(f"[{n}/{len(submissions)}] {student}: {r['total']}/{r['max_total']}{note}", file=sys.stderr)
     return results
 
 
-def format_table(results: dict) -> str:
-    rows = [f"{'Question':<9}{'Score':>8}{'Cases':>12}{'Time':>9}  Layer"]
-    for name in QUESTIONS:
-        if name in results:
-            q = results[name]
-            rows.append(
-                f"{name:<9}{q['score']:>4}/{q['max']:<3}{q['passed']:>7}/{q['total']:<4}{q['seconds']:>8.2f}s  {q['title']}"
-            )
-    rows.append(f"{'Total':<9}{results['total']:>4}/{results['max_total']:<3}")
-    for name in QUESTIONS:
-        for failure in results.get(name, {}).get("failures", []):
-            rows.append(f"  FAIL {name}: {failure}")
-        hidden = results.get(name, {}).get("failed", 0) - len(results.get(name, {}).get("failures", []))
-        if hidden > 0:
-            rows.append(f"  ... and {hidden} more failure(s) in {name}")
-    return "\n".join(rows)
-
-
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.autograder", description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "-q", "--question", action="append", default=None, metavar="Q",
         help="question to grade: q1, q2, q3, q4 or all (default: all); may be repeated",
     )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--submission", type=Path, help=f"a layers.py to grade (default: this project's, {PROJECT_LAYERS.name})")
+    which.add_argument("--submissions", type=Path, metavar="DIR", help="grade every DIR/<student>.py and DIR/<student>/layers.py")
+    parser.add_argument("--json", type=Path, help="write the full results (per question: score, failed cases) as JSON")
+    parser.add_argument("--csv", type=Path, help="with --submissions: the grade table (default: DIR/grades.csv)")
+    parser.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
+                        help="seconds a case may run before it fails (default %(default)g)")
     parser.add_argument("--seed", type=int, default=SEED, help=f"base seed of the random cases (default {SEED})")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        results = run_questions(args.question or ["all"], seed=args.seed)
+        questions = select_questions(args.question or ["all"])
     except ValueError as exc:
         parser.error(str(exc))
-    print(format_table(results))
+    limits = {"seed": args.seed, "case_timeout": args.case_timeout}
+    try:
+        if args.submissions is not None:
+            graded = grade_folder(args.submissions, questions, **limits)
+            table = args.csv or args.submissions / "grades.csv"
+            write_text(table, grades_csv([csv_row(student, r) for student, r in graded.items()]))
+            if args.json:
+                write_json(args.json, graded)
+            print(f"autograder: graded {len(graded)} submission(s); wrote {table}")
+            return 0
+        results = grade_submission(args.submission or PROJECT_LAYERS, questions, **limits)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(format_summary(results))
+    if args.json:
+        write_json(args.json, results)
     return 0 if results["total"] == results["max_total"] else 1
 
 

@@ -28,9 +28,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
 
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
@@ -41,17 +41,14 @@ from pipeline.data.common.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
 from pipeline.io import write_json
+from pipeline.metrics import round_metric as _round
+from pipeline.metrics import shortcut_metrics
 from pipeline.plots import image_grid, save_figure
 from pipeline.reporting import write_csv
 
 log = logging.getLogger(__name__)
 
-DIGITS = 6  # decimals kept in metrics.json and predictions.csv
 GALLERY_SIZE = 20  # DS 5220 Part 4.2 / 4.3: the first 20 images
-
-
-def _round(value: float) -> float:
-    return round(float(value), DIGITS)
 
 
 # --------------------------------------------------------------------------- model + inputs
@@ -119,34 +116,6 @@ def first_misclassified(predicted: torch.Tensor, labels: torch.Tensor, k: int = 
 def confidences(logits: torch.Tensor) -> torch.Tensor:
     """Softmax probability of the predicted class (also right for log-softmax outputs: softmax(log p) = p)."""
     return torch.softmax(logits.float(), dim=1).max(dim=1).values
-
-
-def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torch.Tensor) -> dict:
-    """Accuracy where the planted digit agrees with the label vs where it disagrees.
-
-    ``gap_points``: agree accuracy minus disagree accuracy, in percentage points (a model
-    using the digit shortcut has a large gap). ``shortcut_rate``: among disagreeing
-    samples, the fraction predicted as the digit's class (chance is about 1/10).
-    Accuracies of an empty group are ``None``.
-    """
-    agree = digits == labels
-    disagree = ~agree
-    correct = predicted == labels
-
-    def mean(mask: torch.Tensor, values: torch.Tensor) -> float | None:
-        return _round(values[mask].double().mean()) if bool(mask.any()) else None
-
-    agree_acc, disagree_acc = mean(agree, correct), mean(disagree, correct)
-    gap = None if agree_acc is None or disagree_acc is None else _round(100.0 * (agree_acc - disagree_acc))
-    return {
-        "agree_count": int(agree.sum()),
-        "disagree_count": int(disagree.sum()),
-        "agree_accuracy": agree_acc,
-        "disagree_accuracy": disagree_acc,
-        "gap_points": gap,
-        "shortcut_rate": mean(disagree, predicted == digits),
-        "predicted_digit_rate": mean(torch.ones_like(agree), predicted == digits),
-    }
 
 
 def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torch.Tensor:

@@ -2,10 +2,13 @@
 
     python -m pipeline.stages.autograde --out reports/autograder.json
 
-Runs every question of :mod:`pipeline.autograder` and writes (atomically, through
-:func:`pipeline.io.write_json`) a metrics file::
+Grades this project's layers (``pipeline/models/simple_cnn/layers.py``) exactly as a
+student's file is graded (:func:`pipeline.grading.sandbox.grade_submission`: a separate
+process, every question) and writes (atomically, through :func:`pipeline.io.write_json`)
+a metrics file::
 
-    {"q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, ..., "total": 80, "max_total": 80}
+    {"q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, ..., "total": 80, "max_total": 80,
+     "forbidden_uses": 0}
 
 Failed checks lower the scores but do not fail the stage: the file is still written
 and the exit code is 0 (the score is the result). The exit code is non-zero only when
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from pipeline.autograder import QUESTIONS, format_table, run_questions
+from pipeline.autograder import PROJECT_LAYERS
+from pipeline.grading.cases import QUESTIONS
+from pipeline.grading.sandbox import format_summary, grade_submission
 from pipeline.io import write_json
 
 METRIC_KEYS = ("score", "max", "passed", "total")
@@ -28,6 +33,7 @@ def build_report(results: dict) -> dict:
     report = {name: {key: int(results[name][key]) for key in METRIC_KEYS} for name in QUESTIONS if name in results}
     report["total"] = int(results["total"])
     report["max_total"] = int(results["max_total"])
+    report["forbidden_uses"] = len(results["forbidden_uses"])
     return report
 
 
@@ -38,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default="reports/autograder.json", help="metrics JSON to write")
     args = parser.parse_args(argv)
 
-    results = run_questions(["all"])
-    print(format_table(results))
+    results = grade_submission(PROJECT_LAYERS)
+    print(format_summary(results))
     try:
         write_json(args.out, build_report(results))
     except OSError as exc:

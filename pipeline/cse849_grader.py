@@ -1,0 +1,181 @@
+"""Grade a CSE 849 ``q1_test.txt`` (a student's or ours): format, accuracy, rubric points, shortcut use.
+
+    python -m pipeline grade-cse849 q1_test.txt [--labels data/composite/test_labels.csv]
+                                   [--metadata data/composite/metadata.csv] [--json grade.json]
+
+The seed's format: one predicted class index (an integer 0-9) per line, one line per test
+image, in the test folder's sorted file-name order. The labels are ``filename,label``
+(``test_labels.csv``), sorted by file name here to match that order. Any deviation (a
+non-integer, a class outside 0-9, too few or too many lines, a duplicate or a
+non-integer label) is an error naming the file and line; nothing is graded then.
+
+Points follow the seed's rubric ("20 points for the accuracy of your prediction on test
+set", ``references/seed_results.yaml``: >= 75% 20 points, ... < 60% 0). When the composite
+``metadata.csv`` is there (this pipeline builds one; the course's zip has none), the file
+is also split by whether the pasted MNIST digit agrees with the label: a model that reads
+the digit instead of the CIFAR-10 image is right where they agree and wrong where they
+disagree, and predicts the digit's class there (``shortcut_rate``; chance is about 10%).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from pipeline.cli import run_stage
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.formats import METADATA, TEST_LABELS
+from pipeline.io import write_json
+from pipeline.metrics import shortcut_metrics
+
+N_CLASSES = 10
+SEED_RESULTS = Path(__file__).resolve().parents[1] / "references" / "seed_results.yaml"
+DEFAULT_DATA = Path("data/composite")
+#: A shortcut rate this many times chance (1/10) is called shortcut use in the summary:
+#: a model that ignores the digit predicts the digit's class at about chance.
+SHORTCUT_SUSPECT_RATE = 0.3
+
+
+def read_predictions(path: str | Path, n_classes: int = N_CLASSES) -> list[int]:
+    """The class indices of a prediction file; DataError naming the line of the first bad one."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"{path}: prediction file not found") from None
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text file (expected one class index per line)") from None
+    predictions = []
+    for number, line in enumerate(text.splitlines(), 1):
+        value = line.strip()
+        if not value.isdigit() or not 0 <= int(value) < n_classes:
+            raise DataError(f"{path}: line {number}: {line!r} is not a class index 0-{n_classes - 1}")
+        predictions.append(int(value))
+    if not predictions:
+        raise DataError(f"{path}: empty (expected one class index per line)")
+    return predictions
+
+
+def read_test_labels(path: str | Path, n_classes: int = N_CLASSES) -> tuple[list[str], list[int]]:
+    """``(file names sorted, labels in that order)`` from a ``filename,label`` CSV."""
+    path = Path(path)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: labels file not found") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot read: {exc}") from None
+    if list(frame.columns[:2]) != ["filename", "label"]:
+        raise DataError(f"{path}: expected columns filename,label; got {','.join(map(str, frame.columns))}")
+    labels: dict[str, int] = {}
+    for row, (name, value) in enumerate(zip(frame["filename"], frame["label"]), 1):
+        if name in labels:
+            raise DataError(f"{path}: line {row + 1}: {name!r} is listed twice")
+        if not value.strip().isdigit() or not 0 <= int(value) < n_classes:
+            raise DataError(f"{path}: line {row + 1}: label {value!r} is not a class index 0-{n_classes - 1}")
+        labels[name] = int(value)
+    files = sorted(labels)
+    return files, [labels[f] for f in files]
+
+
+def read_digit_labels(metadata: str | Path, files: list[str]) -> list[int] | None:
+    """The pasted digit of each test file from a composite ``metadata.csv``; None when absent or incomplete."""
+    metadata = Path(metadata)
+    if not metadata.is_file():
+        return None
+    frame = pd.read_csv(metadata)
+    rows = frame[frame["split"] == "test"]
+    digits = dict(zip(rows["filename"].astype(str), rows["digit_label"].astype(int)))
+    if any(f not in digits for f in files):
+        return None
+    return [digits[f] for f in files]
+
+
+def load_rubric(path: str | Path = SEED_RESULTS) -> dict:
+    """The seed's test-accuracy rubric (``cse849.grading``): tiers highest first."""
+    grading = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["cse849"]["grading"]
+    return {"max_points": grading["max_points"],
+            "tiers": sorted(grading["tiers"], key=lambda t: -t["min_accuracy"])}
+
+
+def rubric_points(accuracy: float, rubric: dict) -> int:
+    return next(t["points"] for t in rubric["tiers"] if accuracy >= t["min_accuracy"])
+
+
+def grade_prediction_file(predictions: str | Path, labels: str | Path, metadata: str | Path | None = None,
+                          rubric: dict | None = None) -> dict:
+    """Accuracy, rubric points and (with digit labels) the shortcut figures of a prediction file."""
+    predicted = read_predictions(predictions)
+    files, truth = read_test_labels(labels)
+    if len(predicted) != len(truth):
+        raise DataError(f"{predictions}: {len(predicted)} lines, but {labels} has {len(truth)} test images "
+                        f"(expected one line per image, in sorted file-name order)")
+    rubric = rubric or load_rubric()
+    predicted_t, truth_t = torch.tensor(predicted), torch.tensor(truth)
+    accuracy = float((predicted_t == truth_t).double().mean())
+    result = {
+        "predictions": str(predictions),
+        "labels": str(labels),
+        "images": len(truth),
+        "correct": int((predicted_t == truth_t).sum()),
+        "accuracy": round(accuracy, 6),
+        "points": rubric_points(accuracy, rubric),
+        "max_points": rubric["max_points"],
+        "shortcut": None,
+    }
+    digits = read_digit_labels(metadata, files) if metadata is not None else None
+    if digits is not None:
+        result["shortcut"] = shortcut_metrics(truth_t, predicted_t, torch.tensor(digits))
+    return result
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.2f}%"
+
+
+def format_grade(result: dict) -> str:
+    lines = [
+        f"{result['predictions']}: {result['correct']}/{result['images']} correct, accuracy "
+        + f"{_percent(result['accuracy'])} -> {result['points']}/{result['max_points']} points (seed's rubric)"
+    ]
+    s = result["shortcut"]
+    if s is None:
+        lines.append("shortcut check skipped: no composite metadata.csv with the test images' digit labels")
+    else:
+        lines.append(
+            f"digit agrees with the label ({s['agree_count']} images): {_percent(s['agree_accuracy'])} correct; "
+            f"disagrees ({s['disagree_count']}): {_percent(s['disagree_accuracy'])} correct"
+        )
+        if s["shortcut_rate"] is not None:
+            verdict = ("the predictions follow the digit: the model uses the shortcut"
+                       if s["shortcut_rate"] >= SHORTCUT_SUSPECT_RATE else "no sign that the model reads the digit")
+            lines.append(f"where they disagree, {_percent(s['shortcut_rate'])} of predictions are the digit's class "
+                         f"(chance ~10%): {verdict}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m pipeline grade-cse849", description=__doc__.split("\n\n")[0])
+    parser.add_argument("predictions", type=Path, help="q1_test.txt: one class index per line")
+    parser.add_argument("--labels", type=Path, default=DEFAULT_DATA / TEST_LABELS, help="filename,label CSV (default: %(default)s)")
+    parser.add_argument("--metadata", type=Path, default=None,
+                        help=f"composite {METADATA} with digit labels (default: the one beside --labels, if any)")
+    parser.add_argument("--json", type=Path, help="also write the result as JSON")
+    args = parser.parse_args(argv)
+
+    def work() -> None:
+        result = grade_prediction_file(args.predictions, args.labels, args.metadata or args.labels.parent / METADATA)
+        print(format_grade(result))
+        if args.json:
+            write_json(args.json, result)
+
+    run_stage(work)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
