@@ -15,8 +15,8 @@ import copy
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import torch
 from torch import nn
@@ -24,7 +24,14 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline import models
-from pipeline.config import ConfigError, OptimizerConfig, SchedulerConfig, TrainConfig, VariantConfig
+from pipeline.config import (
+    ConfigError,
+    OptimizerConfig,
+    SchedulerConfig,
+    TrainConfig,
+    VariantConfig,
+)
+from pipeline.data.readers import UNLABELLED
 from pipeline.datasets import BatchAugment, Splits, batches, num_batches
 from pipeline.normalizer import Normalizer
 
@@ -149,6 +156,10 @@ class EpochStats:
     seconds: float
 
 
+class TrainingDiverged(ValueError):
+    """The loss became NaN or infinite: the stage stops, names the step, and writes nothing."""
+
+
 def train_one_epoch(
     model: nn.Module,
     images: torch.Tensor,
@@ -176,6 +187,14 @@ def train_one_epoch(
         with autocast(device, cfg.precision):
             output = model(x)
         loss = loss_fn(output.float(), y)
+        if not bool(torch.isfinite(loss)):
+            # Stop before the step that would make the weights non-finite. The check costs one
+            # host sync per step on a GPU; on this project's CPU it is free.
+            raise TrainingDiverged(
+                f"{desc}: the training loss is {float(loss.detach())} at step {seen // cfg.batch_size + 1} of the epoch "
+                f"(learning rate {optimizer.param_groups[0]['lr']:g}): training diverged; nothing was saved "
+                f"(lower train.optimizer.lr)"
+            )
         loss.backward()
         optimizer.step()
         # Accumulate on the device; a .item() per step would synchronize a GPU every batch.
@@ -262,6 +281,10 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
 
     log.info("%s: %s on %s, %d parameters, %d train / %s val / %d test images", variant.name, variant.model.name, device,
              models.count_parameters(model), len(splits.train.labels), len(splits.val.labels) if splits.val else 0, len(splits.test.labels))
+    test_labelled = not bool((splits.test.labels == UNLABELLED).any())
+    if not test_labelled:  # the course's CSE 849 zip: its test images come without labels
+        log.warning("%s: the test split has unlabelled images: no test loss or accuracy (the predict command "
+                    "writes its predictions)", variant.name)
     best_state, best_val, best_epoch = None, -1.0, cfg.epochs
     train_seconds = 0.0
     train_images = 0
@@ -280,7 +303,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
             if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
                 best_val, best_epoch = val.accuracy, epoch
                 best_state = copy.deepcopy(model.state_dict())
-        if cfg.test_every_epoch:
+        if cfg.test_every_epoch and test_labelled:
             test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
         result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
@@ -295,12 +318,10 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     else:
         best_epoch = cfg.epochs
     final = dict(result.epochs[best_epoch - 1])
-    if "test_accuracy" not in final:  # the test set is seen once, by the kept checkpoint
+    if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
         test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
     result.metrics = {
-        "test_accuracy": final["test_accuracy"],
-        "test_loss": final["test_loss"],
         "epochs": cfg.epochs,
         "checkpoint_epoch": best_epoch,
         "parameters": models.count_parameters(model),
@@ -308,6 +329,10 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(train_images / train_seconds, 1),
     }
+    if test_labelled:
+        result.metrics.update(test_accuracy=final["test_accuracy"], test_loss=final["test_loss"])
+    else:
+        result.metrics["test_labelled"] = False
     if "val_accuracy" in final:
         result.metrics.update(val_accuracy=final["val_accuracy"], val_loss=final["val_loss"])
     return result

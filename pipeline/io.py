@@ -9,15 +9,22 @@ path in the same directory first and is renamed into place only when complete
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 PathLike = str | os.PathLike[str]
+
+
+def _temporary_siblings(target: Path) -> list[Path]:
+    """Temporaries :func:`atomic_path` made for ``target`` (``.<name>.<random><suffix>.tmp``)."""
+    return [p for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp") if p.name.startswith(f".{target.name}.")]
 
 
 @contextlib.contextmanager
@@ -26,10 +33,19 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
 
     Works for files and for directories: the caller creates whatever it likes at
     the yielded path. On an exception the temporary path is removed and
-    ``target`` is left as it was.
+    ``target`` is left as it was. A directory is only ever replaced by a directory
+    (a converted dataset by its new version): a file is never written over a folder,
+    which would delete everything in it (``IsADirectoryError`` instead). Temporaries
+    left by an earlier write of the same target that was killed (``kill -9`` skips the
+    clean-up) are removed first: one writer per target, as in a DVC stage.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    for stale in _temporary_siblings(target):
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
@@ -37,6 +53,8 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
     try:
         yield tmp
         if target.is_dir() and not target.is_symlink():
+            if not tmp.is_dir():
+                raise IsADirectoryError(f"{target}: is a directory; refusing to replace it (and its contents) with a file")
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:
@@ -47,13 +65,23 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
 
 
 def write_text(target: PathLike, text: str) -> None:
+    if Path(target).is_dir():  # refuse before any work (atomic_path would refuse after it)
+        raise IsADirectoryError(f"{target}: is a directory; expected a file path")
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(target: PathLike, obj: Any) -> None:
-    """Write ``obj`` as stable, human-readable JSON (sorted keys, trailing newline)."""
-    write_text(target, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+    """Write ``obj`` as stable, human-readable JSON (sorted keys, trailing newline).
+
+    NaN and infinity are refused (``ValueError`` naming the file): they are not JSON, and a
+    metric that is not finite means something upstream went wrong.
+    """
+    try:
+        text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
+    except ValueError:
+        raise ValueError(f"{target}: refusing to write a non-finite number (NaN or infinity) as JSON") from None
+    write_text(target, text + "\n")
 
 
 def read_json(path: PathLike) -> Any:
@@ -72,7 +100,3 @@ def md5_file(path: PathLike, chunk_size: int = 1 << 20) -> str:
         for chunk in iter(lambda: handle.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def md5_bytes(data: bytes) -> str:
-    return hashlib.md5(data).hexdigest()

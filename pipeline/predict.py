@@ -1,6 +1,11 @@
 """Predict a flat folder of images with a trained variant (CSE 849's ``q1_test.txt``).
 
     python -m pipeline predict --variant cse849 --images data/composite/test --out reports/cse849/q1_test.txt
+    python -m pipeline predict --variant cse849 --images cse849_data.zip --out q1_test.txt
+
+``--images`` is a flat folder, or an image-folder dataset (a folder with ``test/``, its
+parent, or its ``.zip``, see :func:`pipeline.data.readers.image_folder.dataset_root`)
+whose ``test/`` folder is predicted.
 
 Every image is read in sorted file-name order, checked against the model's input
 size and channel count (a mismatch is an error naming the file), pushed through
@@ -18,7 +23,7 @@ from pathlib import Path
 import torch
 
 from pipeline.checkpoint import load_checkpoint
-from pipeline.data.readers.image_folder import read_image_dir
+from pipeline.data.readers.image_folder import dataset_root, read_image_dir
 from pipeline.evaluation import model_logits, variant_from_checkpoint
 from pipeline.io import write_text
 
@@ -29,8 +34,17 @@ def default_model_path(variant: str, models_dir: str | Path = "models") -> Path:
     return Path(models_dir) / f"{variant}.pt"
 
 
+def images_folder(path: str | Path) -> Path:
+    """``path`` when it is a flat folder; the ``test/`` folder when it is a dataset (a zip, or a folder with sub-folders)."""
+    path = Path(path)
+    if path.is_file() or (path.is_dir() and any(e.is_dir() and not e.name.startswith(".") for e in path.iterdir())):
+        return dataset_root(path) / "test"
+    return path
+
+
 def predict_folder(model_path: str | Path, images_dir: str | Path) -> tuple[list[str], torch.Tensor]:
-    """``(file names, predicted class indices)`` for every image in ``images_dir``, sorted by name."""
+    """``(file names, predicted class indices)`` for every image of ``images_dir`` (:func:`images_folder`), sorted by name."""
+    images_dir = images_folder(images_dir)
     model_path = Path(model_path)
     loaded = load_checkpoint(model_path)
     variant = variant_from_checkpoint(loaded, str(model_path))
@@ -46,8 +60,17 @@ def format_predictions(predicted: torch.Tensor) -> str:
 
 
 def run_predict(model_path: str | Path, images_dir: str | Path, out: str | Path) -> list[int]:
-    """Predict ``images_dir`` with ``model_path`` and write ``out``; returns the predictions."""
+    """Predict ``images_dir`` with ``model_path`` and write ``out``; returns the predictions.
+
+    ``out`` is checked before any work: it must not be a folder, nor lie in the images'
+    folder (the next prediction would read it as an image).
+    """
     start = time.perf_counter()
+    out, folder = Path(out), images_folder(images_dir).resolve()
+    if out.is_dir():
+        raise IsADirectoryError(f"{out}: is a directory; --out must be a file path")
+    if out.resolve() == folder or folder in out.resolve().parents:
+        raise ValueError(f"{out}: inside the images folder {images_dir}; write the predictions elsewhere")
     files, predicted = predict_folder(model_path, images_dir)
     write_text(out, format_predictions(predicted))
     counts = torch.bincount(predicted, minlength=1).tolist()

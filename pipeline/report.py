@@ -601,6 +601,16 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         doc.para(f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
                  f"{grading['max_points']} points** of the seed's rubric ({nxt}).")
         doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
+    grade = doc.inputs.json("cse849/grade.json")
+    if grade is not None and grade.get("graded"):
+        shortcut = grade.get("shortcut") or {}
+        rate = shortcut.get("shortcut_rate")
+        doc.para(f"The TA's grader on the deliverable ({ref('cse849/grade.json')}, stage `grade_cse849`: "
+                 f"`python -m pipeline grade-cse849 q1_test.txt`): {grade['correct']} / {grade['images']} correct, "
+                 f"**{grade['points']} / {grade['max_points']} points**"
+                 + (f"; where the digit disagrees with the label, {pct(rate)} of the predictions are the "
+                    f"digit's class (a model that ignores the digit: about (1 - accuracy) / 9 = "
+                    f"{pct((1 - grade['accuracy']) / 9)})." if rate is not None else "."))
 
 
 def flat_scalars(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -831,7 +841,11 @@ def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     if "total" in grades:
         rows.append(["**total**", f"**{grades['total']} / {grades.get('max_total', '?')}**", ""])
     doc.table(["question", "score", "checks passed"], rows)
-    doc.para(f"From {ref('autograder.json')} (stage `autograde`).")
+    uses = grades.get("forbidden_uses")
+    allowed = ("" if uses is None else " Uses of operations the seed does not allow: "
+               + (f"**{uses}** (reported, not deducted)." if uses else "none."))
+    doc.para(f"From {ref('autograder.json')} (stage `autograde`: this project's `layers.py` graded as a student's "
+             f"submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class).{allowed}")
 
 
 def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:

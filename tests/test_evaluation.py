@@ -178,14 +178,16 @@ def test_no_shortcut_section_without_metadata(tmp_path):
     assert "shortcut" not in metrics and "occlusion" not in metrics
 
 
-def test_unlabelled_test_split_is_an_error(tmp_path):
+def test_unlabelled_test_split_is_evaluated_on_val_and_says_so(tmp_path):
+    """The course's CSE 849 data has no test labels: val is evaluated, under val_* keys, with a note."""
     root = tmp_path / "plain"
     make_folder_dataset(root, n_test=5, metadata=False)
     (root / "test_labels.csv").unlink()
     model = make_checkpoint(tmp_path / "m.pt", tiny_variant(root))
-    with pytest.raises(ValueError, match="unlabelled"):
-        evaluate_checkpoint(model, tmp_path / "eval")
-    assert not (tmp_path / "eval" / "metrics.json").exists()
+    outputs = evaluate_checkpoint(model, tmp_path / "eval")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert "test_accuracy" not in metrics and metrics["val_examples"] == 20 == len(outputs.predicted)
+    assert metrics["notes"] == [f"the test split of {root} is unlabelled: evaluated on the validation split"]
 
 
 def test_data_override_and_mnist_shaped_model(tmp_path):

@@ -5,15 +5,27 @@ class index or class name). The test split's classes are those of the train (els
 folder. A dataset from elsewhere (class folders ``0``..``9``, no ``metadata.csv``, no
 ``test_labels.csv``) is read the same way; unlabelled test images get label -1.
 
-Hidden files (names starting with ``.``) are skipped; any other file that is not a
-decodable L or RGB image of the same size as the rest is an error naming it.
+The course's own data is taken as given (:func:`dataset_root`): ``<path>`` may be the
+dataset folder, a folder whose single sub-folder is the dataset (a zip unpacked with its
+top folder), or the ``.zip`` itself, which is unpacked into a temporary folder once per
+process (removed at exit; members that would land outside it are refused). ``val/``
+must have the same class folders as ``train/``: labels are folder positions, so one
+missing class would shift every label after it.
+
+Hidden files (names starting with ``.``) and macOS ``__MACOSX`` folders are skipped; any
+other file that is not a decodable L or RGB image of the same size as the rest is an
+error naming it.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-from pathlib import Path
+import shutil
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath
 
 import pandas as pd
 import torch
@@ -25,12 +37,65 @@ from pipeline.data.readers import FOLDER_SPLITS, MNIST_CLASSES, UNLABELLED, Imag
 
 log = logging.getLogger(__name__)
 
+ARCHIVE_JUNK = {"__MACOSX"}  # folders archivers add beside the data
+MAX_UNPACKED_BYTES = 8 << 30  # a zip claiming more than this is refused (a decompression bomb)
+_UNPACKED: dict[Path, Path] = {}  # zip -> its temporary folder, for this process
+
 
 def read(path: Path, split: str) -> ImageSet:
     """The split, with each image's digit label when the folder has a ``metadata.csv`` (composites)."""
-    images = read_image_folder(path, split)
-    images.digit_labels = composite_digit_labels(path, split, images.files)
+    root = dataset_root(path)
+    images = read_image_folder(root, split)
+    images.digit_labels = composite_digit_labels(root, split, images.files)
     return images
+
+
+def dataset_root(path: str | os.PathLike[str]) -> Path:
+    """The folder holding ``train/``, ``val/`` and ``test/`` for ``path`` (a folder, its parent, or a .zip)."""
+    path = Path(path)
+    if path.is_file():
+        path = unpack_zip(path)
+    elif not path.is_dir():
+        raise DataError(f"{path}: dataset not found (expected a folder with train/, val/, test/, or its .zip)")
+    if _has_splits(path):
+        return path
+    inner = [Path(e.path) for e in os.scandir(path) if e.is_dir() and _visible(e.name) and e.name not in ARCHIVE_JUNK]
+    if len(inner) == 1 and _has_splits(inner[0]):
+        return inner[0]
+    found = sorted(p.name for p in inner)
+    shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
+    raise DataError(f"{path}: no train/, val/ or test/ folder (found {shown or 'no folders'}); "
+                    f"expected the dataset folder, its parent, or its .zip")
+
+
+def _has_splits(folder: Path) -> bool:
+    return any((folder / split).is_dir() for split in FOLDER_SPLITS)
+
+
+def unpack_zip(archive: Path) -> Path:
+    """Unpack ``archive`` into a temporary folder (once per process, removed at exit); its path."""
+    key = archive.resolve()
+    if key in _UNPACKED:
+        return _UNPACKED[key]
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            members = zf.infolist()
+            for member in members:
+                name = PurePosixPath(member.filename)
+                if name.is_absolute() or ".." in name.parts:
+                    raise DataError(f"{archive}: member {member.filename!r} would be unpacked outside the dataset folder")
+            claimed = sum(m.file_size for m in members)
+            if claimed > MAX_UNPACKED_BYTES:
+                raise DataError(f"{archive}: unpacks to {claimed / 2**30:.1f} GiB, more than the "
+                                f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB allowed")
+            target = Path(tempfile.mkdtemp(prefix=f"{archive.stem}-", suffix=".unzipped"))
+            atexit.register(shutil.rmtree, target, True)
+            zf.extractall(target)
+    except zipfile.BadZipFile as exc:
+        raise DataError(f"{archive}: not a readable zip file ({exc}); expected a dataset folder or its .zip") from None
+    log.info("%s: %d members unpacked into %s", archive, len(members), target)
+    _UNPACKED[key] = target
+    return target
 
 
 def composite_digit_labels(root: Path, split: str, files: list[str] | None) -> torch.Tensor | None:
@@ -55,7 +120,7 @@ def _visible(name: str) -> bool:
 def _class_folders(split_dir: Path) -> list[str]:
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: folder not found")
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and _visible(e.name))
+    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and _visible(e.name) and e.name not in ARCHIVE_JUNK)
     if not classes:
         raise DataError(f"{split_dir}: no class folders (expected {split_dir}/<class>/<image>)")
     return classes
@@ -128,6 +193,12 @@ def read_image_folder(root: str | os.PathLike[str], split: str) -> ImageSet:
         labels = _test_labels(root, files, classes)
         return ImageSet(images, labels, classes or list(MNIST_CLASSES), files)
     classes = _class_folders(split_dir)
+    if split == "val" and (root / "train").is_dir():
+        train_classes = _class_folders(root / "train")
+        if classes != train_classes:
+            differ = sorted(set(classes) ^ set(train_classes))
+            raise DataError(f"{split_dir}: class folders differ from {root / 'train'} ({', '.join(differ)} in one only); "
+                            f"labels are folder positions, so they would not line up")
     files: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(classes):

@@ -1,0 +1,108 @@
+"""Writers never delete what they did not create, and a diverging run writes nothing (issue: data loss).
+
+Each test here failed before its fix: a file written over a folder deleted the folder,
+``--out`` inside the images folder was accepted, a killed write left its temporary
+behind for good, NaN went into metrics.json, and a diverging run saved NaN weights.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from pipeline.config import VariantConfig, build
+from pipeline.data.readers import ImageSet
+from pipeline.datasets import Splits
+from pipeline.engine import TrainingDiverged, fit
+from pipeline.io import atomic_path, write_json, write_text
+from pipeline.predict import run_predict
+
+
+@pytest.fixture
+def precious(tmp_path):
+    """A folder with a file in it that no writer may delete."""
+    folder = tmp_path / "precious"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("mine")
+    return folder
+
+
+def assert_intact(folder):
+    assert (folder / "keep.txt").read_text() == "mine"
+    assert not [p for p in folder.parent.iterdir() if p.name.endswith(".tmp")], "a temporary was left behind"
+
+
+def test_a_file_is_never_written_over_a_folder(precious):
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        write_text(precious, "x")
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        write_json(f"{precious}/", {"a": 1})  # as `--out folder/` arrives
+    with pytest.raises(IsADirectoryError, match="refusing to replace it"), atomic_path(precious) as tmp:
+        tmp.write_text("a file where a folder stands")
+    assert_intact(precious)
+
+
+def test_a_folder_may_replace_the_folder_it_updates(tmp_path):
+    target = tmp_path / "dataset"
+    for version in ("old", "new"):
+        with atomic_path(target) as tmp:
+            tmp.mkdir()
+            (tmp / "version.txt").write_text(version)
+    assert (target / "version.txt").read_text() == "new"
+
+
+def test_temporaries_of_a_killed_write_are_cleaned_at_the_next_write(tmp_path):
+    target = tmp_path / "composite"
+    (tmp_path / ".composite.k1ll3d.tmp").mkdir()  # what kill -9 during convert_composite leaves
+    (tmp_path / ".composite.k1ll3d.tmp" / "00001.png").write_bytes(b"x" * 100)
+    (tmp_path / ".composite.other.tmp").write_text("half a file")
+    (tmp_path / ".compositeX.unrelated.tmp").write_text("another target's")
+    with atomic_path(target) as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".compositeX.unrelated.tmp", "composite"]
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_non_finite_numbers_are_refused_in_json(tmp_path, value):
+    target = tmp_path / "metrics.json"
+    write_json(target, {"test_accuracy": 0.5})
+    with pytest.raises(ValueError, match="metrics.json: refusing to write a non-finite number"):
+        write_json(target, {"test_accuracy": value})
+    assert json.loads(target.read_text()) == {"test_accuracy": 0.5}  # the last good file stays
+
+
+def test_predict_refuses_an_output_that_would_destroy_or_pollute_the_images(precious, tmp_path):
+    model = tmp_path / "never-loaded.pt"  # the checks come before the model is read
+    with pytest.raises(IsADirectoryError, match="is a directory"):
+        run_predict(model, precious, precious)
+    with pytest.raises(ValueError, match="inside the images folder"):
+        run_predict(model, precious, precious / "q1_test.txt")
+    assert_intact(precious)
+
+
+def test_autograde_stage_refuses_a_folder_as_output(precious, capsys):
+    from pipeline.stages import autograde
+
+    assert autograde.main(["--out", f"{precious}/"]) == 1
+    assert "is a directory" in capsys.readouterr().err
+    assert_intact(precious)
+
+
+def test_a_diverging_run_stops_at_the_first_non_finite_loss():
+    raw = {
+        "seed": 0,
+        "data": {"format": "mnist_npz", "path": "unused", "normalize": {"mode": "none"}},
+        "model": {"name": "tdm_cnn"},
+        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 1e12, "momentum": 0.9}, "loss": "cross_entropy"},
+    }
+    variant = build(VariantConfig, raw, "test", name="diverges")
+    g = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=g)
+    labels = torch.randint(0, 10, (64,), generator=g)
+    data = ImageSet(images, labels, [str(i) for i in range(10)])
+    with pytest.raises(TrainingDiverged, match=r"diverges \d/3: the training loss is (nan|inf) at step \d+ of the epoch "
+                                                r"\(learning rate 1e\+12\)"):
+        fit(variant, Splits(train=data, val=None, test=data), torch.device("cpu"))
