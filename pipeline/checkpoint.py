@@ -12,12 +12,19 @@ A checkpoint is a plain dict saved with ``torch.save``:
 
 It is serialized to memory first and written atomically, so the bytes do not
 depend on the (temporary) file name torch would otherwise embed.
+
+Loading is safe and strict (:func:`load_checkpoint`): ``weights_only=True`` (a pickle
+that would run code is refused), and anything that is not such a dict - a text file, a
+truncated file, a pickled list, a missing key, weights that do not fit the model,
+non-finite weights or normalization - is one ``ValueError`` naming the file and the
+problem, never torch's advice to load it unsafely.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,13 +71,43 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (train it first: `dvc repro train@<variant>`)")
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    if payload.get("format") != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {payload.get('format')!r}, expected {FORMAT_VERSION}")
+    with open(path, "rb") as handle:
+        magic = handle.read(4)
+    if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # torch's zip format, or a bare pickle
+        raise ValueError(f"{path}: not a readable checkpoint: not a file written by torch.save (it starts with {magic!r})")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises many types; each means "not a checkpoint we can load"
+        text = str(exc)
+        if "weights_only" in text or "Unsupported global" in text:  # torch's advice is the unsafe load: not repeated
+            reason = "it holds objects other than tensors and plain data, which are not loaded (unpickling them could run code)"
+        elif "zip archive" in text or "central directory" in text:
+            reason = "the file is truncated or corrupted (not a complete torch.save archive)"
+        else:
+            reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
+        raise ValueError(f"{path}: not a readable checkpoint: {reason}") from None
+    if not isinstance(payload, dict):
+        raise ValueError(f"{path}: holds a {type(payload).__name__}, not a checkpoint (a dict written by the train stage)")
+    missing = [k for k in ("format", "variant", "model", "input", "classes", "state_dict", "params") if k not in payload]
+    if missing:
+        raise ValueError(f"{path}: not a checkpoint of this pipeline: missing key(s) {', '.join(missing)}")
+    if payload["format"] != FORMAT_VERSION:
+        raise ValueError(f"{path}: checkpoint format {payload['format']!r}, expected {FORMAT_VERSION}")
     model = create_model(payload["model"]["name"], **payload["model"]["args"])
-    model.load_state_dict(payload["state_dict"])
-    model.to(device).eval()
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except (RuntimeError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()
+        raise ValueError(f"{path}: the weights do not fit model {payload['model']['name']!r}: "
+                         f"{first[1].strip() if len(first) > 1 else first[0] if first else exc}") from None
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise ValueError(f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                         f"(the run that wrote it diverged)")
     info = payload["input"]
+    if not all(math.isfinite(v) for v in [*info["mean"], *info["std"]]):
+        raise ValueError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")
+    model.to(device).eval()
     return LoadedModel(
         variant=payload["variant"],
         model=model,

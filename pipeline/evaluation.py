@@ -188,8 +188,12 @@ class EvalOutputs:
 
 
 def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: str | Path | None = None,
-                        occlusion: Mapping[str, Sequence[int]] | None = None) -> EvalOutputs:
+                        occlusion: Mapping[str, Sequence[int]] | None = None,
+                        expected_variant: str | None = None) -> EvalOutputs:
     """Evaluate ``model_path`` on its variant's test split and write ``out_dir`` (module docstring).
+
+    ``expected_variant``: the variant the caller names; a checkpoint of another variant is
+    refused before anything is written.
 
     ``data_path`` overrides the dataset folder stored in the checkpoint; ``occlusion``
     (name -> ``[top, left, height, width]``, used only for composite data) overrides the
@@ -198,6 +202,9 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
     loaded = load_checkpoint(model_path)
+    if expected_variant is not None and loaded.variant != expected_variant:
+        raise ValueError(f"{model_path}: holds variant {loaded.variant!r}, not {expected_variant!r}; "
+                         f"its results would be written under the wrong name")
     variant = variant_from_checkpoint(loaded, str(model_path))
     data = variant.data
     path = Path(data_path) if data_path is not None else Path(data.path)

@@ -106,3 +106,90 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss():
     with pytest.raises(TrainingDiverged, match=r"diverges \d/3: the training loss is (nan|inf) at step \d+ of the epoch "
                                                 r"\(learning rate 1e\+12\)"):
         fit(variant, Splits(train=data, val=None, test=data), torch.device("cpu"))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def tiny_checkpoint(path, name="tiny", weights=None):
+    from pipeline.checkpoint import save_checkpoint
+    from pipeline.models import create_model
+    from pipeline.normalizer import Normalizer
+
+    raw = {"seed": 0, "data": {"format": "mnist_npz", "path": "unused"}, "model": {"name": "prac5_cnn"},
+           "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}, "loss": "cross_entropy"}}
+    variant = build(VariantConfig, raw, "test", name=name)
+    torch.manual_seed(0)
+    model = create_model("prac5_cnn")
+    if weights is not None:
+        with torch.no_grad():
+            next(model.parameters()).fill_(weights)
+    save_checkpoint(path, variant, model, Normalizer([0.13], [0.31]), (1, 28, 28), [str(i) for i in range(10)])
+    return path
+
+
+class _Exploit:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > pwned.txt",))
+
+
+def _write_bad_checkpoint(path, kind):
+    import pickle
+
+    if kind == "text":
+        path.write_text("not a checkpoint\n")
+    elif kind == "truncated":
+        tiny_checkpoint(path)
+        path.write_bytes(path.read_bytes()[:300])
+    elif kind == "list":
+        torch.save([1, 2, 3], path)
+    elif kind == "missing_key":
+        payload = torch.load(tiny_checkpoint(path), weights_only=True)
+        del payload["state_dict"]
+        torch.save(payload, path)
+    elif kind == "wrong_weights":
+        payload = torch.load(tiny_checkpoint(path), weights_only=True)
+        payload["state_dict"] = {k: v[..., :1] for k, v in payload["state_dict"].items()}
+        torch.save(payload, path)
+    elif kind == "malicious":
+        path.write_bytes(pickle.dumps(_Exploit()))
+    elif kind == "nan_weights":
+        tiny_checkpoint(path, weights=math.nan)
+    elif kind == "nan_normalization":
+        payload = torch.load(tiny_checkpoint(path), weights_only=True)
+        payload["input"]["std"] = [math.nan]
+        torch.save(payload, path)
+    return path
+
+
+@pytest.mark.parametrize(("kind", "message"), [
+    ("text", "not a file written by torch.save"),
+    ("truncated", "truncated or corrupted"),
+    ("list", "holds a list, not a checkpoint"),
+    ("missing_key", "missing key\\(s\\) state_dict"),
+    ("wrong_weights", "the weights do not fit model 'prac5_cnn'"),
+    ("malicious", "not a readable checkpoint: it holds objects other than tensors"),
+    ("nan_weights", "non-finite weights in"),
+    ("nan_normalization", "non-finite normalization"),
+])
+def test_a_bad_checkpoint_is_one_clear_line(tmp_path, monkeypatch, kind, message):
+    from pipeline.checkpoint import load_checkpoint
+
+    monkeypatch.chdir(tmp_path)
+    path = _write_bad_checkpoint(tmp_path / "bad.pt", kind)
+    with pytest.raises(ValueError, match=message) as error:
+        load_checkpoint(path)
+    assert str(error.value).startswith(f"{path}: ") and "weights_only=False" not in str(error.value)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "pwned.txt").exists()
+
+
+def test_evaluating_a_variant_with_another_variants_checkpoint_is_refused(tmp_path):
+    from pipeline.evaluation import evaluate_checkpoint
+
+    model = tiny_checkpoint(tmp_path / "prac5.pt", name="tdm_max")
+    with pytest.raises(ValueError, match="holds variant 'tdm_max', not 'prac5'"):
+        evaluate_checkpoint(model, tmp_path / "eval", expected_variant="prac5")
+    assert not (tmp_path / "eval").exists()

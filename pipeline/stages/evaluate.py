@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
         args.model or Path("models") / f"{args.variant}.pt",
         args.out or Path("reports") / args.variant / "eval",
         data_path=args.data,
+        expected_variant=args.variant,
     ))
 
 
