@@ -13,6 +13,7 @@ import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,9 +23,11 @@ from typing import Any
 PathLike = str | os.PathLike[str]
 
 
-def _temporary_siblings(target: Path) -> list[Path]:
-    """Temporaries :func:`atomic_path` made for ``target`` (``.<name>.<random><suffix>.tmp``)."""
-    return [p for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp") if p.name.startswith(f".{target.name}.")]
+def _temporary_siblings(target: Path, suffix: str) -> list[Path]:
+    """Temporaries :func:`atomic_path` made for ``target``: ``.<name>.<8 random characters><suffix>.tmp``
+    (``tempfile.mkstemp``'s names), and not those of a sibling target such as ``<name>.json``."""
+    pattern = re.compile(re.escape(f".{target.name}.") + r"[a-z0-9_]{8}" + re.escape(suffix + ".tmp"))
+    return [p for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp") if pattern.fullmatch(p.name)]
 
 
 @contextlib.contextmanager
@@ -41,7 +44,7 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
-    for stale in _temporary_siblings(target):
+    for stale in _temporary_siblings(target, suffix):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:

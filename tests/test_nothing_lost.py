@@ -56,13 +56,15 @@ def test_a_folder_may_replace_the_folder_it_updates(tmp_path):
 
 def test_temporaries_of_a_killed_write_are_cleaned_at_the_next_write(tmp_path):
     target = tmp_path / "composite"
-    (tmp_path / ".composite.k1ll3d.tmp").mkdir()  # what kill -9 during convert_composite leaves
-    (tmp_path / ".composite.k1ll3d.tmp" / "00001.png").write_bytes(b"x" * 100)
-    (tmp_path / ".composite.other.tmp").write_text("half a file")
-    (tmp_path / ".compositeX.unrelated.tmp").write_text("another target's")
+    (tmp_path / ".composite.k1ll3d_x.tmp").mkdir()  # what kill -9 during convert_composite leaves
+    (tmp_path / ".composite.k1ll3d_x.tmp" / "00001.png").write_bytes(b"x" * 100)
+    (tmp_path / ".composite.0ther_ab.tmp").write_text("half a file")
+    others = [".compositeX.abcdefgh.tmp", ".composite.json.abcdefgh.tmp"]  # other targets' temporaries
+    for name in others:
+        (tmp_path / name).write_text("another target's")
     with atomic_path(target) as tmp:
         tmp.mkdir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".compositeX.unrelated.tmp", "composite"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([*others, "composite"])
 
 
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
