@@ -38,7 +38,7 @@ from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.readers.image_folder import dataset_root
 from pipeline.io import write_json
-from pipeline.metrics import shortcut_metrics
+from pipeline.metrics import round_metric, shortcut_metrics
 
 N_CLASSES = 10
 SEED_RESULTS = Path(__file__).resolve().parents[1] / "references" / "seed_results.yaml"
@@ -131,7 +131,7 @@ def grade_prediction_file(predictions: str | Path, labels: str | Path, metadata:
         "labels": str(labels),
         "images": len(truth),
         "correct": int((predicted_t == truth_t).sum()),
-        "accuracy": round(accuracy, 6),
+        "accuracy": round_metric(accuracy),
         "points": rubric_points(accuracy, rubric),
         "max_points": rubric["max_points"],
         "shortcut": None,

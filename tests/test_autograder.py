@@ -106,6 +106,14 @@ def test_a_flood_of_output_fails_the_case(tmp_path):
     assert results["output_sample"].startswith("xxxx") and len(results["output_sample"]) < 500
 
 
+def test_garbage_on_the_result_channel_fails_the_case(tmp_path):
+    """The worker's result descriptor is inherited by the submission's code: writing to it is caught."""
+    path = planted(tmp_path, "exit", 'import os, sys\nos.write(int(sys.argv[2]), b"not json\\n")\ny = x @ self.weight.t()')
+    results = grade_submission(path, ["q1", "q4"], **FAST)
+    assert results["q1"]["score"] == 0 and results["q4"]["score"] == 20
+    assert results["q1"]["failures"][0]["reason"] == "the submission wrote into the grader's result channel"
+
+
 def test_forbidden_calls_are_reported_not_deducted(tmp_path):
     path = planted(tmp_path, "unstable", "shifted = logits - torch.logsumexp(logits, dim=1, keepdim=True)\n"
                    "shifted = shifted + shifted.exp().sum(dim=1, keepdim=True).log()")

@@ -22,6 +22,12 @@ The result has, per question, ``score``, ``max``, ``passed``, ``total``, ``faile
 ``seconds``; and ``total``, ``max_total``, ``submission``, ``import_error``,
 ``forbidden_uses`` (the seed's allowed-operations rule, :mod:`pipeline.grading.inspection`;
 reported, not deducted), ``output_sample``.
+
+What the sandbox does not do: the submission runs inside the worker process, so code
+written to cheat (forging the worker's result messages, reading the reference layers)
+is not prevented; it is a guard against accidents - hangs, exits, crashes, floods - not
+a security boundary. Malformed results fail the case; a TA should still read the code,
+as the allowed-operations inspection does.
 """
 
 from __future__ import annotations
@@ -106,6 +112,7 @@ def _run_worker(path: Path, pending: list[tuple[str, int]], seed: int, case_time
     selector.register(read_fd, selectors.EVENT_READ)
     buffer = b""
     current: tuple[str, int] | None = None
+    ready = False
     deadline = time.monotonic() + import_timeout
     output_at_start = 0
     try:
@@ -129,18 +136,26 @@ def _run_worker(path: Path, pending: list[tuple[str, int]], seed: int, case_time
                 code = process.wait()
                 if current is not None:
                     outcome.problems[current] = [f"the process ended during this case (exit code {code})"]
-                elif not outcome.import_error and code != 0:
-                    outcome.import_error = f"the grading process ended with exit code {code} before any case ran"
+                elif not ready and not outcome.import_error:
+                    outcome.import_error = f"the process ended with exit code {code} while importing the submission"
                 return current
             buffer += chunk
             *lines, buffer = buffer.split(b"\n")
             for line in lines:
-                event = json.loads(line)
-                kind = event["event"]
+                try:
+                    event = json.loads(line)
+                    kind = event["event"]
+                except (ValueError, KeyError, TypeError):
+                    _kill(process)  # only the submission could have written this
+                    if current is None:
+                        outcome.import_error = "the submission wrote into the grader's result channel"
+                        return None
+                    outcome.problems[current] = ["the submission wrote into the grader's result channel"]
+                    return current
                 if kind == "import_error":
                     outcome.import_error = event["error"]
                 elif kind == "ready":
-                    deadline = float("inf")
+                    ready, deadline = True, float("inf")
                 elif kind == "start":
                     current = (event["question"], event["index"])
                     deadline = time.monotonic() + case_timeout
