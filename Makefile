@@ -17,9 +17,12 @@ export PATH := $(abspath $(BIN)):$(PATH)
 
 setup: $(STAMP)
 
-$(STAMP): requirements.txt
+# The pinned dependencies, then the package itself (editable, dependencies untouched),
+# which provides the `cnn-pipeline` command.
+$(STAMP): requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch, torchvision, dvc, pandas, sklearn, matplotlib, seaborn"
 	touch $(STAMP)
 

@@ -39,7 +39,7 @@ STAGES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="CNN pipeline commands. Stage commands: " + ", ".join(STAGES) + " (see `<command> --help`).",
+        description="CNN pipeline commands: predict, check-data, and " + ", ".join(STAGES) + " (see `<command> --help`).",
     )
     sub = parser.add_subparsers(dest="command", metavar="command")
     p = sub.add_parser("predict", help="predict every image of a flat folder; one class index per line",

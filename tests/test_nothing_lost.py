@@ -156,7 +156,7 @@ def _write_bad_checkpoint(path, kind):
         payload["state_dict"] = {k: v[..., :1] for k, v in payload["state_dict"].items()}
         torch.save(payload, path)
     elif kind == "malicious":
-        path.write_bytes(pickle.dumps(_Exploit()))
+        path.write_bytes(pickle.dumps(_Exploit(), protocol=2))
     elif kind == "nan_weights":
         tiny_checkpoint(path, weights=math.nan)
     elif kind == "nan_normalization":
