@@ -27,8 +27,6 @@ folder: 0 when every file was graded; 2 on a usage error (unknown question, miss
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 from pathlib import Path
 
@@ -38,8 +36,9 @@ from pipeline.grading.sandbox import (
     format_summary,
     grade_submission,
 )
-from pipeline.io import write_json, write_text
+from pipeline.io import write_json
 from pipeline.models.simple_cnn import layers
+from pipeline.reporting import write_csv
 
 #: This project's own solution (graded by the ``autograde`` stage, as a file like any other;
 #: imported here so that the dependency is visible to the dependency checker).
@@ -66,20 +65,13 @@ def find_submissions(folder: str | Path) -> dict[str, Path]:
 
 
 def csv_row(student: str, results: dict) -> dict:
+    """One student's row of the grade table, its keys in :data:`CSV_COLUMNS` order (the CSV header)."""
     row = {"student": student, "file": results["submission"], "total": results["total"],
            "max_total": results["max_total"], "import_error": results["import_error"] or "",
            "forbidden_uses": len(results["forbidden_uses"])}
     row["failed_cases"] = sum(results[q]["failed"] for q in QUESTIONS if q in results)
     row.update({q: results[q]["score"] if q in results else "" for q in QUESTIONS})
-    return row
-
-
-def grades_csv(rows: list[dict]) -> str:
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return out.getvalue()
+    return {column: row[column] for column in CSV_COLUMNS}
 
 
 def grade_folder(folder: str | Path, questions: list[str], **limits) -> dict[str, dict]:
@@ -123,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.submissions is not None:
             graded = grade_folder(args.submissions, questions, **limits)
             table = args.csv or args.submissions / "grades.csv"
-            write_text(table, grades_csv([csv_row(student, r) for student, r in graded.items()]))
+            write_csv(table, [csv_row(student, r) for student, r in graded.items()])
             if args.json:
                 write_json(args.json, graded)
             print(f"autograder: graded {len(graded)} submission(s); wrote {table}")

@@ -11,7 +11,8 @@ non-integer label) is an error naming the file and line; nothing is graded then.
 
 Points follow the seed's rubric ("20 points for the accuracy of your prediction on test
 set", ``references/seed_results.yaml``: >= 75% 20 points, ... < 60% 0). When the composite
-``metadata.csv`` is there (this pipeline builds one; the course's zip has none), the file
+``metadata.csv`` is there (this pipeline builds one; the course's zip has none; it is read
+as the evaluate stage reads it, so a test file missing from it is an error), the file
 is also split by whether the pasted MNIST digit agrees with the label: a model that reads
 the digit instead of the CIFAR-10 image is right where they agree and wrong where they
 disagree, and predicts the digit's class there (``shortcut_rate``; a model that ignores
@@ -36,7 +37,7 @@ import yaml
 from pipeline.cli import run_stage
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
-from pipeline.data.readers.image_folder import dataset_root
+from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root
 from pipeline.io import write_json
 from pipeline.metrics import round_metric, shortcut_metrics
 
@@ -91,19 +92,6 @@ def read_test_labels(path: str | Path, n_classes: int = N_CLASSES) -> tuple[list
     return files, [labels[f] for f in files]
 
 
-def read_digit_labels(metadata: str | Path, files: list[str]) -> list[int] | None:
-    """The pasted digit of each test file from a composite ``metadata.csv``; None when absent or incomplete."""
-    metadata = Path(metadata)
-    if not metadata.is_file():
-        return None
-    frame = pd.read_csv(metadata)
-    rows = frame[frame["split"] == "test"]
-    digits = dict(zip(rows["filename"].astype(str), rows["digit_label"].astype(int)))
-    if any(f not in digits for f in files):
-        return None
-    return [digits[f] for f in files]
-
-
 def load_rubric(path: str | Path = SEED_RESULTS) -> dict:
     """The seed's test-accuracy rubric (``cse849.grading``): tiers highest first."""
     grading = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["cse849"]["grading"]
@@ -137,9 +125,10 @@ def grade_prediction_file(predictions: str | Path, labels: str | Path, metadata:
         "shortcut": None,
         "graded": True,
     }
-    digits = read_digit_labels(metadata, files) if metadata is not None else None
+    # The composite's digit per test file, read as the evaluate stage reads it; None without metadata.
+    digits = composite_digit_labels(Path(metadata), "test", files) if metadata is not None else None
     if digits is not None:
-        result["shortcut"] = shortcut_metrics(truth_t, predicted_t, torch.tensor(digits))
+        result["shortcut"] = shortcut_metrics(truth_t, predicted_t, digits)
     return result
 
 
@@ -183,17 +172,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     def work() -> None:
-        labels = args.labels or DEFAULT_DATA / TEST_LABELS
-        if args.data is not None:
-            labels = dataset_root(args.data) / TEST_LABELS
-            if not labels.is_file():
-                result = {"predictions": str(args.predictions), "graded": False,
-                          "reason": f"{args.data} has no {TEST_LABELS} (the course's data ships without test labels)"}
-                print(format_grade(result))
-                if args.json:
-                    write_json(args.json, result)
-                return
-        result = grade_prediction_file(args.predictions, labels, args.metadata or labels.parent / METADATA)
+        labels = dataset_root(args.data) / TEST_LABELS if args.data is not None else args.labels or DEFAULT_DATA / TEST_LABELS
+        if args.data is not None and not labels.is_file():
+            result = {"predictions": str(args.predictions), "graded": False,
+                      "reason": f"{args.data} has no {TEST_LABELS} (the course's data ships without test labels)"}
+        else:
+            result = grade_prediction_file(args.predictions, labels, args.metadata or labels.parent / METADATA)
         print(format_grade(result))
         if args.json:
             write_json(args.json, result)

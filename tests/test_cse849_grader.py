@@ -105,3 +105,10 @@ def test_bad_labels_are_refused_by_line(tmp_path):
         grade_prediction_file(predictions, labels_csv)
     with pytest.raises(DataError, match="labels file not found"):
         grade_prediction_file(predictions, tmp_path / "missing.csv")
+
+
+def test_metadata_missing_a_test_file_is_an_error_as_in_evaluate(tmp_path):
+    labels_csv, metadata = write_data(tmp_path / "data", [1, 2, 3], digits=[1, 2, 3])
+    metadata.write_text("\n".join(metadata.read_text().splitlines()[:-1]) + "\n")  # drop the last test row
+    with pytest.raises(DataError, match="no test row for '00002.png'"):
+        grade_prediction_file(write_predictions(tmp_path / "p.txt", [1, 2, 3]), labels_csv, metadata)
