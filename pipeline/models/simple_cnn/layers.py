@@ -85,10 +85,34 @@ def _as_batched(x: torch.Tensor, layer: str) -> tuple[torch.Tensor, bool]:
     raise ValueError(f"{layer}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
 
 
+class _WeightAndBias(nn.Module):
+    """What CustomLinear and CustomConv2D share: a weight ``(out, ...)``, an optional bias
+    ``(out,)``, and torch's initialisation of both."""
+
+    def _add_parameters(self, weight_shape: tuple[int, ...], bias: bool, device, dtype) -> None:
+        factory = {"device": device, "dtype": dtype}
+        self.weight = nn.Parameter(torch.empty(weight_shape, **factory))
+        if bias:
+            self.bias = nn.Parameter(torch.empty(weight_shape[0], **factory))
+        else:
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        # As nn.Linear and nn.Conv2d: kaiming_uniform(a=sqrt(5)) on the weight, the bias
+        # uniform(+-1/sqrt(fan_in)); fan_in = weight elements per output (in_features, or
+        # in_channels * kh * kw).
+        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
+        if self.bias is not None:
+            fan_in = self.weight.shape[1:].numel()
+            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
+            init.uniform_(self.bias, -bound, bound)
+
+
 # --------------------------------------------------------------------------- Question 1
 
 
-class CustomLinear(nn.Module):
+class CustomLinear(_WeightAndBias):
     """Fully-connected layer ``y = x W^T + b`` (same parameters and init as ``nn.Linear``).
 
     ``weight`` has shape ``(out_features, in_features)`` and ``bias`` ``(out_features,)``.
@@ -99,23 +123,9 @@ class CustomLinear(nn.Module):
         super().__init__()
         if in_features <= 0 or out_features <= 0:
             raise ValueError(f"in_features and out_features must be positive, got {in_features}, {out_features}")
-        factory = {"device": device, "dtype": dtype}
         self.in_features = in_features
         self.out_features = out_features
-        self.weight = nn.Parameter(torch.empty((out_features, in_features), **factory))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_features, **factory))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # As nn.Linear: kaiming_uniform(a=sqrt(5)) is uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_features
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        self._add_parameters((out_features, in_features), bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.in_features:
@@ -132,7 +142,7 @@ class CustomLinear(nn.Module):
 # --------------------------------------------------------------------------- Question 2
 
 
-class CustomConv2D(nn.Module):
+class CustomConv2D(_WeightAndBias):
     """2-D convolution (cross-correlation, as ``nn.Conv2d``) by ``unfold`` and one batched product.
 
     ``weight``: ``(out_channels, in_channels, kh, kw)``, ``bias``: ``(out_channels,)``,
@@ -164,21 +174,7 @@ class CustomConv2D(nn.Module):
                 f"kernel_size and stride must be positive and padding non-negative, got "
                 f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
             )
-        factory = {"device": device, "dtype": dtype}
-        self.weight = nn.Parameter(torch.empty((out_channels, in_channels, *self.kernel_size), **factory))
-        if bias:
-            self.bias = nn.Parameter(torch.empty(out_channels, **factory))
-        else:
-            self.register_parameter("bias", None)
-        self.reset_parameters()
-
-    def reset_parameters(self) -> None:
-        # As nn.Conv2d: kaiming_uniform(a=sqrt(5)) on the weight, bias uniform(+-1/sqrt(fan_in)).
-        init.kaiming_uniform_(self.weight, a=math.sqrt(5))
-        if self.bias is not None:
-            fan_in = self.in_channels * self.kernel_size[0] * self.kernel_size[1]
-            bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0
-            init.uniform_(self.bias, -bound, bound)
+        self._add_parameters((out_channels, in_channels, *self.kernel_size), bias, device, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, unbatched = _as_batched(x, "CustomConv2D")
