@@ -13,15 +13,15 @@ export CNN_DATA_MIRROR
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro repro-timed test bench clean-venv
+.PHONY: setup repro repro-timed test lint format bench clean-venv
 
 setup: $(STAMP)
 
-# The pinned dependencies, then the package itself (editable, dependencies untouched),
-# which provides the `cnn-pipeline` command.
-$(STAMP): requirements.txt pyproject.toml
+# The pinned dependencies and development tools, then the package itself (editable,
+# dependencies untouched), which provides the `cnn-pipeline` command.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	$(BIN)/python -c "import torch, torchvision, dvc, pandas, sklearn, matplotlib, seaborn"
 	touch $(STAMP)
@@ -36,6 +36,14 @@ repro-timed: setup  ## regenerate every stage from scratch, record the wall time
 
 test: setup  ## the test suite
 	$(BIN)/python -m pytest -q
+
+lint: setup  ## ruff: lint rules and the format, checked (CI runs this)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: setup  ## apply ruff's fixes and format
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 bench: setup  ## speed benchmarks (run on an otherwise idle machine)
 	$(BIN)/python benchmarks/bench_loader.py

@@ -52,18 +52,20 @@ import resource
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
-from pipeline.models.simple_cnn import layers  # noqa: E402
-from pipeline.io import write_json  # noqa: E402
-from pipeline.models.simple_cnn import SimpleCNN  # noqa: E402
 from benchmarks import timing_harness as harness  # noqa: E402
+from pipeline.io import write_json  # noqa: E402
+from pipeline.models.simple_cnn import (
+    SimpleCNN,  # noqa: E402
+    layers,  # noqa: E402
+)
 
 BATCH = 64
 TARGETS = {"conv": 1.5, "pool": 1.5, "epoch": 1.25}  # issue 16: at torch's pace, within these ratios
@@ -79,7 +81,9 @@ def tune_malloc() -> bool:
         return False
     try:
         libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        return bool(libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+            libc.mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)
+        )
     except (OSError, AttributeError):  # not glibc
         return False
 
@@ -212,28 +216,40 @@ def row_fields(kind: str, name: str, timing: dict) -> dict:
     """One JSON row: the timing fields plus the ratios (of the minimums and of the medians) and the verdict on the target."""
     ratio = timing["custom_min_s"] / timing["torch_min_s"]
     return {
-        "kind": kind, "name": name, **timing,
+        "kind": kind,
+        "name": name,
+        **timing,
         "ratio": ratio,  # of the minimums: what the report quotes and ``pass`` judges
         "ratio_min": ratio,
         "ratio_median": timing["custom_median_s"] / timing["torch_median_s"],
-        "target": TARGETS[kind], "pass": ratio <= TARGETS[kind],
+        "target": TARGETS[kind],
+        "pass": ratio <= TARGETS[kind],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--images", type=int, default=None, help="images in the timed epoch (default 60000; 6400 with --quick)")
+    parser.add_argument(
+        "--images", type=int, default=None, help="images in the timed epoch (default 60000; 6400 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="a 6,400-image epoch and fewer repeats")
-    parser.add_argument("--repeats", type=int, default=None, help="timed runs per layer benchmark (default 30; 10 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="timed runs per layer benchmark (default 30; 10 with --quick)"
+    )
     parser.add_argument("--epoch-repeats", type=int, default=2, help="timed epochs per model, interleaved (default 2)")
     parser.add_argument("--warmup", type=int, default=5, help="untimed runs before timing (default 5)")
-    parser.add_argument("--settle", type=float, default=0.0,
-                        help="wait up to this many seconds for the 1-minute load average to fall below the busy "
-                             "threshold before timing (default 0: a just-finished stage still counts in it for a minute or two)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for the 1-minute load average to fall below the busy "
+        "threshold before timing (default 0: a just-finished stage still counts in it for a minute or two)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON here")
     parser.add_argument(
-        "--tune-malloc", action="store_true",
+        "--tune-malloc",
+        action="store_true",
         help="raise glibc's mmap/trim thresholds for this process (both models) - see the module docstring",
     )
     args = parser.parse_args(argv)
@@ -280,8 +296,12 @@ def main(argv: list[str] | None = None) -> int:
     record("pool", "max-pool 2x2, 32ch 24x24 -> 12x12", bench_pool(32, 24, gen, repeats, args.warmup))
     record("pool", "max-pool 2x2, 64ch 8x8 -> 4x4", bench_pool(64, 8, gen, repeats, args.warmup))
     steps = -(-n_images // BATCH)
-    record("epoch", f"SimpleCNN epoch, {n_images} images ({steps} steps)",
-           bench_epoch(n_images, args.seed, 10, args.epoch_repeats), unit="s")
+    record(
+        "epoch",
+        f"SimpleCNN epoch, {n_images} images ({steps} steps)",
+        bench_epoch(n_images, args.seed, 10, args.epoch_repeats),
+        unit="s",
+    )
 
     epoch = rows[-1]
     print(
@@ -298,12 +318,23 @@ def main(argv: list[str] | None = None) -> int:
     print(harness.verdict_line(reliable, note))
     if args.json:
         payload = {
-            "torch": torch.__version__, "threads": threads, "cpu": cpu_name(), "malloc_tuned": malloc_tuned,
-            "images": n_images, "repeats": repeats, "epoch_repeats": args.epoch_repeats,
-            "warmup": args.warmup, "seed": args.seed,
-            "cores": before["cores"], "cores_after": after["cores"], "settle_waited_s": settled,
-            "load_average_before": load_before, "load_average_after": load_after,
-            "reliable": reliable, "reliability_note": note, "results": rows,
+            "torch": torch.__version__,
+            "threads": threads,
+            "cpu": cpu_name(),
+            "malloc_tuned": malloc_tuned,
+            "images": n_images,
+            "repeats": repeats,
+            "epoch_repeats": args.epoch_repeats,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "cores": before["cores"],
+            "cores_after": after["cores"],
+            "settle_waited_s": settled,
+            "load_average_before": load_before,
+            "load_average_after": load_after,
+            "reliable": reliable,
+            "reliability_note": note,
+            "results": rows,
         }
         write_json(args.json, payload)
         print(f"wrote {args.json}")

@@ -44,20 +44,29 @@ from torchvision import datasets, transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
+from benchmarks import timing_harness as harness  # noqa: E402
 from pipeline.config import OptimizerConfig, TrainConfig, load_params, section  # noqa: E402
-from pipeline.normalizer import Normalizer, channel_stats  # noqa: E402
 from pipeline.engine import InputPipeline, evaluate, make_loss, make_optimizer, train_one_epoch  # noqa: E402
 from pipeline.io import write_json  # noqa: E402
 from pipeline.models.ds5220_cnn import DS5220CNN  # noqa: E402
-from benchmarks import timing_harness as harness  # noqa: E402
+from pipeline.normalizer import Normalizer, channel_stats  # noqa: E402
 
 MODEL = "ds5220_cnn"  # the network timed (imported directly: this benchmark is about this one model)
 LOSS = "nll"  # the DS 5220 seed's criterion (the model ends in log-softmax)
 WARMUP_STEPS = 10  # untimed batches of each loop before the timed epochs
 
 
-def seed_style_epoch(model, root: str, mean: float, std: float, batch_size: int, lr: float, workers: int, seed: int,
-                     images: int | None = None) -> float:
+def seed_style_epoch(
+    model,
+    root: str,
+    mean: float,
+    std: float,
+    batch_size: int,
+    lr: float,
+    workers: int,
+    seed: int,
+    images: int | None = None,
+) -> float:
     """The seed's loop, kept as it is (per-sample PIL -> tensor transforms in a DataLoader);
     ``images``: only the first so many training images (a smoke test), else all."""
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
@@ -104,13 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the seed-style loop")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--params", default="params.yaml", help="reads benchmarks.loader (default: %(default)s)")
-    parser.add_argument("--repeats", type=int, default=None, help="epochs of each loop, interleaved (default 2; 1 with --quick)")
-    parser.add_argument("--images", type=int, default=None,
-                        help="training images per epoch (default all 60,000; 3,200 with --quick)")
+    parser.add_argument(
+        "--repeats", type=int, default=None, help="epochs of each loop, interleaved (default 2; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--images", type=int, default=None, help="training images per epoch (default all 60,000; 3,200 with --quick)"
+    )
     parser.add_argument("--quick", action="store_true", help="a smoke test: 3,200 images, 1 repeat")
-    parser.add_argument("--settle", type=float, default=0.0,
-                        help="wait up to this many seconds for the 1-minute load average to fall below the busy "
-                             "threshold before timing (default 0: a just-finished stage still counts in it for a minute or two)")
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for the 1-minute load average to fall below the busy "
+        "threshold before timing (default 0: a just-finished stage still counts in it for a minute or two)",
+    )
     args = parser.parse_args(argv)
     repeats = args.repeats if args.repeats is not None else (1 if args.quick else 2)
     n_images = args.images if args.images is not None else (3200 if args.quick else None)
@@ -122,8 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     settings = section(load_params(args.params), "benchmarks.loader")
     seed = int(settings["seed"])
     root = str(settings["data"])
-    cfg = TrainConfig(epochs=1, batch_size=int(settings["batch_size"]), loss=LOSS,
-                      optimizer=OptimizerConfig(name="sgd", lr=float(settings["lr"])))
+    cfg = TrainConfig(
+        epochs=1,
+        batch_size=int(settings["batch_size"]),
+        loss=LOSS,
+        optimizer=OptimizerConfig(name="sgd", lr=float(settings["lr"])),
+    )
     train = datasets.MNIST(root, train=True, download=False)
     test = datasets.MNIST(root, train=False, download=False)
     train_images, test_images = train.data[:, None].contiguous(), test.data[:, None].contiguous()
@@ -142,14 +162,18 @@ def main(argv: list[str] | None = None) -> int:
 
     def score(model, precision="float32", channels_last=False) -> float:
         prepare = InputPipeline(normalizer, cpu, channels_last)
-        return evaluate(model, test_images, test.targets, prepare, make_loss(LOSS, MODEL, reduction="sum"), 1000, precision).accuracy
+        return evaluate(
+            model, test_images, test.targets, prepare, make_loss(LOSS, MODEL, reduction="sum"), 1000, precision
+        ).accuracy
 
     def loops(images: int) -> dict:
         """The five loops as callables, each training a fresh copy of ``initial`` on the first ``images`` images."""
 
         def seed_style() -> float:
             model = copy.deepcopy(initial)
-            seconds = seed_style_epoch(model, root, mean, std, cfg.batch_size, cfg.optimizer.lr, args.workers, seed, images)
+            seconds = seed_style_epoch(
+                model, root, mean, std, cfg.batch_size, cfg.optimizer.lr, args.workers, seed, images
+            )
             last_model["seed_style"] = model
             return seconds
 
@@ -160,9 +184,16 @@ def main(argv: list[str] | None = None) -> int:
                     model = model.to(memory_format=torch.channels_last)
                 run_cfg = dataclasses.replace(cfg, precision=precision, channels_last=channels_last)
                 prepare = InputPipeline(normalizer, cpu, channels_last)
-                stats = train_one_epoch(model, train_images[:images], train_labels[:images], prepare,
-                                        make_optimizer(cfg.optimizer, model.parameters()),
-                                        make_loss(LOSS, MODEL), run_cfg, torch.Generator().manual_seed(seed))
+                stats = train_one_epoch(
+                    model,
+                    train_images[:images],
+                    train_labels[:images],
+                    prepare,
+                    make_optimizer(cfg.optimizer, model.parameters()),
+                    make_loss(LOSS, MODEL),
+                    run_cfg,
+                    torch.Generator().manual_seed(seed),
+                )
                 last_model[label] = model
                 return stats.seconds  # the training loop only
 
@@ -171,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         return {"seed_style": seed_style, **{label: engine(label, p, cl) for label, p, cl in ENGINE_LOOPS}}
 
     threads = torch.get_num_threads()
-    settled = harness.wait_for_calm(args.settle, harness.load_threshold(harness.cores(), threads)) if args.settle > 0 else 0.0
+    settled = (
+        harness.wait_for_calm(args.settle, harness.load_threshold(harness.cores(), threads)) if args.settle > 0 else 0.0
+    )
     # Warm-up, untimed: a few batches of each loop, so one-time costs (oneDNN kernels for
     # bfloat16 and channels-last, first-touch memory) do not land in the first timed epoch.
     for warm in loops(min(WARMUP_STEPS * cfg.batch_size, len(train_labels))).values():
@@ -184,34 +217,60 @@ def main(argv: list[str] | None = None) -> int:
     results = {}
     for label, runs in times.items():
         precision, channels_last = settings_of[label]
-        results[label] = {**loop_fields(runs, base), "test_accuracy": score(last_model[label], precision, channels_last)}
+        results[label] = {
+            **loop_fields(runs, base),
+            "test_accuracy": score(last_model[label], precision, channels_last),
+        }
 
     images_text = f"{len(train_labels):,}"
-    print(f"DS 5220 CNN, one epoch of {images_text} MNIST images, batch {cfg.batch_size}, SGD lr {cfg.optimizer.lr}, "
-          f"{threads} threads, {before['cores']} cores, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
-          f"{repeats} interleaved repeat(s) of each loop")
-    print(f"load average before: {' '.join(f'{x:.2f}' for x in before['load_average'])}"
-          + (f" (after waiting {settled:.0f} s to settle)" if settled else "")
-          + f", after: {' '.join(f'{x:.2f}' for x in after['load_average'])}")
-    print(f"{'loop':34s} {'min s':>8s} {'median s':>9s} {'spread':>7s} {'speed-up':>9s} {'(median)':>9s} {'test acc':>9s}")
+    print(
+        f"DS 5220 CNN, one epoch of {images_text} MNIST images, batch {cfg.batch_size}, SGD lr {cfg.optimizer.lr}, "
+        f"{threads} threads, {before['cores']} cores, CPU capability {torch.backends.cpu.get_cpu_capability()}; "
+        f"{repeats} interleaved repeat(s) of each loop"
+    )
+    print(
+        f"load average before: {' '.join(f'{x:.2f}' for x in before['load_average'])}"
+        + (f" (after waiting {settled:.0f} s to settle)" if settled else "")
+        + f", after: {' '.join(f'{x:.2f}' for x in after['load_average'])}"
+    )
+    print(
+        f"{'loop':34s} {'min s':>8s} {'median s':>9s} {'spread':>7s} {'speed-up':>9s} {'(median)':>9s} {'test acc':>9s}"
+    )
     for label, r in results.items():
-        print(f"{label:34s} {r['seconds_min']:8.2f} {r['seconds_median']:9.2f} {r['spread']:7.2f} "
-              f"{r['speedup_vs_seed_style']:8.2f}x {r['speedup_vs_seed_style_median']:8.2f}x {r['test_accuracy']:9.4f}")
+        print(
+            f"{label:34s} {r['seconds_min']:8.2f} {r['seconds_median']:9.2f} {r['spread']:7.2f} "
+            f"{r['speedup_vs_seed_style']:8.2f}x {r['speedup_vs_seed_style_median']:8.2f}x {r['test_accuracy']:9.4f}"
+        )
     seed_r, engine_r = results["seed_style"], results["engine_float32"]
     ok_speed = engine_r["speedup_vs_seed_style"] >= 2.0
     ok_acc = abs(engine_r["test_accuracy"] - seed_r["test_accuracy"]) <= 0.003
-    print(f"target: engine float32 >= 2x the seed-style loop (minimums): {'PASS' if ok_speed else 'MISS'} "
-          f"({engine_r['speedup_vs_seed_style']:.2f}x; medians {engine_r['speedup_vs_seed_style_median']:.2f}x); "
-          f"same test accuracy within 0.3 points: "
-          f"{'PASS' if ok_acc else 'MISS'} ({100 * (engine_r['test_accuracy'] - seed_r['test_accuracy']):+.2f} points)")
+    print(
+        f"target: engine float32 >= 2x the seed-style loop (minimums): {'PASS' if ok_speed else 'MISS'} "
+        f"({engine_r['speedup_vs_seed_style']:.2f}x; medians {engine_r['speedup_vs_seed_style_median']:.2f}x); "
+        f"same test accuracy within 0.3 points: "
+        f"{'PASS' if ok_acc else 'MISS'} ({100 * (engine_r['test_accuracy'] - seed_r['test_accuracy']):+.2f} points)"
+    )
     reliable, note = harness.judge(before, after, threads, {label: r["spread"] for label, r in results.items()})
     print(harness.verdict_line(reliable, note))
     if args.json:
-        write_json(args.json, {"batch_size": cfg.batch_size, "threads": threads, "workers": args.workers,
-                               "images": len(train_labels), "repeats": repeats,
-                               "cores": before["cores"], "cores_after": after["cores"], "settle_waited_s": settled,
-                               "load_average_before": before["load_average"], "load_average_after": after["load_average"],
-                               "reliable": reliable, "reliability_note": note, "results": results})
+        write_json(
+            args.json,
+            {
+                "batch_size": cfg.batch_size,
+                "threads": threads,
+                "workers": args.workers,
+                "images": len(train_labels),
+                "repeats": repeats,
+                "cores": before["cores"],
+                "cores_after": after["cores"],
+                "settle_waited_s": settled,
+                "load_average_before": before["load_average"],
+                "load_average_after": after["load_average"],
+                "reliable": reliable,
+                "reliability_note": note,
+                "results": results,
+            },
+        )
     return 0
 
 

@@ -139,21 +139,30 @@ def judge(
         problems.append("load average unavailable on this platform")
     else:
         if load_before > threshold:
-            problems.append(f"busy before: 1-min load average {load_before:.2f} > {threshold:.2f} "
-                            f"(free cores {max(n_cores - threads, 0)} + slack {slack:g})")
+            problems.append(
+                f"busy before: 1-min load average {load_before:.2f} > {threshold:.2f} "
+                f"(free cores {max(n_cores - threads, 0)} + slack {slack:g})"
+            )
         if load_after - threads > threshold:
-            problems.append(f"busy after: 1-min load average {load_after:.2f} - {threads} own threads "
-                            f"= {load_after - threads:.2f} > {threshold:.2f}")
+            problems.append(
+                f"busy after: 1-min load average {load_after:.2f} - {threads} own threads "
+                f"= {load_after - threads:.2f} > {threshold:.2f}"
+            )
     noisy = {name: s for name, s in spreads.items() if s > spread_limit}
     if noisy:
         worst = ", ".join(f"{name} {s:.2f}" for name, s in sorted(noisy.items(), key=lambda kv: -kv[1])[:3])
-        problems.append(f"disturbed runs: median / min above {spread_limit:g} for {len(noisy)} of "
-                        f"{len(spreads)} ({worst})")
+        problems.append(
+            f"disturbed runs: median / min above {spread_limit:g} for {len(noisy)} of {len(spreads)} ({worst})"
+        )
     if problems:
         return False, "; ".join(problems)
-    load_text = f"1-min load average {load_before:.2f} before, {load_after:.2f} after" if load_before is not None else ""
-    return True, (f"calm: {load_text} (threshold {threshold:.2f} + {threads} own threads after); "
-                  f"every median / min <= {spread_limit:g}")
+    load_text = (
+        f"1-min load average {load_before:.2f} before, {load_after:.2f} after" if load_before is not None else ""
+    )
+    return True, (
+        f"calm: {load_text} (threshold {threshold:.2f} + {threads} own threads after); "
+        f"every median / min <= {spread_limit:g}"
+    )
 
 
 def wait_for_calm(

@@ -39,22 +39,34 @@ STAGES = {
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m pipeline",
-        description="CNN pipeline commands: predict, check-data, and " + ", ".join(STAGES) + " (see `<command> --help`).",
+        description="CNN pipeline commands: predict, check-data, and "
+        + ", ".join(STAGES)
+        + " (see `<command> --help`).",
     )
     sub = parser.add_subparsers(dest="command", metavar="command")
-    p = sub.add_parser("predict", help="predict every image of a flat folder; one class index per line",
-                       description="Predict every image of a flat folder with a trained variant.")
+    p = sub.add_parser(
+        "predict",
+        help="predict every image of a flat folder; one class index per line",
+        description="Predict every image of a flat folder with a trained variant.",
+    )
     p.add_argument("--variant", help="variant name: uses models/<variant>.pt (or --model)")
     p.add_argument("--model", type=Path, help="checkpoint path (default: <models-dir>/<variant>.pt)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
-    p.add_argument("--images", type=Path, required=True,
-                   help="flat folder of images (sorted by file name), or a dataset folder / .zip: its test/ folder")
+    p.add_argument(
+        "--images",
+        type=Path,
+        required=True,
+        help="flat folder of images (sorted by file name), or a dataset folder / .zip: its test/ folder",
+    )
     p.add_argument("--out", type=Path, required=True, help="output text file (one class index per line)")
-    c = sub.add_parser("check-data", help="check an image-folder dataset (folder or .zip) and measure its mean/std",
-                       description="Check an image-folder dataset (CSE 849 layout: train/<class>/, val/<class>/, flat "
-                                   "test/) given as a folder, its parent or its .zip: layout, images per class, image "
-                                   "size and channels, test labels, and the training split's channel mean/std "
-                                   "(what normalize: {mode: train} will use).")
+    c = sub.add_parser(
+        "check-data",
+        help="check an image-folder dataset (folder or .zip) and measure its mean/std",
+        description="Check an image-folder dataset (CSE 849 layout: train/<class>/, val/<class>/, flat "
+        "test/) given as a folder, its parent or its .zip: layout, images per class, image "
+        "size and channels, test labels, and the training split's channel mean/std "
+        "(what normalize: {mode: train} will use).",
+    )
     c.add_argument("path", type=Path, help="the dataset folder or .zip")
     for name, module in STAGES.items():
         sub.add_parser(name, help=f"run {module} (arguments passed through)", add_help=False)
@@ -93,12 +105,16 @@ def _check_data(args: argparse.Namespace) -> None:
         counts = torch.bincount(data.labels[data.labels != UNLABELLED], minlength=len(data.classes)).tolist()
         per_class = ", ".join(f"{name} {n}" for name, n in zip(data.classes, counts)) if labelled else "no labels"
         digits = "digit labels" if data.digit_labels is not None else "no digit labels"
-        print(f"{split:<5}  {len(data):>6} images {height}x{width}x{channels}, {labelled} labelled, {digits}: {per_class}")
+        print(
+            f"{split:<5}  {len(data):>6} images {height}x{width}x{channels}, {labelled} labelled, {digits}: {per_class}"
+        )
         train = data if split == "train" else train
     if train is not None:
         mean, std = channel_stats(train.images)
-        print(f"train mean {[round(m, 3) for m in mean]}, std {[round(v, 3) for v in std]} "
-              "(scaled to 0-1; normalize: {mode: train} uses these)")
+        print(
+            f"train mean {[round(m, 3) for m in mean]}, std {[round(v, 3) for v in std]} "
+            "(scaled to 0-1; normalize: {mode: train} uses these)"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,8 +17,9 @@ The other analyses live next to their own stages: :mod:`pipeline.padding` (TDM Q
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -89,8 +90,15 @@ def leaf_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[LeafCall], Any]:
         pending[id(module)] = _shape(inputs)
 
     def hook(module, inputs, output):
-        calls.append(LeafCall(names[id(module)], type(module).__name__, pending.pop(id(module), None), _shape(output),
-                              sum(p.numel() for p in module.parameters())))
+        calls.append(
+            LeafCall(
+                names[id(module)],
+                type(module).__name__,
+                pending.pop(id(module), None),
+                _shape(output),
+                sum(p.numel() for p in module.parameters()),
+            )
+        )
 
     names = {}
     for name, module in model.named_modules():
@@ -150,11 +158,15 @@ def param_counts(model: nn.Module) -> dict[str, int]:
 def layer_summary(model: nn.Module, x: torch.Tensor) -> list[dict]:
     """torchsummary-like rows ``{"layer": "Conv2d-1", "output_shape", "params"}`` in call order."""
     calls, _ = leaf_calls(model, x)
-    return [{"layer": f"{c.type}-{i}", "module": c.name, "output_shape": c.output_shape, "params": c.params}
-            for i, c in enumerate(calls, start=1)]
+    return [
+        {"layer": f"{c.type}-{i}", "module": c.name, "output_shape": c.output_shape, "params": c.params}
+        for i, c in enumerate(calls, start=1)
+    ]
 
 
-def summary_markdown(variant: str, model_name: str, x: torch.Tensor, rows: Sequence[dict], counts: Mapping[str, int]) -> str:
+def summary_markdown(
+    variant: str, model_name: str, x: torch.Tensor, rows: Sequence[dict], counts: Mapping[str, int]
+) -> str:
     lines = [
         f"## {variant} (`{model_name}`)",
         "",
@@ -185,12 +197,22 @@ def trace_markdown(variant: str, trace: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- loss curves (DS 5220 Part 4.1)
 
 
-LOSS_NAMES = {"nll": "NLL", "cross_entropy": "cross-entropy", "one_hot_cross_entropy": "cross-entropy (one-hot targets)",
-              "custom_cross_entropy": "cross-entropy (custom)"}
+LOSS_NAMES = {
+    "nll": "NLL",
+    "cross_entropy": "cross-entropy",
+    "one_hot_cross_entropy": "cross-entropy (one-hot targets)",
+    "custom_cross_entropy": "cross-entropy (custom)",
+}
 
 
-def plot_loss_curve(steps: pd.DataFrame, epochs: pd.DataFrame, n_train: int, title: str, loss_name: str = "",
-                    final_test: tuple[int, float] | None = None) -> Figure:
+def plot_loss_curve(
+    steps: pd.DataFrame,
+    epochs: pd.DataFrame,
+    n_train: int,
+    title: str,
+    loss_name: str = "",
+    final_test: tuple[int, float] | None = None,
+) -> Figure:
     """Training loss against the number of training examples seen, test (and validation)
     loss per epoch as points at ``epoch * n_train``, axes from 0 (the DS 5220 figure).
 
@@ -201,13 +223,23 @@ def plot_loss_curve(steps: pd.DataFrame, epochs: pd.DataFrame, n_train: int, tit
     ax = fig.subplots()
     if len(steps):
         ax.plot(steps["examples_seen"], steps["train_loss"], label="Train loss", color="tab:blue", linewidth=1)
-    for column, label, marker, color in (("test_loss", "Test loss", "o", "tab:red"), ("val_loss", "Validation loss", "s", "tab:green")):
+    for column, label, marker, color in (
+        ("test_loss", "Test loss", "o", "tab:red"),
+        ("val_loss", "Validation loss", "s", "tab:green"),
+    ):
         if column in epochs and epochs[column].notna().any():
             rows = epochs[epochs[column].notna()]
             ax.plot(rows["epoch"] * n_train, rows[column], marker, label=label, color=color, markersize=6)
     if final_test is not None and not ("test_loss" in epochs and epochs["test_loss"].notna().any()):
         epoch, loss = final_test
-        ax.plot([epoch * n_train], [loss], "o", label=f"Test loss (kept checkpoint, epoch {epoch})", color="tab:red", markersize=7)
+        ax.plot(
+            [epoch * n_train],
+            [loss],
+            "o",
+            label=f"Test loss (kept checkpoint, epoch {epoch})",
+            color="tab:red",
+            markersize=7,
+        )
     ax.set_xlim(left=0)
     ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=14)

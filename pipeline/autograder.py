@@ -66,9 +66,14 @@ def find_submissions(folder: str | Path) -> dict[str, Path]:
 
 def csv_row(student: str, results: dict) -> dict:
     """One student's row of the grade table, its keys in :data:`CSV_COLUMNS` order (the CSV header)."""
-    row = {"student": student, "file": results["submission"], "total": results["total"],
-           "max_total": results["max_total"], "import_error": results["import_error"] or "",
-           "forbidden_uses": len(results["forbidden_uses"])}
+    row = {
+        "student": student,
+        "file": results["submission"],
+        "total": results["total"],
+        "max_total": results["max_total"],
+        "import_error": results["import_error"] or "",
+        "forbidden_uses": len(results["forbidden_uses"]),
+    }
     row["failed_cases"] = sum(results[q]["failed"] for q in QUESTIONS if q in results)
     row.update({q: results[q]["score"] if q in results else "" for q in QUESTIONS})
     return {column: row[column] for column in CSV_COLUMNS}
@@ -89,16 +94,28 @@ def grade_folder(folder: str | Path, questions: list[str], **limits) -> dict[str
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m pipeline.autograder", description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "-q", "--question", action="append", default=None, metavar="Q",
+        "-q",
+        "--question",
+        action="append",
+        default=None,
+        metavar="Q",
         help="question to grade: q1, q2, q3, q4 or all (default: all); may be repeated",
     )
     which = parser.add_mutually_exclusive_group()
-    which.add_argument("--submission", type=Path, help=f"a layers.py to grade (default: this project's, {PROJECT_LAYERS.name})")
-    which.add_argument("--submissions", type=Path, metavar="DIR", help="grade every DIR/<student>.py and DIR/<student>/layers.py")
+    which.add_argument(
+        "--submission", type=Path, help=f"a layers.py to grade (default: this project's, {PROJECT_LAYERS.name})"
+    )
+    which.add_argument(
+        "--submissions", type=Path, metavar="DIR", help="grade every DIR/<student>.py and DIR/<student>/layers.py"
+    )
     parser.add_argument("--json", type=Path, help="write the full results (per question: score, failed cases) as JSON")
     parser.add_argument("--csv", type=Path, help="with --submissions: the grade table (default: DIR/grades.csv)")
-    parser.add_argument("--case-timeout", type=float, default=DEFAULT_CASE_TIMEOUT,
-                        help="seconds a case may run before it fails (default %(default)g)")
+    parser.add_argument(
+        "--case-timeout",
+        type=float,
+        default=DEFAULT_CASE_TIMEOUT,
+        help="seconds a case may run before it fails (default %(default)g)",
+    )
     parser.add_argument("--seed", type=int, default=SEED, help=f"base seed of the random cases (default {SEED})")
     return parser
 

@@ -49,8 +49,14 @@ class LoadedModel:
     params: dict
 
 
-def save_checkpoint(path: str | Path, variant: VariantConfig, model: nn.Module, normalizer: Normalizer,
-                    input_shape: tuple[int, int, int], classes: list[str]) -> None:
+def save_checkpoint(
+    path: str | Path,
+    variant: VariantConfig,
+    model: nn.Module,
+    normalizer: Normalizer,
+    input_shape: tuple[int, int, int],
+    classes: list[str],
+) -> None:
     channels, height, width = input_shape
     payload = {
         "format": FORMAT_VERSION,
@@ -74,7 +80,9 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # torch's zip format, or a bare pickle
-        raise ValueError(f"{path}: not a readable checkpoint: not a file written by torch.save (it starts with {magic!r})")
+        raise ValueError(
+            f"{path}: not a readable checkpoint: not a file written by torch.save (it starts with {magic!r})"
+        )
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises many types; each means "not a checkpoint we can load"
@@ -87,8 +95,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
             reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
         raise ValueError(f"{path}: not a readable checkpoint: {reason}") from None
     if not isinstance(payload, dict):
-        raise ValueError(f"{path}: holds a {type(payload).__name__}, not a checkpoint (a dict written by the train stage)")
-    missing = [k for k in ("format", "variant", "model", "input", "classes", "state_dict", "params") if k not in payload]
+        raise ValueError(
+            f"{path}: holds a {type(payload).__name__}, not a checkpoint (a dict written by the train stage)"
+        )
+    missing = [
+        k for k in ("format", "variant", "model", "input", "classes", "state_dict", "params") if k not in payload
+    ]
     if missing:
         raise ValueError(f"{path}: not a checkpoint of this pipeline: missing key(s) {', '.join(missing)}")
     if payload["format"] != FORMAT_VERSION:
@@ -98,12 +110,18 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
-        raise ValueError(f"{path}: the weights do not fit model {payload['model']['name']!r}: "
-                         f"{first[1].strip() if len(first) > 1 else first[0] if first else exc}") from None
-    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+        raise ValueError(
+            f"{path}: the weights do not fit model {payload['model']['name']!r}: "
+            f"{first[1].strip() if len(first) > 1 else first[0] if first else exc}"
+        ) from None
+    bad = [
+        name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
+    ]
     if bad:
-        raise ValueError(f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
-                         f"(the run that wrote it diverged)")
+        raise ValueError(
+            f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+            f"(the run that wrote it diverged)"
+        )
     info = payload["input"]
     if not all(math.isfinite(v) for v in [*info["mean"], *info["std"]]):
         raise ValueError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")

@@ -10,8 +10,9 @@ training engine or the datasets.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,8 +50,15 @@ def load_classwise(params: Mapping[str, Any]) -> ClasswiseNormsConfig:
 
 
 @torch.no_grad()
-def classwise_feature_norms(model: nn.Module, images_u8: torch.Tensor, labels: torch.Tensor, n_classes: int,
-                            layers: Sequence[int], prepare: InputPipeline, batch_size: int = 500) -> dict[int, torch.Tensor]:
+def classwise_feature_norms(
+    model: nn.Module,
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    n_classes: int,
+    layers: Sequence[int],
+    prepare: InputPipeline,
+    batch_size: int = 500,
+) -> dict[int, torch.Tensor]:
     """Per class, the mean over its images of ``torch.norm(F, dim=(2, 3))`` (the L2 norm over height
     and width of each channel) of the feature map after conv block ``layer`` (1-based).
 
@@ -64,7 +72,9 @@ def classwise_feature_norms(model: nn.Module, images_u8: torch.Tensor, labels: t
         try:
             _, features = model(prepare(batch_images), intermediate_outputs=True)
         except TypeError:
-            raise ValueError(f"{type(model).__name__} does not return intermediate outputs (forward(x, intermediate_outputs=True))") from None
+            raise ValueError(
+                f"{type(model).__name__} does not return intermediate outputs (forward(x, intermediate_outputs=True))"
+            ) from None
         for layer in layers:
             if not 1 <= layer <= len(features):
                 raise ValueError(f"conv block {layer} requested; the model has {len(features)}")
@@ -105,7 +115,10 @@ def cv_summary(matrix: torch.Tensor | np.ndarray, threshold: float) -> dict:
 
 
 def classwise_bar_titles(summary: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
-    return [f"f{i:02d} cv {v['cv']:.2f} | {classes[v['argmax_class']][:5]}" for i, v in enumerate(summary["per_filter"].values())]
+    return [
+        f"f{i:02d} cv {v['cv']:.2f} | {classes[v['argmax_class']][:5]}"
+        for i, v in enumerate(summary["per_filter"].values())
+    ]
 
 
 def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence[str]) -> Figure:

@@ -7,8 +7,9 @@ parameter count (from their ``analysis/param_counts.json``), and the differences
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.config import ConfigError, build, section
 
@@ -50,7 +51,9 @@ def load_comparison(params: Mapping[str, Any], key: str) -> ComparisonConfig:
     return cmp
 
 
-def compare(cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]]) -> dict:
+def compare(
+    cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]]
+) -> dict:
     """Both variants' measured test accuracy, loss and trainable parameter count, and the differences a - b.
 
     ``metrics`` and ``counts`` map a variant name to its ``metrics.json`` / ``param_counts.json``.
@@ -59,8 +62,12 @@ def compare(cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], cou
     for side in ("a", "b"):
         name = getattr(cmp, side)
         m = metrics[name]
-        sides[side] = {"variant": name, "test_accuracy": _round(m["test_accuracy"]), "test_loss": _round(m["test_loss"]),
-                       "parameters": int(counts[name]["trainable"])}
+        sides[side] = {
+            "variant": name,
+            "test_accuracy": _round(m["test_accuracy"]),
+            "test_loss": _round(m["test_loss"]),
+            "parameters": int(counts[name]["trainable"]),
+        }
     a, b = sides["a"], sides["b"]
     return {
         "title": cmp.title,
@@ -75,15 +82,20 @@ def compare(cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], cou
 def comparison_markdown(r: Mapping[str, Any]) -> str:
     """One comparison's section (``## title``, the table, the differences)."""
     a, b = r["a"], r["b"]
-    better = a["variant"] if r["accuracy_diff_points"] > 0 else b["variant"] if r["accuracy_diff_points"] < 0 else "neither"
+    better = (
+        a["variant"] if r["accuracy_diff_points"] > 0 else b["variant"] if r["accuracy_diff_points"] < 0 else "neither"
+    )
     ratio = "n/a" if r["parameter_ratio"] is None else f"{r['parameter_ratio']:.2f}"
     lines = [
-        f"## {r['title']}", "",
-        "| | variant | test accuracy | test loss | parameters |", "|---|---|---:|---:|---:|",
+        f"## {r['title']}",
+        "",
+        "| | variant | test accuracy | test loss | parameters |",
+        "|---|---|---:|---:|---:|",
         f"| a | {a['variant']} | {100 * a['test_accuracy']:.2f}% | {a['test_loss']:.4f} | {a['parameters']:,} |",
         f"| b | {b['variant']} | {100 * b['test_accuracy']:.2f}% | {b['test_loss']:.4f} | {b['parameters']:,} |",
         "",
         f"a - b: {r['accuracy_diff_points']:+.2f} accuracy points, test loss {r['test_loss_diff']:+.4f}; "
-        f"parameters a/b = {ratio}. Higher accuracy: {better}.", "",
+        f"parameters a/b = {ratio}. Higher accuracy: {better}.",
+        "",
     ]
     return "\n".join(lines)

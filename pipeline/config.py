@@ -10,9 +10,10 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import yaml
 
@@ -199,10 +200,14 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     """
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
     for name, box in v.data.occlusion.items():
-        ok = isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
+        ok = (
+            isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
+        )
         if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
-            raise ConfigError(f"{key}.data.occlusion.{name}: expected [top, left, height, width] "
-                              f"(non-negative integers, positive size), got {box!r}")
+            raise ConfigError(
+                f"{key}.data.occlusion.{name}: expected [top, left, height, width] "
+                f"(non-negative integers, positive size), got {box!r}"
+            )
     norm = v.data.normalize
     _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
     if norm.mode == "fixed":
@@ -231,7 +236,9 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     _choice(t.precision, PRECISIONS, f"{key}.train.precision")
     _choice(t.checkpoint, CHECKPOINT_SELECTION, f"{key}.train.checkpoint")
     if t.checkpoint == "best_val_accuracy" and v.data.format != "image_folder" and v.data.val_fraction == 0:
-        raise ConfigError(f"{key}.train.checkpoint: 'best_val_accuracy' needs a validation split (data.val_fraction > 0)")
+        raise ConfigError(
+            f"{key}.train.checkpoint: 'best_val_accuracy' needs a validation split (data.val_fraction > 0)"
+        )
 
 
 # --------------------------------------------------------------------------- loading

@@ -95,22 +95,24 @@ def read_test_labels(path: str | Path, n_classes: int = N_CLASSES) -> tuple[list
 def load_rubric(path: str | Path = SEED_RESULTS) -> dict:
     """The seed's test-accuracy rubric (``cse849.grading``): tiers highest first."""
     grading = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["cse849"]["grading"]
-    return {"max_points": grading["max_points"],
-            "tiers": sorted(grading["tiers"], key=lambda t: -t["min_accuracy"])}
+    return {"max_points": grading["max_points"], "tiers": sorted(grading["tiers"], key=lambda t: -t["min_accuracy"])}
 
 
 def rubric_points(accuracy: float, rubric: dict) -> int:
     return next(t["points"] for t in rubric["tiers"] if accuracy >= t["min_accuracy"])
 
 
-def grade_prediction_file(predictions: str | Path, labels: str | Path, metadata: str | Path | None = None,
-                          rubric: dict | None = None) -> dict:
+def grade_prediction_file(
+    predictions: str | Path, labels: str | Path, metadata: str | Path | None = None, rubric: dict | None = None
+) -> dict:
     """Accuracy, rubric points and (with digit labels) the shortcut figures of a prediction file."""
     predicted = read_predictions(predictions)
     files, truth = read_test_labels(labels)
     if len(predicted) != len(truth):
-        raise DataError(f"{predictions}: {len(predicted)} lines, but {labels} has {len(truth)} test images "
-                        f"(expected one line per image, in sorted file-name order)")
+        raise DataError(
+            f"{predictions}: {len(predicted)} lines, but {labels} has {len(truth)} test images "
+            f"(expected one line per image, in sorted file-name order)"
+        )
     rubric = rubric or load_rubric()
     predicted_t, truth_t = torch.tensor(predicted), torch.tensor(truth)
     accuracy = float((predicted_t == truth_t).double().mean())
@@ -152,11 +154,16 @@ def format_grade(result: dict) -> str:
             f"disagrees ({s['disagree_count']}): {_percent(s['disagree_accuracy'])} correct"
         )
         if s["shortcut_rate"] is not None:
-            verdict = ("the predictions follow the digit: the model uses the shortcut"
-                       if s["shortcut_rate"] >= SHORTCUT_SUSPECT_RATE else "no sign that the model reads the digit")
+            verdict = (
+                "the predictions follow the digit: the model uses the shortcut"
+                if s["shortcut_rate"] >= SHORTCUT_SUSPECT_RATE
+                else "no sign that the model reads the digit"
+            )
             ignoring = (1 - result["accuracy"]) / 9  # wrong predictions spread over the 9 other classes
-            lines.append(f"where they disagree, {_percent(s['shortcut_rate'])} of predictions are the digit's class "
-                         f"(a model that ignores the digit: about {_percent(ignoring)}): {verdict}")
+            lines.append(
+                f"where they disagree, {_percent(s['shortcut_rate'])} of predictions are the digit's class "
+                f"(a model that ignores the digit: about {_percent(ignoring)}): {verdict}"
+            )
     return "\n".join(lines)
 
 
@@ -166,16 +173,27 @@ def main(argv: list[str] | None = None) -> None:
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--labels", type=Path, help=f"filename,label CSV (default: {DEFAULT_DATA / TEST_LABELS})")
     source.add_argument("--data", type=Path, help=f"a dataset folder or .zip holding {TEST_LABELS} (and {METADATA})")
-    parser.add_argument("--metadata", type=Path, default=None,
-                        help=f"composite {METADATA} with digit labels (default: the one beside the labels, if any)")
+    parser.add_argument(
+        "--metadata",
+        type=Path,
+        default=None,
+        help=f"composite {METADATA} with digit labels (default: the one beside the labels, if any)",
+    )
     parser.add_argument("--json", type=Path, help="also write the result as JSON")
     args = parser.parse_args(argv)
 
     def work() -> None:
-        labels = dataset_root(args.data) / TEST_LABELS if args.data is not None else args.labels or DEFAULT_DATA / TEST_LABELS
+        labels = (
+            dataset_root(args.data) / TEST_LABELS
+            if args.data is not None
+            else args.labels or DEFAULT_DATA / TEST_LABELS
+        )
         if args.data is not None and not labels.is_file():
-            result = {"predictions": str(args.predictions), "graded": False,
-                      "reason": f"{args.data} has no {TEST_LABELS} (the course's data ships without test labels)"}
+            result = {
+                "predictions": str(args.predictions),
+                "graded": False,
+                "reason": f"{args.data} has no {TEST_LABELS} (the course's data ships without test labels)",
+            }
         else:
             result = grade_prediction_file(args.predictions, labels, args.metadata or labels.parent / METADATA)
         print(format_grade(result))

@@ -10,8 +10,8 @@ variant keeps its seed's semantics while the hot path has no per-sample Python.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import torch
 

@@ -62,15 +62,21 @@ BUILTIN_LOSSES: dict[str, Callable[[str], LossFn]] = {
     # the model already ends in log-softmax (DS 5220)
     "nll": lambda reduction: lambda out, y: F.nll_loss(out, y, reduction=reduction),
     # Practical 5 feeds one-hot probability targets
-    "one_hot_cross_entropy": lambda reduction: lambda out, y: F.cross_entropy(
-        out, F.one_hot(y, out.shape[1]).to(out.dtype), reduction=reduction),
+    "one_hot_cross_entropy": lambda reduction: (
+        lambda out, y: F.cross_entropy(out, F.one_hot(y, out.shape[1]).to(out.dtype), reduction=reduction)
+    ),
 }
 
 
 def available_losses(model_name: str) -> dict[str, Callable[..., LossFn]]:
     """The built-in criteria plus those of the model's own assignment (HKU A3's cross-entropy)."""
-    return {**BUILTIN_LOSSES, **{name: (lambda reduction, f=factory: f(reduction=reduction))
-                                 for name, factory in models.family_losses(model_name).items()}}
+    return {
+        **BUILTIN_LOSSES,
+        **{
+            name: (lambda reduction, f=factory: f(reduction=reduction))
+            for name, factory in models.family_losses(model_name).items()
+        },
+    }
 
 
 def make_loss(name: str, model_name: str, reduction: str = "mean") -> LossFn:
@@ -94,13 +100,17 @@ def check_model_and_loss(variant: VariantConfig) -> None:
         raise ConfigError(message if message.startswith(key) else f"{key}.model.name: {message}") from None
     losses = available_losses(variant.model.name)
     if variant.train.loss not in losses:
-        raise ConfigError(f"{key}.train.loss: unknown value {variant.train.loss!r} for model "
-                          f"{variant.model.name!r}; allowed: {', '.join(sorted(losses))}")
+        raise ConfigError(
+            f"{key}.train.loss: unknown value {variant.train.loss!r} for model "
+            f"{variant.model.name!r}; allowed: {', '.join(sorted(losses))}"
+        )
 
 
 def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
     if cfg.name == "sgd":
-        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov)
+        return torch.optim.SGD(
+            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+        )
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.name == "adamw":
@@ -130,7 +140,9 @@ class InputPipeline:
     the transfer is a no-op and the arithmetic is the same.
     """
 
-    def __init__(self, normalizer: Normalizer, device: torch.device, channels_last: bool, augment: BatchAugment | None = None) -> None:
+    def __init__(
+        self, normalizer: Normalizer, device: torch.device, channels_last: bool, augment: BatchAugment | None = None
+    ) -> None:
         self.normalizer = normalizer
         self.device = device
         self.channels_last = channels_last
@@ -218,7 +230,9 @@ class EvalResult:
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, images: torch.Tensor, prepare: InputPipeline, batch_size: int, precision: str) -> torch.Tensor:
+def predict_logits(
+    model: nn.Module, images: torch.Tensor, prepare: InputPipeline, batch_size: int, precision: str
+) -> torch.Tensor:
     """Model outputs for every image, in order, without augmentation."""
     model.eval()
     outputs = []
@@ -228,7 +242,15 @@ def predict_logits(model: nn.Module, images: torch.Tensor, prepare: InputPipelin
     return torch.cat(outputs) if outputs else torch.empty(0, 10)
 
 
-def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, prepare: InputPipeline, loss_fn: LossFn, batch_size: int, precision: str) -> EvalResult:
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    prepare: InputPipeline,
+    loss_fn: LossFn,
+    batch_size: int,
+    precision: str,
+) -> EvalResult:
     """Mean loss (``loss_fn``: the training criterion with ``reduction="sum"``, divided by N) and accuracy."""
     logits = predict_logits(model, images, prepare, batch_size, precision)
     loss = loss_fn(logits, labels)
@@ -277,41 +299,75 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         step_state["step"] += 1
         step_state["seen"] += batch
         if step_state["step"] % cfg.log_every_steps == 0:
-            result.steps.append({"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)})
+            result.steps.append(
+                {"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)}
+            )
 
-    log.info("%s: %s on %s, %d parameters, %d train / %s val / %d test images", variant.name, variant.model.name, device,
-             models.count_parameters(model), len(splits.train.labels), len(splits.val.labels) if splits.val else 0, len(splits.test.labels))
+    log.info(
+        "%s: %s on %s, %d parameters, %d train / %s val / %d test images",
+        variant.name,
+        variant.model.name,
+        device,
+        models.count_parameters(model),
+        len(splits.train.labels),
+        len(splits.val.labels) if splits.val else 0,
+        len(splits.test.labels),
+    )
     test_labelled = not bool((splits.test.labels == UNLABELLED).any())
     if not test_labelled:  # the course's CSE 849 zip: its test images come without labels
-        log.warning("%s: the test split has unlabelled images: no test loss or accuracy (the predict command "
-                    "writes its predictions)", variant.name)
+        log.warning(
+            "%s: the test split has unlabelled images: no test loss or accuracy (the predict command "
+            "writes its predictions)",
+            variant.name,
+        )
     best_state, best_val, best_epoch = None, -1.0, cfg.epochs
     train_seconds = 0.0
     train_images = 0
     for epoch in range(1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(model, splits.train.images, splits.train.labels, train_input, optimizer, loss_fn, cfg,
-                                generator, on_step, desc=f"{variant.name} {epoch}/{cfg.epochs}")
+        stats = train_one_epoch(
+            model,
+            splits.train.images,
+            splits.train.labels,
+            train_input,
+            optimizer,
+            loss_fn,
+            cfg,
+            generator,
+            on_step,
+            desc=f"{variant.name} {epoch}/{cfg.epochs}",
+        )
         if scheduler is not None:
             scheduler.step()
         train_seconds += stats.seconds
         train_images += stats.images
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if splits.val is not None:
-            val = evaluate(model, splits.val.images, splits.val.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
+            val = evaluate(
+                model, splits.val.images, splits.val.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+            )
             row.update(val_loss=val.loss, val_accuracy=val.accuracy)
             if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
                 best_val, best_epoch = val.accuracy, epoch
                 best_state = copy.deepcopy(model.state_dict())
         if cfg.test_every_epoch and test_labelled:
-            test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
+            test = evaluate(
+                model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+            )
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
         result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
-        log.info("%s epoch %d/%d: train loss %.4f acc %.4f%s%s | %.1f s, %.0f img/s",
-                 variant.name, epoch, cfg.epochs, stats.loss, stats.accuracy,
-                 f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "",
-                 f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else "",
-                 stats.seconds, stats.images / stats.seconds)
+        log.info(
+            "%s epoch %d/%d: train loss %.4f acc %.4f%s%s | %.1f s, %.0f img/s",
+            variant.name,
+            epoch,
+            cfg.epochs,
+            stats.loss,
+            stats.accuracy,
+            f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "",
+            f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else "",
+            stats.seconds,
+            stats.images / stats.seconds,
+        )
 
     if best_state is not None:
         model.load_state_dict(best_state)
@@ -319,7 +375,9 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         best_epoch = cfg.epochs
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
-        test = evaluate(model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision)
+        test = evaluate(
+            model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+        )
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
     result.metrics = {
         "epochs": cfg.epochs,

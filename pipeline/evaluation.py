@@ -59,9 +59,14 @@ GALLERY_SIZE = 20  # DS 5220 Part 4.2 / 4.3: the first 20 images
 # --------------------------------------------------------------------------- model + inputs
 
 
-def infer_logits(loaded: LoadedModel, images_u8: torch.Tensor, batch_size: int = 1000,
-                 precision: str = "float32", channels_last: bool = False,
-                 device: torch.device | None = None) -> torch.Tensor:
+def infer_logits(
+    loaded: LoadedModel,
+    images_u8: torch.Tensor,
+    batch_size: int = 1000,
+    precision: str = "float32",
+    channels_last: bool = False,
+    device: torch.device | None = None,
+) -> torch.Tensor:
     """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order.
 
     Exactly the evaluation preprocessing of training: the checkpoint's normalizer,
@@ -101,7 +106,12 @@ def classification_metrics(labels: torch.Tensor, predicted: torch.Tensor, n_clas
         pa, ra, fa, _ = precision_recall_fscore_support(y, p, labels=classes, average=average, zero_division=0)
         out[average] = {"precision": _round(pa), "recall": _round(ra), "f1": _round(fa)}
     out["per_class"] = {
-        str(c): {"precision": _round(precision[c]), "recall": _round(recall[c]), "f1": _round(f1[c]), "support": int(support[c])}
+        str(c): {
+            "precision": _round(precision[c]),
+            "recall": _round(recall[c]),
+            "f1": _round(f1[c]),
+            "support": int(support[c]),
+        }
         for c in classes
     }
     return out
@@ -130,7 +140,9 @@ def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torc
     if height <= 0 or width <= 0 or top < 0 or left < 0:
         raise ValueError(f"occlusion box must be [top, left, height, width] with positive size, got {list(box)}")
     if top + height > images_u8.shape[-2] or left + width > images_u8.shape[-1]:
-        raise ValueError(f"occlusion box {list(box)} does not fit in {images_u8.shape[-2]}x{images_u8.shape[-1]} images")
+        raise ValueError(
+            f"occlusion box {list(box)} does not fit in {images_u8.shape[-2]}x{images_u8.shape[-1]} images"
+        )
     out = images_u8.clone()
     out[..., top : top + height, left : left + width] = value
     return out
@@ -143,20 +155,29 @@ def _class_name(classes: Sequence[str], index: int) -> str:
     return classes[index] if 0 <= index < len(classes) else str(index)
 
 
-def plot_first_predictions(images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
+def plot_first_predictions(
+    images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
+):
     """DS 5220 Part 4.2: the first 20 test images titled with the prediction (red when wrong)."""
     n = min(GALLERY_SIZE, len(images_u8))
     titles = [f"Pred: {_class_name(classes, int(predicted[i]))}" for i in range(n)]
     colors = ["black" if int(predicted[i]) == int(labels[i]) else "tab:red" for i in range(n)]
-    return image_grid(images_u8[:n], titles, cols=5, title=f"First {n} test images: predicted class (red = wrong)",
-                      title_colors=colors)
+    return image_grid(
+        images_u8[:n],
+        titles,
+        cols=5,
+        title=f"First {n} test images: predicted class (red = wrong)",
+        title_colors=colors,
+    )
 
 
 def plot_misclassified(images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
     """DS 5220 Part 4.3: the first 20 misclassified test images with predicted and true class."""
     index = first_misclassified(predicted, labels)
-    titles = [f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}  (#{int(i)})"
-              for i in index]
+    titles = [
+        f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}  (#{int(i)})"
+        for i in index
+    ]
     return image_grid(images_u8[index], titles, cols=5, title=f"First {len(index)} misclassified test images")
 
 
@@ -168,8 +189,18 @@ def plot_confusion(labels: torch.Tensor, predicted: torch.Tensor, classes: Seque
     matrix = confusion_matrix(labels.numpy(), predicted.numpy(), labels=list(range(len(classes))))
     fig = Figure(figsize=(9, 7.5), layout="constrained")
     ax = fig.subplots()
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", cbar=True, square=True, ax=ax,
-                xticklabels=list(classes), yticklabels=list(classes), annot_kws={"fontsize": 8})
+    sns.heatmap(
+        matrix,
+        annot=True,
+        fmt="d",
+        cmap="Blues",
+        cbar=True,
+        square=True,
+        ax=ax,
+        xticklabels=list(classes),
+        yticklabels=list(classes),
+        annot_kws={"fontsize": 8},
+    )
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     ax.set_title(title)
@@ -187,9 +218,13 @@ class EvalOutputs:
     seconds: float
 
 
-def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: str | Path | None = None,
-                        occlusion: Mapping[str, Sequence[int]] | None = None,
-                        expected_variant: str | None = None) -> EvalOutputs:
+def evaluate_checkpoint(
+    model_path: str | Path,
+    out_dir: str | Path,
+    data_path: str | Path | None = None,
+    occlusion: Mapping[str, Sequence[int]] | None = None,
+    expected_variant: str | None = None,
+) -> EvalOutputs:
     """Evaluate ``model_path`` on its variant's test split and write ``out_dir`` (module docstring).
 
     ``expected_variant``: the variant the caller names; a checkpoint of another variant is
@@ -203,8 +238,10 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     model_path, out_dir = Path(model_path), Path(out_dir)
     loaded = load_checkpoint(model_path)
     if expected_variant is not None and loaded.variant != expected_variant:
-        raise ValueError(f"{model_path}: holds variant {loaded.variant!r}, not {expected_variant!r}; "
-                         f"its results would be written under the wrong name")
+        raise ValueError(
+            f"{model_path}: holds variant {loaded.variant!r}, not {expected_variant!r}; "
+            f"its results would be written under the wrong name"
+        )
     variant = variant_from_checkpoint(loaded, str(model_path))
     data = variant.data
     path = Path(data_path) if data_path is not None else Path(data.path)
@@ -212,8 +249,10 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     test = read_split(data.format, path, split)
     if bool((test.labels == UNLABELLED).any()):
         if data.format != "image_folder":  # only image folders have a validation split of their own
-            raise DataError(f"{path}: the test split has unlabelled images; evaluation needs labels "
-                            f"(use `python -m pipeline predict`)")
+            raise DataError(
+                f"{path}: the test split has unlabelled images; evaluation needs labels "
+                f"(use `python -m pipeline predict`)"
+            )
         # The course's CSE 849 zip ships its test images without labels (the course grades
         # q1_test.txt): evaluate on the validation split and say so in every output.
         split = "val"
@@ -238,8 +277,9 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
 
     digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
     if digits is None and data.occlusion:
-        notes.append(f"no digit labels for the {split} images (no composite metadata.csv): "
-                     "shortcut and occlusion tests skipped")
+        notes.append(
+            f"no digit labels for the {split} images (no composite metadata.csv): shortcut and occlusion tests skipped"
+        )
         log.warning("%s: %s", loaded.variant, notes[-1])
     if digits is not None:
         metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
@@ -252,10 +292,13 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
                 "change_points": _round(100.0 * (accuracy - metrics[accuracy_key])),
                 "predicted_digit_rate": _round((occluded == digits).double().mean()),
             }
-        log.info("shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s",
-                 metrics["shortcut"]["agree_accuracy"], metrics["shortcut"]["disagree_accuracy"],
-                 metrics["shortcut"]["shortcut_rate"],
-                 {k: v["accuracy"] for k, v in metrics["occlusion"].items()})
+        log.info(
+            "shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s",
+            metrics["shortcut"]["agree_accuracy"],
+            metrics["shortcut"]["disagree_accuracy"],
+            metrics["shortcut"]["shortcut_rate"],
+            {k: v["accuracy"] for k, v in metrics["occlusion"].items()},
+        )
 
     conf = confidences(logits)
     rows = []
@@ -274,6 +317,14 @@ def evaluate_checkpoint(model_path: str | Path, out_dir: str | Path, data_path: 
     save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), out_dir / "first20.png")
     save_figure(plot_misclassified(test.images, predicted, test.labels, classes), out_dir / "misclassified.png")
     seconds = time.perf_counter() - start
-    log.info("%s: %s accuracy %.4f, loss %.4f, %d misclassified; wrote %s in %.1f s",
-             loaded.variant, split, metrics[accuracy_key], loss, metrics["misclassified"], out_dir, seconds)
+    log.info(
+        "%s: %s accuracy %.4f, loss %.4f, %d misclassified; wrote %s in %.1f s",
+        loaded.variant,
+        split,
+        metrics[accuracy_key],
+        loss,
+        metrics["misclassified"],
+        out_dir,
+        seconds,
+    )
     return EvalOutputs(metrics=metrics, predicted=predicted, logits=logits, seconds=seconds)

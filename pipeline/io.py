@@ -57,7 +57,9 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
         yield tmp
         if target.is_dir() and not target.is_symlink():
             if not tmp.is_dir():
-                raise IsADirectoryError(f"{target}: is a directory; refusing to replace it (and its contents) with a file")
+                raise IsADirectoryError(
+                    f"{target}: is a directory; refusing to replace it (and its contents) with a file"
+                )
             shutil.rmtree(target)
         os.replace(tmp, target)
     finally:

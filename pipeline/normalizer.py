@@ -22,7 +22,7 @@ class Normalizer:
         self._std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
 
     @classmethod
-    def from_config(cls, cfg: NormalizeConfig, train_images: torch.Tensor) -> "Normalizer":
+    def from_config(cls, cfg: NormalizeConfig, train_images: torch.Tensor) -> Normalizer:
         channels = train_images.shape[1]
         if cfg.mode == "none":
             return cls([0.0] * channels, [1.0] * channels)

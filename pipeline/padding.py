@@ -6,9 +6,10 @@ of the Kaggle MNIST CSV (the seed's ``train_dataset[0]``).
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any
 
 import pandas as pd
 import torch
@@ -56,9 +57,13 @@ def conv_output_size(size: int, kernel: int, padding: int, stride: int) -> int:
     return (size - kernel + 2 * padding) // stride + 1
 
 
-def padding_table(image: torch.Tensor, kernel_size: int = 3, paddings: Sequence[int] = (0, 1, 2),
-                  strides: Sequence[int] = (1, 2),
-                  formula: Callable[[int, int, int, int], int] = conv_output_size) -> list[dict]:
+def padding_table(
+    image: torch.Tensor,
+    kernel_size: int = 3,
+    paddings: Sequence[int] = (0, 1, 2),
+    strides: Sequence[int] = (1, 2),
+    formula: Callable[[int, int, int, int], int] = conv_output_size,
+) -> list[dict]:
     """Measured ``Conv2d(C, 1, k, stride, padding)`` output shapes of ``image`` ``(1, C, H, W)``
     for every padding x stride, next to ``formula(size, k, p, s)`` per spatial side."""
     if image.dim() != 4:
@@ -71,18 +76,30 @@ def padding_table(image: torch.Tensor, kernel_size: int = 3, paddings: Sequence[
                 conv = nn.Conv2d(channels, 1, kernel_size=kernel_size, stride=stride, padding=padding)
                 measured = list(conv(image.float()).shape)
                 expected = [formula(height, kernel_size, padding, stride), formula(width, kernel_size, padding, stride)]
-                rows.append({
-                    "padding": padding, "stride": stride, "kernel_size": kernel_size,
-                    "input_shape": list(image.shape), "measured_shape": measured,
-                    "formula_hw": expected, "agree": measured[2:] == expected,
-                })
+                rows.append(
+                    {
+                        "padding": padding,
+                        "stride": stride,
+                        "kernel_size": kernel_size,
+                        "input_shape": list(image.shape),
+                        "measured_shape": measured,
+                        "formula_hw": expected,
+                        "agree": measured[2:] == expected,
+                    }
+                )
     return rows
 
 
 def padding_result(image: torch.Tensor, rows: Sequence[dict], kernel_size: int, source: str) -> dict:
     """The content of ``padding_shapes.json``."""
-    return {"source": source, "input_shape": list(image.shape), "kernel_size": kernel_size,
-            "formula": FORMULA, "all_agree": all(r["agree"] for r in rows), "rows": list(rows)}
+    return {
+        "source": source,
+        "input_shape": list(image.shape),
+        "kernel_size": kernel_size,
+        "formula": FORMULA,
+        "all_agree": all(r["agree"] for r in rows),
+        "rows": list(rows),
+    }
 
 
 def padding_markdown(rows: Sequence[dict], source: str) -> str:
@@ -98,11 +115,16 @@ def padding_markdown(rows: Sequence[dict], source: str) -> str:
     plain = next((r for r in rows if r["padding"] == 0 and r["stride"] == 1), None)
     if plain is not None:
         h = first["input_shape"][2]
-        lines += [f"The seed's example (padding 0, stride 1) gives {plain['measured_shape']}: {h} - {k} + 1 = "
-                  f"{h - k + 1} valid positions per side, so the border is lost; padding (k - 1) / 2 keeps {h} x {h} "
-                  "at stride 1.", ""]
+        lines += [
+            f"The seed's example (padding 0, stride 1) gives {plain['measured_shape']}: {h} - {k} + 1 = "
+            f"{h - k + 1} valid positions per side, so the border is lost; padding (k - 1) / 2 keeps {h} x {h} "
+            "at stride 1.",
+            "",
+        ]
     lines += ["| padding | stride | measured output shape | formula (H, W) | agree |", "|---:|---:|---|---|:---:|"]
     for r in rows:
-        lines.append(f"| {r['padding']} | {r['stride']} | {r['measured_shape']} | {r['formula_hw']} | {'yes' if r['agree'] else 'NO'} |")
+        lines.append(
+            f"| {r['padding']} | {r['stride']} | {r['measured_shape']} | {r['formula_hw']} | {'yes' if r['agree'] else 'NO'} |"
+        )
     lines.append("")
     return "\n".join(lines)

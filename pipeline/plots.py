@@ -11,8 +11,8 @@ The helpers take plain arrays and return figures; the caller decides the file na
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import matplotlib
 
@@ -103,7 +103,9 @@ def minmax_scale(array: np.ndarray) -> np.ndarray:
     return (array - low) / (high - low)
 
 
-def filter_grid(weight: torch.Tensor, title: str | None = None, cols: int | None = None, panel_size: float = 1.3) -> Figure:
+def filter_grid(
+    weight: torch.Tensor, title: str | None = None, cols: int | None = None, panel_size: float = 1.3
+) -> Figure:
     """One panel per output filter of a convolution weight ``(out, in, kh, kw)``.
 
     Three input channels are shown in colour (RGB), each filter min-max scaled on its
@@ -152,7 +154,9 @@ def bar_grid(
     top_inches = 0.75 if title else 0.2
     height = panel_size[1] * rows + top_inches + 0.15
     fig = Figure(figsize=(panel_size[0] * cols, height))
-    fig.subplots_adjust(left=0.03, right=0.99, bottom=0.15 / height, top=1 - top_inches / height, wspace=0.35, hspace=0.55)
+    fig.subplots_adjust(
+        left=0.03, right=0.99, bottom=0.15 / height, top=1 - top_inches / height, wspace=0.35, hspace=0.55
+    )
     x = np.arange(n_bars)
     colors = matplotlib.colormaps["tab10"](np.arange(n_bars) % 10)
     for i, ax in enumerate(panel_axes(fig, n, cols)):

@@ -74,6 +74,13 @@ def run_predict(model_path: str | Path, images_dir: str | Path, out: str | Path)
     files, predicted = predict_folder(model_path, images_dir)
     write_text(out, format_predictions(predicted))
     counts = torch.bincount(predicted, minlength=1).tolist()
-    log.info("predicted %d images from %s with %s -> %s in %.1f s (per class: %s)",
-             len(files), images_dir, model_path, out, time.perf_counter() - start, counts)
+    log.info(
+        "predicted %d images from %s with %s -> %s in %.1f s (per class: %s)",
+        len(files),
+        images_dir,
+        model_path,
+        out,
+        time.perf_counter() - start,
+        counts,
+    )
     return predicted.tolist()

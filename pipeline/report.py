@@ -38,9 +38,10 @@ import html
 import json
 import posixpath
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import yaml
 
@@ -304,7 +305,11 @@ def stage_outputs(dvc_yaml: Path, params: Mapping[str, Any]) -> dict[str, str]:
                     items = lookup(_INTERP.fullmatch(items.strip()).group(1), params)
                 except (AttributeError, KeyError):
                     continue
-            pairs = items.items() if isinstance(items, Mapping) else ((v if isinstance(v, str) else i, v) for i, v in enumerate(items or []))
+            pairs = (
+                items.items()
+                if isinstance(items, Mapping)
+                else ((v if isinstance(v, str) else i, v) for i, v in enumerate(items or []))
+            )
             for key, item in pairs:
                 collect(f"{name}@{key}", body["do"], {**params, "key": key, "item": item})
         else:
@@ -400,7 +405,7 @@ class Markdown:
             elif not fenced:
                 heading = _HEADING.match(line)
                 if heading:
-                    line = "#" * max(1, min(6, len(heading.group(1)) + shift)) + line[len(heading.group(1)):]
+                    line = "#" * max(1, min(6, len(heading.group(1)) + shift)) + line[len(heading.group(1)) :]
                 line = _LINK.sub(lambda m: _rebase(m, base, self), line)
             out.append(line)
         self.blocks.append("\n".join(out))
@@ -503,7 +508,10 @@ RUN_ROWS = [
     ("loss", lambda v: v.train.loss),
     ("epochs", lambda v: num(v.train.epochs)),
     ("batch size", lambda v: num(v.train.batch_size)),
-    ("checkpoint kept", lambda v: "best validation accuracy" if v.train.checkpoint == "best_val_accuracy" else "last epoch"),
+    (
+        "checkpoint kept",
+        lambda v: "best validation accuracy" if v.train.checkpoint == "best_val_accuracy" else "last epoch",
+    ),
     ("precision", lambda v: v.train.precision + (", channels-last" if v.train.channels_last else "")),
     ("seed", lambda v: str(v.seed)),
 ]
@@ -544,7 +552,9 @@ def results_table(doc: Markdown, variants: list[str]) -> None:
         for name in produced:
             m = metrics[name]
             if key is None:
-                row.append(f"{m['checkpoint_epoch']} / {m['epochs']}" if "checkpoint_epoch" in m and "epochs" in m else "-")
+                row.append(
+                    f"{m['checkpoint_epoch']} / {m['epochs']}" if "checkpoint_epoch" in m and "epochs" in m else "-"
+                )
             else:
                 row.append(fmt(m[key]) if key in m else "-")
         if any(cell != "-" for cell in row[1:]):
@@ -574,7 +584,7 @@ def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         else:
             ours, diff = metric_value(metric, m[metric]), metric_diff(metric, m[metric], value)
         rows.append([f"`{variant}`", metric, ours, metric_value(metric, value), diff, f"[{i}]"])
-        sources.append(f"[{i}] `{seed_file}`, {r.get('section', '')}: \"{r['quote']}\"")
+        sources.append(f'[{i}] `{seed_file}`, {r.get("section", "")}: "{r["quote"]}"')
     doc.table(["variant", "quantity", "this pipeline", "seed reported", "difference", "seed source"], rows)
     doc.bullets(sources)
 
@@ -595,22 +605,36 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         reached = next(t for t in tiers if acc >= t["min_accuracy"])
         higher = [t for t in tiers if t["min_accuracy"] > acc]
         nxt = f"{100 * (higher[-1]['min_accuracy'] - acc):.2f} pp short of the next tier" if higher else "top tier"
-        rows = [[pct(t["min_accuracy"]) if t["min_accuracy"] > 0 else "below the others",
-                 f"{t['points']} / {grading['max_points']}", "**reached**" if t is reached else "", f"\"{t['quote']}\""]
-                for t in tiers]
-        doc.para(f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
-                 f"{grading['max_points']} points** of the seed's rubric ({nxt}).")
+        rows = [
+            [
+                pct(t["min_accuracy"]) if t["min_accuracy"] > 0 else "below the others",
+                f"{t['points']} / {grading['max_points']}",
+                "**reached**" if t is reached else "",
+                f'"{t["quote"]}"',
+            ]
+            for t in tiers
+        ]
+        doc.para(
+            f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
+            f"{grading['max_points']} points** of the seed's rubric ({nxt})."
+        )
         doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
     grade = doc.inputs.json("cse849/grade.json")
     if grade is not None and grade.get("graded"):
         shortcut = grade.get("shortcut") or {}
         rate = shortcut.get("shortcut_rate")
-        doc.para(f"The TA's grader on the deliverable ({ref('cse849/grade.json')}, stage `grade_cse849`: "
-                 f"`python -m pipeline grade-cse849 q1_test.txt`): {grade['correct']} / {grade['images']} correct, "
-                 f"**{grade['points']} / {grade['max_points']} points**"
-                 + (f"; where the digit disagrees with the label, {pct(rate)} of the predictions are the "
-                    f"digit's class (a model that ignores the digit: about (1 - accuracy) / 9 = "
-                    f"{pct((1 - grade['accuracy']) / 9)})." if rate is not None else "."))
+        doc.para(
+            f"The TA's grader on the deliverable ({ref('cse849/grade.json')}, stage `grade_cse849`: "
+            f"`python -m pipeline grade-cse849 q1_test.txt`): {grade['correct']} / {grade['images']} correct, "
+            f"**{grade['points']} / {grade['max_points']} points**"
+            + (
+                f"; where the digit disagrees with the label, {pct(rate)} of the predictions are the "
+                f"digit's class (a model that ignores the digit: about (1 - accuracy) / 9 = "
+                f"{pct((1 - grade['accuracy']) / 9)})."
+                if rate is not None
+                else "."
+            )
+        )
 
 
 def flat_scalars(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -679,9 +703,14 @@ def summary(doc: Markdown) -> None:
         seed_acc = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
         for variant in a.get("variants") or []:
             m = doc.inputs.metrics(variant)
-            ours = pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+            ours = (
+                pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+            )
             if variant in seed_acc:
-                seed, diff = pct(seed_acc[variant]), (points(m["test_accuracy"] - seed_acc[variant]) if m and "test_accuracy" in m else "-")
+                seed, diff = (
+                    pct(seed_acc[variant]),
+                    (points(m["test_accuracy"] - seed_acc[variant]) if m and "test_accuracy" in m else "-"),
+                )
             else:
                 seed, diff = "not reported", "-"
             rows.append([f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})", f"`{variant}`", ours, seed, diff])
@@ -691,9 +720,11 @@ def summary(doc: Markdown) -> None:
         rows.append([f"[{OTHER_TITLE}](#{slug(OTHER_TITLE)})", f"`{variant}`", ours, "no seed", "-"])
     doc.table(["assignment", "variant", "test accuracy", "seed reported", "difference"], rows)
     seeds_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
-    doc.para("Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
-             f"percentage points (pp). Seed numbers: [`{SEED_RESULTS.as_posix()}`]({seeds_link}), "
-             "each with the line it quotes.")
+    doc.para(
+        "Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
+        f"percentage points (pp). Seed numbers: [`{SEED_RESULTS.as_posix()}`]({seeds_link}), "
+        "each with the line it quotes."
+    )
 
 
 def data_section(doc: Markdown) -> None:
@@ -705,39 +736,64 @@ def data_section(doc: Markdown) -> None:
     else:
         mnist = stats.get("mnist") or {}
         if mnist:
-            doc.table(["MNIST split", "images", "pixel mean", "pixel std"],
-                      [[s, num(e.get("count", "-")), num(e.get("mean", "-")), num(e.get("std", "-"))] for s, e in mnist.items()])
+            doc.table(
+                ["MNIST split", "images", "pixel mean", "pixel std"],
+                [
+                    [s, num(e.get("count", "-")), num(e.get("mean", "-")), num(e.get("std", "-"))]
+                    for s, e in mnist.items()
+                ],
+            )
         comp = stats.get("composite") or {}
         if comp:
+
             def chans(d: Any) -> str:
                 return ", ".join(f"{k} {num(v)}" for k, v in d.items()) if isinstance(d, Mapping) else "-"
 
-            doc.table(["composite split", "images", "digit = label", "mean", "std"],
-                      [[s, num(e.get("count", "-")), pct(e["label_agreement"]) if "label_agreement" in e else "-",
-                        chans(e.get("mean")), chans(e.get("std"))] for s, e in comp.items()])
-        doc.para(f"From {ref('data/stats.json')} (stage `stats`). \"digit = label\": the fraction of "
-                 "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut).")
+            doc.table(
+                ["composite split", "images", "digit = label", "mean", "std"],
+                [
+                    [
+                        s,
+                        num(e.get("count", "-")),
+                        pct(e["label_agreement"]) if "label_agreement" in e else "-",
+                        chans(e.get("mean")),
+                        chans(e.get("std")),
+                    ]
+                    for s, e in comp.items()
+                ],
+            )
+        doc.para(
+            f'From {ref("data/stats.json")} (stage `stats`). "digit = label": the fraction of '
+            "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut)."
+        )
     composite = inputs.params.get("composite")
     if isinstance(composite, Mapping):
-        doc.para("Composite set-up (`params.yaml` `composite`): " + ", ".join(f"{k} = {num(v)}" for k, v in composite.items()) + ".")
+        doc.para(
+            "Composite set-up (`params.yaml` `composite`): "
+            + ", ".join(f"{k} = {num(v)}" for k, v in composite.items())
+            + "."
+        )
     prov = inputs.json("data/provenance.json")
     if prov is None:
         doc.missing("data/provenance.json", "data provenance")
     else:
         doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
         extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
-        doc.para(f"From {ref('data/provenance.json')} (stage `download`)"
-                 + (f"; {', '.join(extra)}" if extra else "") + ".")
+        doc.para(
+            f"From {ref('data/provenance.json')} (stage `download`)" + (f"; {', '.join(extra)}" if extra else "") + "."
+        )
     head = inputs.text("data/mnist_head.txt")
     if head is None:
         doc.missing("data/mnist_head.txt")
     else:
         doc.para(f"First rows of the MNIST CSV ({ref('data/mnist_head.txt')}):")
         doc.code(head)
-    for rel, caption in [("data/mnist_class_distribution.png", "MNIST class distribution"),
-                         ("data/mnist_first5.png", "the first five MNIST training images"),
-                         ("data/mnist_random20.png", "twenty random MNIST training images"),
-                         ("data/composite_samples.png", "composite samples (CIFAR-10 image + MNIST digit)")]:
+    for rel, caption in [
+        ("data/mnist_class_distribution.png", "MNIST class distribution"),
+        ("data/mnist_first5.png", "the first five MNIST training images"),
+        ("data/mnist_random20.png", "twenty random MNIST training images"),
+        ("data/composite_samples.png", "composite samples (CIFAR-10 image + MNIST digit)"),
+    ]:
         doc.figure(rel, caption)
 
 
@@ -757,10 +813,15 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[list[str]]:
             continue
         files = entry.get("files")
         if isinstance(files, Mapping) and files:
-            rows += [[f"{name}: {f}", f"`{e.get('origin', '-')}`", f"`{e['md5']}`" if "md5" in e else "-", size(e)]
-                     for f, e in files.items() if isinstance(e, Mapping)]
+            rows += [
+                [f"{name}: {f}", f"`{e.get('origin', '-')}`", f"`{e['md5']}`" if "md5" in e else "-", size(e)]
+                for f, e in files.items()
+                if isinstance(e, Mapping)
+            ]
         else:
-            rows.append([name, f"`{entry.get('origin', '-')}`", f"`{entry['md5']}`" if "md5" in entry else "-", size(entry)])
+            rows.append(
+                [name, f"`{entry.get('origin', '-')}`", f"`{entry['md5']}`" if "md5" in entry else "-", size(entry)]
+            )
     return rows
 
 
@@ -782,9 +843,10 @@ def other_variants(inputs: Inputs) -> list[str]:
 def other_variants_section(doc: Markdown, variants: list[str]) -> None:
     """Variants that are in params.yaml only: the same tables and figures, without a seed to compare with."""
     doc.heading(2, OTHER_TITLE)
-    doc.para("In `params.yaml` `variants` but in no assignment of "
-             f"`{SEED_RESULTS.as_posix()}` (no seed numbers to compare with): "
-             + ", ".join(f"`{v}`" for v in variants) + ".")
+    doc.para(
+        "In `params.yaml` `variants` but in no assignment of "
+        f"`{SEED_RESULTS.as_posix()}` (no seed numbers to compare with): " + ", ".join(f"`{v}`" for v in variants) + "."
+    )
     doc.heading(3, "What was run")
     run_table(doc, variants)
     doc.heading(3, "Results")
@@ -836,25 +898,36 @@ def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     if grades is None:
         doc.missing("autograder.json", "autograder scores")
         return
-    rows = [[q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
-            for q, g in grades.items() if isinstance(g, Mapping)]
+    rows = [
+        [q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
+        for q, g in grades.items()
+        if isinstance(g, Mapping)
+    ]
     if "total" in grades:
         rows.append(["**total**", f"**{grades['total']} / {grades.get('max_total', '?')}**", ""])
     doc.table(["question", "score", "checks passed"], rows)
     uses = grades.get("forbidden_uses")
-    allowed = ("" if uses is None else " Uses of operations the seed does not allow: "
-               + (f"**{uses}** (reported, not deducted)." if uses else "none."))
-    doc.para(f"From {ref('autograder.json')} (stage `autograde`: this project's `layers.py` graded as a student's "
-             f"submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class).{allowed}")
+    allowed = (
+        ""
+        if uses is None
+        else " Uses of operations the seed does not allow: "
+        + (f"**{uses}** (reported, not deducted)." if uses else "none.")
+    )
+    doc.para(
+        f"From {ref('autograder.json')} (stage `autograde`: this project's `layers.py` graded as a student's "
+        f"submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class).{allowed}"
+    )
 
 
 def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
     doc.heading(3, "Shortcut and occlusion tests")
-    doc.para("On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
-             "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
-             "images predicted as the digit's class, and the accuracy with one region blanked out "
-             "(`params.yaml` `variants.<variant>.data.occlusion`).")
+    doc.para(
+        "On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
+        "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
+        "images predicted as the digit's class, and the accuracy with one region blanked out "
+        "(`params.yaml` `variants.<variant>.data.occlusion`)."
+    )
     for variant in a.get("variants") or []:
         rel = f"{variant}/eval/metrics.json"
         ev = inputs.json(rel)
@@ -877,22 +950,37 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
     folder = f"{variant}/classwise_norms"
     doc.figure(f"{variant}/analysis/filters.png", f"{variant}: all first-layer filters")
-    doc.figure(f"{folder}/classwise_norms_conv1.png", f"{variant}: class-wise mean feature-map norm per filter, first conv layer")
-    doc.figure(f"{folder}/classwise_norms_conv5.png", f"{variant}: class-wise mean feature-map norm per filter, last conv layer")
+    doc.figure(
+        f"{folder}/classwise_norms_conv1.png",
+        f"{variant}: class-wise mean feature-map norm per filter, first conv layer",
+    )
+    doc.figure(
+        f"{folder}/classwise_norms_conv5.png",
+        f"{variant}: class-wise mean feature-map norm per filter, last conv layer",
+    )
     doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
     norms = inputs.json(f"{folder}/classwise_norms.json")
     if norms is None:
         doc.missing(f"{folder}/classwise_norms.json", "class-wise norm summary")
     else:
-        summaries = {layer: v["summary"] for layer, v in norms.items()
-                     if isinstance(v, Mapping) and isinstance(v.get("summary"), Mapping)}
+        summaries = {
+            layer: v["summary"]
+            for layer, v in norms.items()
+            if isinstance(v, Mapping) and isinstance(v.get("summary"), Mapping)
+        }
         if summaries:
             generic_results_table(doc, summaries)
         elif not scalar_table(doc, norms):
             doc.para("(structure not recognised; see the file)")
-        doc.para(f"From {ref(f'{folder}/classwise_norms.json')}"
-                 + (f"; every value: {ref(f'{folder}/classwise_norms.csv')}"
-                    if inputs.exists(f"{folder}/classwise_norms.csv") else "") + " (stage `classwise_norms`).")
+        doc.para(
+            f"From {ref(f'{folder}/classwise_norms.json')}"
+            + (
+                f"; every value: {ref(f'{folder}/classwise_norms.csv')}"
+                if inputs.exists(f"{folder}/classwise_norms.csv")
+                else ""
+            )
+            + " (stage `classwise_norms`)."
+        )
 
 
 def shortcut_occlusion(doc: Markdown, variant: str, ev: Mapping[str, Any]) -> None:
@@ -925,7 +1013,10 @@ def analysis_section(doc: Markdown) -> None:
         doc.include_markdown(f"comparisons/{key}.md", level=4, title=str(spec.get("title") or key))
         if inputs.exists(f"comparisons/{key}.json"):
             doc.para(f"From {ref(f'comparisons/{key}.json')} (stage `{inputs.stage_for(f'comparisons/{key}.json')}`).")
-    for file, title in [("shape_trace.md", "Shape traces through each network"), ("layer_summary.md", "Layer summaries")]:
+    for file, title in [
+        ("shape_trace.md", "Shape traces through each network"),
+        ("layer_summary.md", "Layer summaries"),
+    ]:
         doc.heading(3, title)
         for variant in variants:
             doc.include_markdown(f"{variant}/analysis/{file}", level=4, title=f"`{variant}`")
@@ -937,12 +1028,18 @@ def analysis_section(doc: Markdown) -> None:
         if not isinstance(counts, Mapping):
             rows.append([f"`{variant}`", inputs.missing(rel), "", ""])
             continue
-        rows.append([f"[`{variant}`]({link(rel)})",
-                     *(num(counts[k]) if k in counts else "-" for k in ("total", "trainable", "non_trainable"))])
+        rows.append(
+            [
+                f"[`{variant}`]({link(rel)})",
+                *(num(counts[k]) if k in counts else "-" for k in ("total", "trainable", "non_trainable")),
+            ]
+        )
     if rows:
         doc.table(["variant", "parameters", "trainable", "non-trainable"], rows)
-        doc.para("From each `reports/<variant>/analysis/param_counts.json` (stage `analyze@<variant>`); "
-                 "the variant names link to the files.")
+        doc.para(
+            "From each `reports/<variant>/analysis/param_counts.json` (stage `analyze@<variant>`); "
+            "the variant names link to the files."
+        )
 
 
 def generic_results_table(doc: Markdown, results: Mapping[str, Any], corner: str = "") -> None:
@@ -951,8 +1048,11 @@ def generic_results_table(doc: Markdown, results: Mapping[str, Any], corner: str
     for entry in results.values():
         if isinstance(entry, Mapping):
             cols += [k for k, v in entry.items() if k not in cols and not isinstance(v, (Mapping, list))]
-    rows = [[f"`{name}`", *(by_name(c, entry[c]) if c in entry else "-" for c in cols)]
-            for name, entry in results.items() if isinstance(entry, Mapping)]
+    rows = [
+        [f"`{name}`", *(by_name(c, entry[c]) if c in entry else "-" for c in cols)]
+        for name, entry in results.items()
+        if isinstance(entry, Mapping)
+    ]
     doc.table([corner, *cols], rows)
 
 
@@ -967,24 +1067,42 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             continue
         total += m.get("train_seconds", 0.0)
         per_epoch = m["train_seconds"] / m["epochs"] if m.get("epochs") and "train_seconds" in m else None
-        rows.append([f"`{name}`", num(m.get("epochs", "-")), seconds(m["train_seconds"]) if "train_seconds" in m else "-",
-                     seconds(per_epoch) if per_epoch is not None else "-", num(m.get("train_images_per_second", "-"))])
+        rows.append(
+            [
+                f"`{name}`",
+                num(m.get("epochs", "-")),
+                seconds(m["train_seconds"]) if "train_seconds" in m else "-",
+                seconds(per_epoch) if per_epoch is not None else "-",
+                num(m.get("train_images_per_second", "-")),
+            ]
+        )
     have = sum(inputs.metrics(name) is not None for name in variants)
     if have:
-        label = "**all variants**" if have == len(variants) else f"**the {have} of {len(variants)} variants trained so far**"
+        label = (
+            "**all variants**"
+            if have == len(variants)
+            else f"**the {have} of {len(variants)} variants trained so far**"
+        )
         rows.append([label, "", f"**{seconds(total)}**", "", ""])
     doc.heading(3, "Training, per variant")
     doc.table(["variant", "epochs", "training time", "per epoch", "images / s"], rows)
-    doc.para("Training time counts the training passes only (not evaluation); from each `reports/<variant>/metrics.json`.")
+    doc.para(
+        "Training time counts the training passes only (not evaluation); from each `reports/<variant>/metrics.json`."
+    )
 
     doc.heading(3, "Whole pipeline")
     timing = inputs.json("timing.json")
     if timing is None:
         doc.missing("timing.json", "wall time of `dvc repro`")
     else:
-        rows = [["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]]
-        rows += [[k, f"`{v}`" if k == "command" else num(v)] for k, v in timing.items()
-                 if k not in ("dvc_repro_seconds", "stages")]
+        rows = [
+            ["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]
+        ]
+        rows += [
+            [k, f"`{v}`" if k == "command" else num(v)]
+            for k, v in timing.items()
+            if k not in ("dvc_repro_seconds", "stages")
+        ]
         doc.table(["", "value"], rows)
         doc.para(f"From {ref('timing.json')} (`make repro-timed`, `pipeline/timing.py`).")
         stage_seconds = timing.get("stages") or {}
@@ -995,11 +1113,15 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             for stage, secs in sorted(stage_seconds.items(), key=lambda item: -item[1]):
                 variant = stage.split("@", 1)[1] if stage.startswith("train@") else None
                 metrics = inputs.metrics(variant) if variant else None
-                speed = num(metrics["train_images_per_second"]) if metrics and "train_images_per_second" in metrics else ""
+                speed = (
+                    num(metrics["train_images_per_second"]) if metrics and "train_images_per_second" in metrics else ""
+                )
                 rows.append([f"`{stage}`", seconds(secs), f"{100 * secs / total:.1f}%" if total else "-", speed])
             doc.table(["stage", "wall time", "share", "training images / s"], rows)
-            doc.para("Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
-                     "and lock-file update; images / s from the variant's `metrics.json` (training passes only).")
+            doc.para(
+                "Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
+                "and lock-file update; images / s from the variant's `metrics.json` (training passes only)."
+            )
 
     doc.heading(3, "Engine vs the seed-style data loader")
     loader = inputs.json("benchmarks/loader.json")
@@ -1007,18 +1129,38 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
         doc.missing("benchmarks/loader.json", "loader benchmark")
     else:
         results = loader.get("results") or {}
-        rows = [[f"`{label}`", seconds(r["seconds"]) if "seconds" in r else "-",
-                 f"{r['speedup_vs_seed_style']:.2f}x" if "speedup_vs_seed_style" in r else "-",
-                 f"{r['speedup_vs_seed_style_median']:.2f}x" if "speedup_vs_seed_style_median" in r else "-",
-                 pct(r["test_accuracy"]) if "test_accuracy" in r else "-"] for label, r in results.items()]
-        doc.table(["loop (one epoch, DS 5220 CNN)", "time (min)", "speed-up vs seed style (min)", "(median)",
-                   "test accuracy"], rows)
+        rows = [
+            [
+                f"`{label}`",
+                seconds(r["seconds"]) if "seconds" in r else "-",
+                f"{r['speedup_vs_seed_style']:.2f}x" if "speedup_vs_seed_style" in r else "-",
+                f"{r['speedup_vs_seed_style_median']:.2f}x" if "speedup_vs_seed_style_median" in r else "-",
+                pct(r["test_accuracy"]) if "test_accuracy" in r else "-",
+            ]
+            for label, r in results.items()
+        ]
+        doc.table(
+            [
+                "loop (one epoch, DS 5220 CNN)",
+                "time (min)",
+                "speed-up vs seed style (min)",
+                "(median)",
+                "test accuracy",
+            ],
+            rows,
+        )
         benchmark_reliability(doc, loader)
-        extra = {k: v for k, v in loader.items() if k not in ("results", "reliable", "reliability_note")
-                 and not isinstance(v, (Mapping, list))}
-        doc.para(f"From {ref('benchmarks/loader.json')} (`benchmarks/bench_loader.py`; the loops interleaved, "
-                 "each repeated, the minimum and median of each kept)"
-                 + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else "") + ".")
+        extra = {
+            k: v
+            for k, v in loader.items()
+            if k not in ("results", "reliable", "reliability_note") and not isinstance(v, (Mapping, list))
+        }
+        doc.para(
+            f"From {ref('benchmarks/loader.json')} (`benchmarks/bench_loader.py`; the loops interleaved, "
+            "each repeated, the minimum and median of each kept)"
+            + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else "")
+            + "."
+        )
 
     doc.heading(3, "Custom layers vs torch")
     layers = inputs.json("benchmarks/layers.json")
@@ -1027,21 +1169,45 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
     else:
         # bench_layers.py writes one row per measurement: custom_s / torch_s / ratio are the
         # minimums over interleaved repeats (ratio_median: of the medians), target, pass
-        rows = [[r["name"], duration(r["custom_s"]), duration(r["torch_s"]), f"{r['ratio']:.2f}x",
-                 f"{r['ratio_median']:.2f}x" if "ratio_median" in r else "-",
-                 f"<= {r['target']:g}x", "met" if r["pass"] else "**missed**"]
-                for r in layers.get("results", [])]
-        doc.table(["forward + backward (batch 64, float32)", "custom (min)", "torch.nn (min)", "custom / torch (min)",
-                   "(median)", "target", ""], rows)
+        rows = [
+            [
+                r["name"],
+                duration(r["custom_s"]),
+                duration(r["torch_s"]),
+                f"{r['ratio']:.2f}x",
+                f"{r['ratio_median']:.2f}x" if "ratio_median" in r else "-",
+                f"<= {r['target']:g}x",
+                "met" if r["pass"] else "**missed**",
+            ]
+            for r in layers.get("results", [])
+        ]
+        doc.table(
+            [
+                "forward + backward (batch 64, float32)",
+                "custom (min)",
+                "torch.nn (min)",
+                "custom / torch (min)",
+                "(median)",
+                "target",
+                "",
+            ],
+            rows,
+        )
         benchmark_reliability(doc, layers)
-        extra = {k: v for k, v in layers.items() if k not in ("results", "reliable", "reliability_note")
-                 and not isinstance(v, (Mapping, list))}
-        doc.para(f"From {ref('benchmarks/layers.json')} (`benchmarks/bench_layers.py`; custom and torch interleaved, "
-                 "targets judged on the ratio of the minimums)"
-                 + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "") + ".")
+        extra = {
+            k: v
+            for k, v in layers.items()
+            if k not in ("results", "reliable", "reliability_note") and not isinstance(v, (Mapping, list))
+        }
+        doc.para(
+            f"From {ref('benchmarks/layers.json')} (`benchmarks/bench_layers.py`; custom and torch interleaved, "
+            "targets judged on the ratio of the minimums)"
+            + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "")
+            + "."
+        )
 
 
-def benchmark_reliability(doc: "Markdown", bench: Mapping[str, Any]) -> None:
+def benchmark_reliability(doc: Markdown, bench: Mapping[str, Any]) -> None:
     """The benchmark's own verdict on the machine it ran on: quote the ratios only when calm."""
     if "reliable" not in bench:
         return
@@ -1049,19 +1215,29 @@ def benchmark_reliability(doc: "Markdown", bench: Mapping[str, Any]) -> None:
         doc.para("The machine was calm during this benchmark (its `reliable` check passed).")
     else:
         note = bench.get("reliability_note") or "no reason recorded"
-        doc.para(f"**Unreliable measurement**: the machine was busy during this benchmark ({note}); "
-                 "treat these times and ratios as rough.")
+        doc.para(
+            f"**Unreliable measurement**: the machine was busy during this benchmark ({note}); "
+            "treat these times and ratios as rough."
+        )
 
 
 def build_markdown(inputs: Inputs) -> Markdown:
     doc = Markdown(inputs)
     doc.heading(1, "Results: five CNN assignments, regenerated")
-    doc.para("Written by the `report` stage (`python -m pipeline.stages.report`, see `dvc.yaml`) from the files under "
-             "`reports/`; every number links to the file it comes from, and every file to the stage that writes it. "
-             "A self-contained copy with the images embedded: [`index.html`](index.html).")
+    doc.para(
+        "Written by the `report` stage (`python -m pipeline.stages.report`, see `dvc.yaml`) from the files under "
+        "`reports/`; every number links to the file it comes from, and every file to the stage that writes it. "
+        "A self-contained copy with the images embedded: [`index.html`](index.html)."
+    )
     others = other_variants(inputs)
-    sections = ["Summary", "Data", *(a["title"] for a in inputs.seeds.values()), *([OTHER_TITLE] if others else []),
-                "Analysis across assignments", "Time"]
+    sections = [
+        "Summary",
+        "Data",
+        *(a["title"] for a in inputs.seeds.values()),
+        *([OTHER_TITLE] if others else []),
+        "Analysis across assignments",
+        "Time",
+    ]
     doc.bullets(f"[{s}](#{slug(s)})" for s in sections)
     summary(doc)
     data_section(doc)
@@ -1084,14 +1260,18 @@ def _inline(text: str, image_src) -> str:
     out, pos = [], 0
     pattern = re.compile(r"`([^`]+)`|(!?)\[([^\]]*)\]\(([^)\s]+)\)|\*\*([^*]+)\*\*")
     for m in pattern.finditer(text):
-        out.append(html.escape(text[pos:m.start()].replace("\\|", "|"), quote=False))
+        out.append(html.escape(text[pos : m.start()].replace("\\|", "|"), quote=False))
         if m.group(1) is not None:
             out.append(f"<code>{html.escape(m.group(1), quote=False)}</code>")
         elif m.group(5) is not None:
             out.append(f"<strong>{_inline(m.group(5), image_src)}</strong>")
         elif m.group(2):
             src = image_src(m.group(4))
-            out.append(f'<img src="{src}" alt="{html.escape(m.group(3))}">' if src else html.escape(f"[missing image: {m.group(3)}]"))
+            out.append(
+                f'<img src="{src}" alt="{html.escape(m.group(3))}">'
+                if src
+                else html.escape(f"[missing image: {m.group(3)}]")
+            )
         else:
             out.append(f'<a href="{html.escape(m.group(4))}">{_inline(m.group(3), image_src)}</a>')
         pos = m.end()
@@ -1116,7 +1296,7 @@ def markdown_to_html(text: str, image_src) -> str:
             j = i + 1
             while j < len(lines) and not lines[j].lstrip().startswith("```"):
                 j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1:j]), quote=False) + "</code></pre>")
+            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1 : j]), quote=False) + "</code></pre>")
             i = j + 1
         elif m := re.match(r"(#{1,6}) (.*)", line):
             level, title = len(m.group(1)), m.group(2).strip()
@@ -1130,13 +1310,21 @@ def markdown_to_html(text: str, image_src) -> str:
                 rows.append(_cells(lines[i]))
                 i += 1
             body = "".join("<tr>" + "".join(f"<td>{_inline(c, image_src)}</td>" for c in r) + "</tr>\n" for r in rows)
-            out.append("<table>\n<thead><tr>" + "".join(f"<th>{_inline(c, image_src)}</th>" for c in header)
-                       + "</tr></thead>\n<tbody>\n" + body + "</tbody>\n</table>")
+            out.append(
+                "<table>\n<thead><tr>"
+                + "".join(f"<th>{_inline(c, image_src)}</th>" for c in header)
+                + "</tr></thead>\n<tbody>\n"
+                + body
+                + "</tbody>\n</table>"
+            )
         elif m := re.fullmatch(r"!\[([^\]]*)\]\(([^)\s]+)\)", line.strip()):
             src = image_src(m.group(2))
             caption = html.escape(m.group(1), quote=False)
-            out.append(f'<figure><img src="{src}" alt="{html.escape(m.group(1))}"><figcaption>{caption}</figcaption></figure>'
-                       if src else f"<p>[missing image: {caption}]</p>")
+            out.append(
+                f'<figure><img src="{src}" alt="{html.escape(m.group(1))}"><figcaption>{caption}</figcaption></figure>'
+                if src
+                else f"<p>[missing image: {caption}]</p>"
+            )
             i += 1
         elif re.match(r"[-*] ", line):
             items = []
@@ -1181,10 +1369,10 @@ def render_html(markdown: str, out_dir: str, root: Path, title: str = "cnn-pipel
 
     body = markdown_to_html(markdown, image_src)
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         # Nothing may be fetched: images are data: URIs, the style is inline, there is no script.
         "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; img-src data:; style-src 'unsafe-inline'\">\n"
-        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n<style>\n{CSS}\n</style>\n</head>\n<body>\n{body}\n</body>\n</html>\n"
     )
 
@@ -1213,5 +1401,3 @@ def write_report(root: str | Path = ".") -> Report:
     write_text(out / "README.md", report.markdown)
     write_text(out / "index.html", report.html)
     return report
-
-

@@ -26,7 +26,6 @@ from pathlib import Path
 
 from pipeline.io import write_json
 
-
 STAGE_START = re.compile(r"^Running stage '([^']+)':")
 
 
@@ -56,7 +55,9 @@ def timed_run(command: list[str], out=None) -> tuple[int, float, dict[str, float
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("reports/timing.json"), help="JSON to write (default: %(default)s)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("reports/timing.json"), help="JSON to write (default: %(default)s)"
+    )
     parser.add_argument("--key", default="dvc_repro_seconds", help="name of the seconds field (default: %(default)s)")
     parser.add_argument("command", nargs=argparse.REMAINDER, help="the command to time, after --")
     args = parser.parse_args(argv)
@@ -69,16 +70,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {command[0]}: command not found", file=sys.stderr)
         return 127
     if status != 0:
-        print(f"error: `{shlex.join(command)}` exited with status {status} after {seconds:.1f} s; "
-              f"{args.out} not written", file=sys.stderr)
+        print(
+            f"error: `{shlex.join(command)}` exited with status {status} after {seconds:.1f} s; {args.out} not written",
+            file=sys.stderr,
+        )
         return status
-    write_json(args.out, {
-        args.key: round(seconds, 1),
-        "stages": stages,
-        "date": dt.datetime.now(dt.timezone.utc).replace(microsecond=0).isoformat(),
-        "command": shlex.join(command),
-        "cpus": os.cpu_count(),
-    })
+    write_json(
+        args.out,
+        {
+            args.key: round(seconds, 1),
+            "stages": stages,
+            "date": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            "command": shlex.join(command),
+            "cpus": os.cpu_count(),
+        },
+    )
     print(f"{shlex.join(command)}: {seconds:.1f} s wall -> {args.out}", file=sys.stderr)
     return 0
 

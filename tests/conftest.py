@@ -23,8 +23,8 @@ from PIL import Image
 
 from pipeline.data import sources
 from pipeline.data.cifar import CLASSES
-from pipeline.data.convert import CompositeSpec
 from pipeline.data.common.idx import idx_bytes
+from pipeline.data.convert import CompositeSpec
 
 N_MNIST_TRAIN, N_MNIST_TEST = 300, 100
 CIFAR_PER_CLASS_TRAIN, CIFAR_PER_CLASS_TEST = 20, 5  # 200 / 50 images
@@ -48,7 +48,7 @@ def cifar_arrays(per_class: int, seed: int) -> dict[str, list[np.ndarray]]:
     rng = np.random.default_rng(seed)
     out = {}
     yy, xx = np.mgrid[0:32, 0:32]
-    for label, name in enumerate(CLASSES):
+    for name in CLASSES:
         images = []
         for _ in range(per_class):
             base = rng.integers(30, 226, size=3)
@@ -70,7 +70,9 @@ def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_cifar_jpeg_tar(path: Path, per_class_train: int = CIFAR_PER_CLASS_TRAIN, per_class_test: int = CIFAR_PER_CLASS_TEST) -> dict:
+def write_cifar_jpeg_tar(
+    path: Path, per_class_train: int = CIFAR_PER_CLASS_TRAIN, per_class_test: int = CIFAR_PER_CLASS_TEST
+) -> dict:
     """A tiny ``cifar10-jpeg.tar.gz`` (files added in shuffled order, as a tar may hold them)."""
     splits = {"train": cifar_arrays(per_class_train, 1), "test": cifar_arrays(per_class_test, 2)}
     members = []
@@ -100,7 +102,7 @@ def write_cifar_pickle_tar(path: Path, n_per_batch: int = 6, n_test: int = 8) ->
     as_hwc = lambda d: d.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)  # noqa: E731
     return {
         "train_images": np.concatenate([as_hwc(d) for d, _ in train]),
-        "train_labels": np.concatenate([l for _, l in train]).astype(np.int64),
+        "train_labels": np.concatenate([labels for _, labels in train]).astype(np.int64),
         "test_images": as_hwc(batches["test_batch"][0]),
         "test_labels": np.asarray(batches["test_batch"][1], dtype=np.int64),
     }

@@ -16,12 +16,11 @@ from pipeline import analysis, classwise, comparisons, padding
 from pipeline.checkpoint import save_checkpoint
 from pipeline.config import ConfigError, load_params, load_variant
 from pipeline.data.common.formats import csv_columns
-from pipeline.normalizer import Normalizer
 from pipeline.engine import InputPipeline
 from pipeline.models import create_model
 from pipeline.models.cse849_cnn import CSE849CNN
+from pipeline.normalizer import Normalizer
 from pipeline.plots import bar_grid, filter_grid
-
 
 # --------------------------------------------------------------------------- TDM Q6: padding
 
@@ -36,11 +35,14 @@ def test_padding_table_measures_what_the_formula_says():
     assert by[(0, 2)] == [1, 1, 13, 13] and by[(1, 2)] == [1, 1, 14, 14] and by[(2, 2)] == [1, 1, 15, 15]
 
 
-@pytest.mark.parametrize("wrong", [
-    lambda h, k, p, s: (h - k + p) // s + 1,  # padding counted once
-    lambda h, k, p, s: (h - k + 2 * p) / s + 1,  # no floor
-    lambda h, k, p, s: (h - k + 2 * p) // s,  # missing + 1
-])
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        lambda h, k, p, s: (h - k + p) // s + 1,  # padding counted once
+        lambda h, k, p, s: (h - k + 2 * p) / s + 1,  # no floor
+        lambda h, k, p, s: (h - k + 2 * p) // s,  # missing + 1
+    ],
+)
 def test_a_wrong_formula_is_caught(wrong):
     rows = padding.padding_table(torch.rand(1, 1, 28, 28), 3, (0, 1, 2), (1, 2), formula=wrong)
     assert not all(r["agree"] for r in rows)
@@ -76,7 +78,13 @@ def test_layer_summary_matches_the_seeds_torchsummary():
 def test_shape_trace_of_practical5_matches_figure6():
     trace = analysis.shape_trace(create_model("prac5_cnn"), analysis.example_input((1, 28, 28), "mnist_npz"))
     assert trace["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
-    assert [s["layer"] for s in trace["steps"]] == ["input", "(reshape before conv1)", "conv1", "(reshape before fc1)", "fc1"]
+    assert [s["layer"] for s in trace["steps"]] == [
+        "input",
+        "(reshape before conv1)",
+        "conv1",
+        "(reshape before fc1)",
+        "fc1",
+    ]
 
 
 def test_shape_trace_of_cse849_and_batched_input():
@@ -137,8 +145,14 @@ def test_classwise_norms_equal_a_direct_torch_norm_computation():
 def test_classwise_norms_need_intermediate_outputs():
     prepare = InputPipeline(Normalizer([0.0], [1.0]), torch.device("cpu"), channels_last=False)
     with pytest.raises(ValueError, match="intermediate outputs"):
-        classwise.classwise_feature_norms(create_model("tdm_cnn"), torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
-                                         torch.zeros(4, dtype=torch.long), 10, [1], prepare)
+        classwise.classwise_feature_norms(
+            create_model("tdm_cnn"),
+            torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
+            torch.zeros(4, dtype=torch.long),
+            10,
+            [1],
+            prepare,
+        )
 
 
 def test_cv_summary_on_a_hand_made_matrix():
@@ -160,7 +174,9 @@ def test_compare_differences():
 
 
 def test_loss_curve_puts_test_points_at_epoch_times_n_train():
-    steps = pd.DataFrame({"step": [1, 2, 3, 4], "examples_seen": [50, 100, 150, 200], "train_loss": [2.0, 1.0, 0.8, 0.5]})
+    steps = pd.DataFrame(
+        {"step": [1, 2, 3, 4], "examples_seen": [50, 100, 150, 200], "train_loss": [2.0, 1.0, 0.8, 0.5]}
+    )
     epochs = pd.DataFrame({"epoch": [1, 2], "test_loss": [0.9, 0.6], "val_loss": [1.0, 0.7]})
     fig = analysis.plot_loss_curve(steps, epochs, n_train=100, title="t", loss_name="nll")
     ax = fig.axes[0]
@@ -177,16 +193,35 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
 
 # --------------------------------------------------------------------------- the stages on tiny checkpoints
 
-ANALYSIS_FILES = ["filters.png", "layer_summary.md", "loss_curve.png", "param_counts.json", "shape_trace.json", "shape_trace.md"]
-SHAPES = {"tdm_max": (1, 28, 28), "tdm_avg": (1, 28, 28), "prac5": (1, 28, 28), "ds5220_mlp": (1, 28, 28), "cse849": (3, 64, 64)}
+ANALYSIS_FILES = [
+    "filters.png",
+    "layer_summary.md",
+    "loss_curve.png",
+    "param_counts.json",
+    "shape_trace.json",
+    "shape_trace.md",
+]
+SHAPES = {
+    "tdm_max": (1, 28, 28),
+    "tdm_avg": (1, 28, 28),
+    "prac5": (1, 28, 28),
+    "ds5220_mlp": (1, 28, 28),
+    "cse849": (3, 64, 64),
+}
 
 
-def fake_run(reports: Path, name: str, n_train: int | None = 200, accuracy: float = 0.5, test_loss: float = 0.9) -> None:
+def fake_run(
+    reports: Path, name: str, n_train: int | None = 200, accuracy: float = 0.5, test_loss: float = 0.9
+) -> None:
     """What train@<name> writes besides the checkpoint: metrics.json and plots/{steps,epochs}.csv."""
     plots = reports / name / "plots"
     plots.mkdir(parents=True)
-    pd.DataFrame({"step": [2, 4], "examples_seen": [64, 128], "train_loss": [1.5, 1.0]}).to_csv(plots / "steps.csv", index=False)
-    pd.DataFrame({"epoch": [1], "train_loss": [1.2], "test_loss": [0.9], "test_accuracy": [0.7]}).to_csv(plots / "epochs.csv", index=False)
+    pd.DataFrame({"step": [2, 4], "examples_seen": [64, 128], "train_loss": [1.5, 1.0]}).to_csv(
+        plots / "steps.csv", index=False
+    )
+    pd.DataFrame({"epoch": [1], "train_loss": [1.2], "test_loss": [0.9], "test_accuracy": [0.7]}).to_csv(
+        plots / "epochs.csv", index=False
+    )
     metrics = {"test_accuracy": accuracy, "test_loss": test_loss}
     if n_train is not None:
         metrics["train_examples"] = n_train
@@ -229,7 +264,11 @@ def test_analyze_stage_writes_exactly_the_listed_files_for_a_conv_model(tmp_path
 def test_analyze_stage_draws_no_filters_for_an_mlp(tmp_path):
     out = run_analyze(tmp_path, "ds5220_mlp")
     assert sorted(p.name for p in out.iterdir()) == [f for f in ANALYSIS_FILES if f != "filters.png"]
-    assert json.loads((out / "param_counts.json").read_text()) == {"total": 101770, "trainable": 101770, "non_trainable": 0}
+    assert json.loads((out / "param_counts.json").read_text()) == {
+        "total": 101770,
+        "trainable": 101770,
+        "non_trainable": 0,
+    }
     assert "Total params: 101,770" in (out / "layer_summary.md").read_text()
 
 
@@ -264,10 +303,14 @@ def test_analyze_stage_imports_neither_engine_nor_data():
     import subprocess
     import sys
 
-    code = ("import sys, pipeline.stages.analyze; "
-            "print(sorted(m for m in sys.modules if m.startswith('pipeline')))")
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                            cwd=Path(__file__).resolve().parents[1]).stdout
+    code = "import sys, pipeline.stages.analyze; print(sorted(m for m in sys.modules if m.startswith('pipeline')))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parents[1],
+    ).stdout
     for module in ("pipeline.engine", "pipeline.datasets", "pipeline.data.readers", "pipeline.evaluation"):
         assert f"'{module}'" not in loaded, module
 
@@ -278,7 +321,8 @@ def fake_comparison_pair(reports: Path) -> None:
     for name, trainable in (("tdm_max", 3000), ("tdm_avg", 2000)):
         (reports / name / "analysis").mkdir()
         (reports / name / "analysis" / "param_counts.json").write_text(
-            json.dumps({"total": trainable, "trainable": trainable, "non_trainable": 0}))
+            json.dumps({"total": trainable, "trainable": trainable, "non_trainable": 0})
+        )
 
 
 def test_compare_stage_on_a_fake_pair(tmp_path):
@@ -303,7 +347,9 @@ def test_compare_stage_on_a_fake_pair(tmp_path):
 def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):
     from pipeline.stages.compare import main, run
 
-    with pytest.raises(ConfigError, match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, mlp_vs_cnn"):
+    with pytest.raises(
+        ConfigError, match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, mlp_vs_cnn"
+    ):
         run("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
     with pytest.raises(SystemExit) as exc:
         main(["nope", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out")])
@@ -334,7 +380,9 @@ def test_padding_stage(tmp_path):
     main(["--mnist-csv", str(csv), "--out", str(out)])
     assert sorted(p.name for p in out.iterdir()) == ["padding_shapes.json", "padding_shapes.md"]
     result = json.loads((out / "padding_shapes.json").read_text())
-    assert result["all_agree"] and result["rows"][0]["measured_shape"] == [1, 1, 26, 26] and "label 5" in result["source"]
+    assert (
+        result["all_agree"] and result["rows"][0]["measured_shape"] == [1, 1, 26, 26] and "label 5" in result["source"]
+    )
     assert "| 0 | 1 | [1, 1, 26, 26] | [26, 26] | yes |" in (out / "padding_shapes.md").read_text()
 
 
@@ -355,8 +403,12 @@ def test_classwise_norms_stage_end_to_end(tmp_path):
     assert len(result["conv1"]["per_filter"]) == 16 and len(result["conv5"]["per_filter"]) == 80
     assert result["conv5"]["summary"]["cv_threshold"] == 0.1
     assert sorted(p.name for p in out.iterdir()) == [  # no filters.png: analyze@cse849 draws it
-        "classwise_norms.csv", "classwise_norms.json", "classwise_norms_conv1.png", "classwise_norms_conv5.png",
-        "classwise_norms_heatmap.png"]
+        "classwise_norms.csv",
+        "classwise_norms.json",
+        "classwise_norms_conv1.png",
+        "classwise_norms_conv5.png",
+        "classwise_norms_heatmap.png",
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classwise_norms", "data", "m.pt", "params.yaml"]
     table = pd.read_csv(out / "classwise_norms.csv")
     assert len(table) == 10 * (16 + 80)

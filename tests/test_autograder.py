@@ -29,7 +29,7 @@ def planted(tmp_path: Path, fault: str | None = None, new: str = "", prefix: str
         marked = [i for i, line in enumerate(lines) if line.endswith(f"# FAULT:{fault}")]
         assert len(marked) == 1, f"fault marker {fault!r} not found exactly once"
         indent = lines[marked[0]][: len(lines[marked[0]]) - len(lines[marked[0]].lstrip())]
-        lines[marked[0]: marked[0] + 1] = [indent + part for part in new.splitlines()]
+        lines[marked[0] : marked[0] + 1] = [indent + part for part in new.splitlines()]
     path = tmp_path / name
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(prefix + "\n".join(lines) + "\n", encoding="utf-8")
@@ -99,7 +99,9 @@ def test_sys_exit_in_a_layer_costs_that_question_only(tmp_path):
 
 
 def test_a_flood_of_output_fails_the_case(tmp_path):
-    path = planted(tmp_path, "unstable", 'print("x" * 100_000)\nshifted = logits - logits.max(dim=1, keepdim=True).values')
+    path = planted(
+        tmp_path, "unstable", 'print("x" * 100_000)\nshifted = logits - logits.max(dim=1, keepdim=True).values'
+    )
     results = grade_submission(path, ["q4"], **FAST)
     assert results["q4"]["score"] == 0
     assert "printed" in results["q4"]["failures"][0]["reason"]
@@ -108,15 +110,21 @@ def test_a_flood_of_output_fails_the_case(tmp_path):
 
 def test_garbage_on_the_result_channel_fails_the_case(tmp_path):
     """The worker's result descriptor is inherited by the submission's code: writing to it is caught."""
-    path = planted(tmp_path, "exit", 'import os, sys\nos.write(int(sys.argv[2]), b"not json\\n")\ny = x @ self.weight.t()')
+    path = planted(
+        tmp_path, "exit", 'import os, sys\nos.write(int(sys.argv[2]), b"not json\\n")\ny = x @ self.weight.t()'
+    )
     results = grade_submission(path, ["q1", "q4"], **FAST)
     assert results["q1"]["score"] == 0 and results["q4"]["score"] == 20
     assert results["q1"]["failures"][0]["reason"] == "the submission wrote into the grader's result channel"
 
 
 def test_forbidden_calls_are_reported_not_deducted(tmp_path):
-    path = planted(tmp_path, "unstable", "shifted = logits - torch.logsumexp(logits, dim=1, keepdim=True)\n"
-                   "shifted = shifted + shifted.exp().sum(dim=1, keepdim=True).log()")
+    path = planted(
+        tmp_path,
+        "unstable",
+        "shifted = logits - torch.logsumexp(logits, dim=1, keepdim=True)\n"
+        "shifted = shifted + shifted.exp().sum(dim=1, keepdim=True).log()",
+    )
     results = grade_submission(path, ["q4"], **FAST)
     assert results["q4"]["score"] == 20
     assert len(results["forbidden_uses"]) == 1 and "logsumexp" in results["forbidden_uses"][0]
@@ -138,7 +146,12 @@ def test_a_folder_of_submissions_gives_one_csv_row_per_student(tmp_path, capsys)
     planted(folder, prefix="import no_such_module_for_grading\n", name="carol.py")
     (folder / "notes.txt").write_text("not a submission")
     table = tmp_path / "grades.csv"
-    assert autograder.main(["--submissions", str(folder), "-q", "q3", "--csv", str(table), "--json", str(tmp_path / "all.json")]) == 0
+    assert (
+        autograder.main(
+            ["--submissions", str(folder), "-q", "q3", "--csv", str(table), "--json", str(tmp_path / "all.json")]
+        )
+        == 0
+    )
     rows = list(csv.DictReader(table.open()))
     assert [r["student"] for r in rows] == ["alice", "bob", "carol"]
     assert rows[0]["q3"] == "20" and int(rows[1]["q3"]) < 20 and rows[2]["q3"] == "0"

@@ -166,7 +166,9 @@ def test_machine_state_reads_the_given_load_average():
 def test_wait_for_calm_stops_when_the_load_falls_or_the_time_is_up():
     clock = FakeClock()
     loads = iter([2.0, 1.2, 0.4, 0.1])
-    waited = harness.wait_for_calm(60, 0.5, loadavg=lambda: (next(loads), 0, 0), sleep=clock.advance, clock=clock, poll=5)
+    waited = harness.wait_for_calm(
+        60, 0.5, loadavg=lambda: (next(loads), 0, 0), sleep=clock.advance, clock=clock, poll=5
+    )
     assert waited == 10.0  # two polls at 2.0 and 1.2, calm at the third
 
     clock = FakeClock()
@@ -197,7 +199,9 @@ def test_layer_rows_quote_the_ratio_of_the_minimums_and_of_the_medians():
 
 def test_time_pair_interleaves_custom_and_torch():
     executed = []
-    timing = bench_layers.time_pair(lambda: executed.append("custom"), lambda: executed.append("torch"), repeats=2, warmup=1)
+    timing = bench_layers.time_pair(
+        lambda: executed.append("custom"), lambda: executed.append("torch"), repeats=2, warmup=1
+    )
     assert executed == ["custom", "torch", "custom", "torch", "torch", "custom"]
     assert {"custom_s", "torch_s", "custom_median_s", "torch_median_s", "custom_spread", "torch_spread"} <= set(timing)
 
@@ -243,8 +247,13 @@ def test_loader_fields_quote_speedups_from_minimums_and_medians():
 def test_loader_main_interleaves_the_loops_from_the_same_weights(tiny_raw: Path, tmp_path: Path, monkeypatch):
     """The whole of main() on the tiny MNIST, with the epochs faked (nothing is timed for real)."""
     log = []
-    seconds = {"seed_style": 4.0, "engine_float32": 1.0, "engine_bfloat16": 8.0,
-               "engine_float32_channels_last": 0.8, "engine_bfloat16_channels_last": 10.0}
+    seconds = {
+        "seed_style": 4.0,
+        "engine_float32": 1.0,
+        "engine_bfloat16": 8.0,
+        "engine_float32_channels_last": 0.8,
+        "engine_bfloat16_channels_last": 10.0,
+    }
 
     def record(label, model):
         log.append((label, state_hash(model)))
@@ -264,7 +273,9 @@ def test_loader_main_interleaves_the_loops_from_the_same_weights(tiny_raw: Path,
     monkeypatch.setattr(bench_loader, "train_one_epoch", fake_train_one_epoch)
     monkeypatch.setattr(bench_loader.harness, "machine_state", lambda: calm(0.2))
     params = tmp_path / "params.yaml"
-    params.write_text(f"benchmarks:\n  loader:\n    data: {tiny_raw / 'mnist'}\n    batch_size: 64\n    lr: 0.01\n    seed: 1\n")
+    params.write_text(
+        f"benchmarks:\n  loader:\n    data: {tiny_raw / 'mnist'}\n    batch_size: 64\n    lr: 0.01\n    seed: 1\n"
+    )
     out = tmp_path / "loader.json"
     assert bench_loader.main(["--params", str(params), "--json", str(out)]) == 0
 

@@ -9,7 +9,16 @@ import pytest
 from pipeline.config import ConfigError, load_params, load_variant, variant_names
 
 PARAMS = load_params()
-ISSUE_VARIANTS = {"tdm_max", "tdm_avg", "hku_simplecnn", "prac5", "ds5220_mlp", "ds5220_cnn", "ds5220_cnn_raw", "cse849"}
+ISSUE_VARIANTS = {
+    "tdm_max",
+    "tdm_avg",
+    "hku_simplecnn",
+    "prac5",
+    "ds5220_mlp",
+    "ds5220_cnn",
+    "ds5220_cnn_raw",
+    "cse849",
+}
 
 
 def with_change(variant: str, dotted: str, value) -> dict:
@@ -36,10 +45,21 @@ def test_committed_params_are_valid_and_name_every_issue_variant():
 
 def test_seed_hyperparameters_are_kept():
     tdm = load_variant("tdm_max", PARAMS)
-    assert (tdm.train.optimizer.name, tdm.train.optimizer.lr, tdm.train.batch_size, tdm.train.epochs) == ("adam", 0.001, 64, 5)
+    assert (tdm.train.optimizer.name, tdm.train.optimizer.lr, tdm.train.batch_size, tdm.train.epochs) == (
+        "adam",
+        0.001,
+        64,
+        5,
+    )
     assert tdm.data.normalize.mean == [0.5] and tdm.data.normalize.std == [0.5]
     ds = load_variant("ds5220_cnn", PARAMS)
-    assert (ds.train.optimizer.name, ds.train.optimizer.lr, ds.train.batch_size, ds.train.epochs, ds.train.loss) == ("sgd", 0.01, 64, 10, "nll")
+    assert (ds.train.optimizer.name, ds.train.optimizer.lr, ds.train.batch_size, ds.train.epochs, ds.train.loss) == (
+        "sgd",
+        0.01,
+        64,
+        10,
+        "nll",
+    )
     assert load_variant("ds5220_cnn_raw", PARAMS).data.normalize.mode == "none"
     assert load_variant("prac5", PARAMS).train.loss == "one_hot_cross_entropy"
     assert load_variant("hku_simplecnn", PARAMS).model.args["layers"] == "custom"
@@ -53,7 +73,11 @@ def test_unknown_variant_lists_the_allowed_ones():
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("train.optimizer.name", "adagrad", r"variants\.prac5\.train\.optimizer\.name: unknown value 'adagrad'; allowed: sgd, adam, adamw"),
+        (
+            "train.optimizer.name",
+            "adagrad",
+            r"variants\.prac5\.train\.optimizer\.name: unknown value 'adagrad'; allowed: sgd, adam, adamw",
+        ),
         ("train.optimizer.lr", 0, r"variants\.prac5\.train\.optimizer\.lr: must be positive"),
         ("train.optimizer.lr", -0.1, r"variants\.prac5\.train\.optimizer\.lr: must be positive"),
         ("train.batch_size", 0, r"variants\.prac5\.train\.batch_size: must be positive"),

@@ -15,9 +15,9 @@ from PIL import Image
 
 from pipeline.config import ConfigError
 from pipeline.data import cifar, convert
-from pipeline.data.convert import CompositeSpec, csv_body, plan_composite, save_npz_deterministic, write_mnist_csv
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.idx import idx_bytes
+from pipeline.data.convert import CompositeSpec, csv_body, plan_composite, save_npz_deterministic, write_mnist_csv
 from pipeline.stages import convert_composite as composite_stage
 from pipeline.stages import convert_mnist as mnist_stage
 from tests.conftest import TINY_SPEC, write_cifar_jpeg_tar
@@ -151,8 +151,15 @@ def _labels(n: int, seed: int) -> np.ndarray:
 
 
 def test_plan_exact_train_agreement_and_uniform_val_test():
-    spec = CompositeSpec(seed=849, train_size=4000, val_size=3000, test_size=3000, train_agreement=0.64,
-                         cifar_val_start=4000, mnist_val_start=6000)
+    spec = CompositeSpec(
+        seed=849,
+        train_size=4000,
+        val_size=3000,
+        test_size=3000,
+        train_agreement=0.64,
+        cifar_val_start=4000,
+        mnist_val_start=6000,
+    )
     cifar_train, cifar_test = np.arange(7000) % 10, np.arange(3000) % 10
     mnist_train, mnist_test = _labels(9000, 1), _labels(2000, 2)
     plan = plan_composite(spec, cifar_train, cifar_test, mnist_train, mnist_test)
@@ -188,7 +195,9 @@ def test_plan_is_seeded_and_splits_are_independent():
     assert a.equals(plan_composite(spec, *args))
     assert not a.equals(plan_composite(dataclasses.replace(spec, seed=2), *args))
     smaller = plan_composite(dataclasses.replace(spec, train_size=10), *args)
-    assert smaller[smaller["split"] == "val"].reset_index(drop=True).equals(a[a["split"] == "val"].reset_index(drop=True))
+    assert (
+        smaller[smaller["split"] == "val"].reset_index(drop=True).equals(a[a["split"] == "val"].reset_index(drop=True))
+    )
 
 
 def test_plan_size_errors_name_the_key():
@@ -201,7 +210,9 @@ def test_plan_size_errors_name_the_key():
 
 
 def test_spec_from_params_validates():
-    params = {"composite": {"seed": 849, "train_size": 45000, "val_size": 5000, "test_size": 10000, "train_agreement": 0.64}}
+    params = {
+        "composite": {"seed": 849, "train_size": 45000, "val_size": 5000, "test_size": 10000, "train_agreement": 0.64}
+    }
     spec = CompositeSpec.from_params(params)
     assert (spec.seed, spec.train_size, spec.train_agreement, spec.cifar_val_start) == (849, 45000, 0.64, 45000)
     bad = {"composite": {**params["composite"], "train_agreement": 1.5}}
@@ -222,7 +233,14 @@ def _png(path: Path) -> np.ndarray:
 
 def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
     root = tiny_composite
-    assert sorted(p.name for p in root.iterdir()) == ["dataset.json", "metadata.csv", "test", "test_labels.csv", "train", "val"]
+    assert sorted(p.name for p in root.iterdir()) == [
+        "dataset.json",
+        "metadata.csv",
+        "test",
+        "test_labels.csv",
+        "train",
+        "val",
+    ]
     assert sorted(p.name for p in (root / "train").iterdir()) == list(cifar.CLASSES)  # sorted == label order
     meta = pd.read_csv(root / "metadata.csv")
     assert len(meta) == 120 + 40 + 30
@@ -260,7 +278,11 @@ def test_composite_is_deterministic(tiny_composite, tiny_raw, tmp_path):
     convert.convert_composite(tiny_raw, again, TINY_SPEC)
 
     def digest(root: Path) -> dict[str, str]:
-        return {p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest() for p in root.rglob("*") if p.is_file()}
+        return {
+            p.relative_to(root).as_posix(): hashlib.md5(p.read_bytes()).hexdigest()
+            for p in root.rglob("*")
+            if p.is_file()
+        }
 
     assert digest(again) == digest(tiny_composite)
 

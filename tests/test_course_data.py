@@ -40,7 +40,9 @@ def png_bytes(rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def make_course_zip(path: Path, top: str = "cse849_data", val_classes: list[str] = CLASSES, extra: dict | None = None) -> Path:
+def make_course_zip(
+    path: Path, top: str = "cse849_data", val_classes: list[str] = CLASSES, extra: dict | None = None
+) -> Path:
     rng = np.random.default_rng(0)
     with zipfile.ZipFile(path, "w") as zf:
         for split, classes, per_class in (("train", CLASSES, 2), ("val", val_classes, 1)):
@@ -63,11 +65,22 @@ def course_zip(tmp_path_factory) -> Path:
 def course_variant(path: Path) -> VariantConfig:
     raw = {
         "seed": 0,
-        "data": {"format": "image_folder", "path": str(path), "normalize": {"mode": "train"},
-                 "augment": {"hflip": 0.5}, "occlusion": {"digit": [8, 8, 8, 8]}},
+        "data": {
+            "format": "image_folder",
+            "path": str(path),
+            "normalize": {"mode": "train"},
+            "augment": {"hflip": 0.5},
+            "occlusion": {"digit": [8, 8, 8, 8]},
+        },
         "model": {"name": "cse849_cnn", "args": {"pool_kernel": 2, "pool_stride": 2}},
-        "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.05}, "loss": "cross_entropy",
-                  "checkpoint": "best_val_accuracy", "eval_batch_size": 5},
+        "train": {
+            "epochs": 1,
+            "batch_size": 8,
+            "optimizer": {"name": "sgd", "lr": 0.05},
+            "loss": "cross_entropy",
+            "checkpoint": "best_val_accuracy",
+            "eval_batch_size": 5,
+        },
     }
     return build(VariantConfig, raw, "test", name="course")
 
@@ -108,8 +121,14 @@ def test_train_evaluate_predict_and_grade_on_the_course_zip(course_zip, tmp_path
     measured_mean = channel_stats(splits.train.images)[0]
     assert torch.as_tensor(result.normalizer.mean).double().tolist() == pytest.approx(measured_mean, abs=1e-6)
 
-    save_checkpoint(tmp_path / "course.pt", variant, result.model, result.normalizer,
-                    tuple(splits.train.images.shape[1:]), splits.classes)
+    save_checkpoint(
+        tmp_path / "course.pt",
+        variant,
+        result.model,
+        result.normalizer,
+        tuple(splits.train.images.shape[1:]),
+        splits.classes,
+    )
     outputs = evaluate_checkpoint(tmp_path / "course.pt", tmp_path / "eval")
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["val_examples"] == 10 and "test_accuracy" not in metrics and "shortcut" not in metrics

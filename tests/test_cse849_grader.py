@@ -38,7 +38,16 @@ def test_rubric_tiers_follow_the_seed():
     rubric = load_rubric()
     assert rubric["max_points"] == 20
     assert [rubric_points(a, rubric) for a in (0.80, 0.75, 0.7499, 0.70, 0.65, 0.6499, 0.60, 0.59, 0.0)] == [
-        20, 20, 15, 15, 10, 5, 5, 0, 0]
+        20,
+        20,
+        15,
+        15,
+        10,
+        5,
+        5,
+        0,
+        0,
+    ]
 
 
 def test_accuracy_points_and_an_honest_model(tmp_path):

@@ -66,9 +66,7 @@ def test_download_from_mirror_builds_torchvision_layout(tiny_mirror, tiny_mnist,
     assert np.array_equal(test.targets.numpy(), tiny_mnist["test"][1])
     archive = raw / "cifar10" / "cifar10-jpeg.tar.gz"
     assert archive.read_bytes() == (tiny_mirror / "cifar10" / "cifar10-jpeg.tar.gz").read_bytes()
-    assert sorted(p.name for p in raw.rglob("*") if p.is_file()) == sorted(
-        [*sources.MNIST_MD5, "cifar10-jpeg.tar.gz"]
-    )
+    assert sorted(p.name for p in raw.rglob("*") if p.is_file()) == sorted([*sources.MNIST_MD5, "cifar10-jpeg.tar.gz"])
     assert record["source"] == "mirror"
     assert record["mnist"]["counts"] == {"train": 300, "test": 100}
     assert record["mnist"]["files"]["train-images-idx3-ubyte"]["md5"] == sources.MNIST_MD5["train-images-idx3-ubyte"]
@@ -214,7 +212,9 @@ def test_http_download_with_fallback_mirror(http_root, tiny_mnist, tmp_path, mon
 def test_http_404_is_reported(http_root, tmp_path, monkeypatch):
     _, base = http_root
     monkeypatch.setattr(sources, "MNIST_URLS", [f"{base}/missing/"])
-    with pytest.raises(DataError, match=r"cannot download http://127\.0\.0\.1:\d+/missing/train-images-idx3-ubyte\.gz: HTTP 404"):
+    with pytest.raises(
+        DataError, match=r"cannot download http://127\.0\.0\.1:\d+/missing/train-images-idx3-ubyte\.gz: HTTP 404"
+    ):
         sources.download(tmp_path / "raw", mirror=None)
 
 

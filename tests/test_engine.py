@@ -13,8 +13,8 @@ from torchvision import transforms
 from pipeline.config import AugmentConfig, ConfigError, load_params, load_variant
 from pipeline.data.readers import ImageSet
 from pipeline.datasets import BatchAugment, Splits, batches
-from pipeline.normalizer import Normalizer, channel_stats
 from pipeline.engine import check_model_and_loss, fit, make_loss
+from pipeline.normalizer import Normalizer, channel_stats
 
 CLASSES = [str(i) for i in range(10)]
 
@@ -72,7 +72,9 @@ def test_best_validation_checkpoint_is_kept(splits):
 def test_normalizer_matches_torchvision_totensor_normalize():
     rng = np.random.default_rng(0)
     pixels = rng.integers(0, 256, size=(28, 28), dtype=np.uint8)
-    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])(Image.fromarray(pixels))
+    reference = transforms.Compose([transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))])(
+        Image.fromarray(pixels)
+    )
     ours = Normalizer([0.1307], [0.3081])(torch.from_numpy(pixels)[None, None])[0]
     torch.testing.assert_close(ours, reference, rtol=0, atol=1e-6)
 
@@ -119,7 +121,10 @@ def test_hflip_and_erasing():
 def test_one_hot_cross_entropy_equals_index_cross_entropy():
     logits = torch.randn(5, 10)
     labels = torch.tensor([0, 3, 9, 1, 1])
-    torch.testing.assert_close(make_loss("one_hot_cross_entropy", "tdm_cnn")(logits, labels), make_loss("cross_entropy", "tdm_cnn")(logits, labels))
+    torch.testing.assert_close(
+        make_loss("one_hot_cross_entropy", "tdm_cnn")(logits, labels),
+        make_loss("cross_entropy", "tdm_cnn")(logits, labels),
+    )
 
 
 def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
@@ -134,8 +139,16 @@ def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
     "dotted, value, message",
     [
         ("model.name", "resnet", r"variants\.prac5\.model\.name: unknown model 'resnet'; allowed: .*prac5_cnn"),
-        ("model.args", {"width": 2}, r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: none"),
-        ("train.loss", "mse", r"variants\.prac5\.train\.loss: unknown value 'mse' for model 'prac5_cnn'; allowed: cross_entropy, nll"),
+        (
+            "model.args",
+            {"width": 2},
+            r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: none",
+        ),
+        (
+            "train.loss",
+            "mse",
+            r"variants\.prac5\.train\.loss: unknown value 'mse' for model 'prac5_cnn'; allowed: cross_entropy, nll",
+        ),
         # HKU A3's own loss comes with its model family: not available to other models
         ("train.loss", "custom_cross_entropy", r"variants\.prac5\.train\.loss: unknown value 'custom_cross_entropy'"),
     ],
@@ -156,5 +169,7 @@ def test_the_hku_loss_is_available_to_its_model():
     variant = load_variant("hku_simplecnn")
     check_model_and_loss(variant)
     logits, labels = torch.randn(8, 10, dtype=torch.float64), torch.arange(8) % 10
-    torch.testing.assert_close(make_loss("custom_cross_entropy", "simple_cnn")(logits, labels),
-                               torch.nn.functional.cross_entropy(logits, labels))
+    torch.testing.assert_close(
+        make_loss("custom_cross_entropy", "simple_cnn")(logits, labels),
+        torch.nn.functional.cross_entropy(logits, labels),
+    )

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
+from pipeline.data.readers import read_split
 from pipeline.evaluation import (
     classification_metrics,
     evaluate_checkpoint,
@@ -17,9 +18,7 @@ from pipeline.evaluation import (
     occlude,
     shortcut_metrics,
 )
-from pipeline.data.readers import read_split
 from tests.test_predict import make_checkpoint, make_folder_dataset, tiny_variant
-
 
 # --------------------------------------------------------------------------- misclassified gallery
 
@@ -58,7 +57,9 @@ def test_per_class_metrics_match_hand_computation_and_sklearn():
     assert pc["3"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0}
     assert m["macro"]["precision"] == pytest.approx((0.5 + 2 / 3 + 1 + 0) / 4, abs=1e-6)
     assert m["macro"]["recall"] == pytest.approx((0.5 + 1 + 0.5 + 0) / 4, abs=1e-6)
-    p, r, f, _ = precision_recall_fscore_support(labels, predicted, labels=[0, 1, 2, 3], average="macro", zero_division=0)
+    p, r, f, _ = precision_recall_fscore_support(
+        labels, predicted, labels=[0, 1, 2, 3], average="macro", zero_division=0
+    )
     assert (m["macro"]["precision"], m["macro"]["recall"], m["macro"]["f1"]) == pytest.approx((p, r, f), abs=1e-6)
     assert all(isinstance(k, str) for k in pc)  # JSON/DVC-friendly keys, no lists
 
@@ -201,10 +202,14 @@ def test_data_override_and_mnist_shaped_model(tmp_path):
             write_png(root / split / str(c) / "0.png", rng.integers(0, 256, (28, 28), dtype=np.uint8))
     for i in range(6):
         write_png(root / "test" / f"{i}.png", rng.integers(0, 256, (28, 28), dtype=np.uint8))
-    pd.DataFrame({"filename": [f"{i}.png" for i in range(6)], "label": [0, 1, 2, 3, 4, 5]}).to_csv(root / "test_labels.csv", index=False)
+    pd.DataFrame({"filename": [f"{i}.png" for i in range(6)], "label": [0, 1, 2, 3, 4, 5]}).to_csv(
+        root / "test_labels.csv", index=False
+    )
     from pipeline.normalizer import Normalizer
 
-    variant = tiny_variant(tmp_path / "elsewhere", model="tdm_cnn", normalize={"mode": "fixed", "mean": [0.5], "std": [0.5]})
+    variant = tiny_variant(
+        tmp_path / "elsewhere", model="tdm_cnn", normalize={"mode": "fixed", "mean": [0.5], "std": [0.5]}
+    )
     model = make_checkpoint(tmp_path / "tdm.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.5], [0.5]))
     metrics = evaluate_checkpoint(model, tmp_path / "eval", data_path=root).metrics
     assert metrics["test_examples"] == 6 and "shortcut" not in metrics

@@ -60,13 +60,21 @@ for split, n in (("train", cfg["n_train"]), ("test", cfg["n_test"])):
 
 PARAMS = {
     "data": {"seed": 0, "n_train": 320, "n_test": 160},
-    "variants": {"tiny": {
-        "seed": 5,
-        "data": {"format": "mnist_npz", "path": "data/tiny", "normalize": {"mode": "none"}},
-        "model": {"name": "prac5_cnn"},
-        "train": {"epochs": 2, "batch_size": 32, "optimizer": {"name": "sgd", "lr": 0.05},
-                  "loss": "one_hot_cross_entropy", "log_every_steps": 5, "eval_batch_size": 160},
-    }},
+    "variants": {
+        "tiny": {
+            "seed": 5,
+            "data": {"format": "mnist_npz", "path": "data/tiny", "normalize": {"mode": "none"}},
+            "model": {"name": "prac5_cnn"},
+            "train": {
+                "epochs": 2,
+                "batch_size": 32,
+                "optimizer": {"name": "sgd", "lr": 0.05},
+                "loss": "one_hot_cross_entropy",
+                "log_every_steps": 5,
+                "eval_batch_size": 160,
+            },
+        }
+    },
 }
 
 # The code the tiny train stage runs (for its prac5_cnn model and mnist_npz data), declared
@@ -97,11 +105,16 @@ TINY_TOOLS = ["pipeline/devtools/__init__.py", "pipeline/devtools/depgraph.py"] 
 def tiny_code_files() -> list[str]:
     """The files the tiny train stage imports (its model family and reader included), and the checker."""
     variant = PARAMS["variants"]["tiny"]
-    entries = [*entry_files("python -m pipeline.stages.train tiny", REPO),
-               f"pipeline/models/{variant['model']['name']}/__init__.py", f"pipeline/data/readers/{variant['data']['format']}.py"]
+    entries = [
+        *entry_files("python -m pipeline.stages.train tiny", REPO),
+        f"pipeline/models/{variant['model']['name']}/__init__.py",
+        f"pipeline/data/readers/{variant['data']['format']}.py",
+    ]
     return sorted(import_closure(entries, REPO)) + TINY_TOOLS
 
-DVC_YAML = """\
+
+DVC_YAML = (
+    """\
 stages:
   make_data:
     cmd: python make_data.py
@@ -116,7 +129,9 @@ stages:
     do:
       cmd: python -m pipeline.stages.train ${key}
       deps:
-""" + "".join(f"        - {path}\n" for path in TINY_CODE) + """\
+"""
+    + "".join(f"        - {path}\n" for path in TINY_CODE)
+    + """\
         - ${item.data.path}
       params:
         - variants.${key}
@@ -136,6 +151,7 @@ plots:
       y:
         reports/tiny/plots/epochs.csv: [train_accuracy, test_accuracy]
 """
+)
 
 
 def tool_env() -> dict[str, str]:
@@ -153,7 +169,9 @@ def tool_env() -> dict[str, str]:
 def sh(args: list[str], cwd: Path, check: bool = True, timeout: float = 180) -> subprocess.CompletedProcess:
     done = subprocess.run(args, cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(args)} exited {done.returncode}\nstdout:\n{done.stdout[-3000:]}\nstderr:\n{done.stderr[-3000:]}"
+        )
     return done
 
 
@@ -198,20 +216,29 @@ def exp_rows(repo: Path) -> list[dict]:
     rows = []
     for commit in data:
         for row in [commit, *[e for exp in commit.get("experiments") or [] for e in exp.get("revs") or []]]:
-            fields = (row.get("data") or {})
+            fields = row.get("data") or {}
             params = fields.get("params", {}).get("params.yaml", {}).get("data", {})
             metrics = fields.get("metrics", {}).get("reports/tiny/metrics.json", {}).get("data", {})
             if row.get("rev") == "workspace":
                 continue
-            rows.append({"name": row.get("name") or row.get("rev"), "rev": row.get("rev"),
-                         "lr": params.get("variants", {}).get("tiny", {}).get("train", {}).get("optimizer", {}).get("lr"),
-                         "test_accuracy": metrics.get("test_accuracy")})
+            rows.append(
+                {
+                    "name": row.get("name") or row.get("rev"),
+                    "rev": row.get("rev"),
+                    "lr": params.get("variants", {}).get("tiny", {}).get("train", {}).get("optimizer", {}).get("lr"),
+                    "test_accuracy": metrics.get("test_accuracy"),
+                }
+            )
     return rows
 
 
 def rows_by_lr(markdown: str) -> dict[str, dict[str, str]]:
     """``dvc exp show --md`` as {learning rate: {column: cell}}; params/metrics columns by their last name part."""
-    lines = [[c.strip() for c in line.strip().strip("|").split("|")] for line in markdown.splitlines() if line.startswith("|")]
+    lines = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in markdown.splitlines()
+        if line.startswith("|")
+    ]
     header = lines[0]
     assert any(h.endswith("test_accuracy") for h in header) and any(h.endswith("optimizer.lr") for h in header), header
     names = ["lr" if h.endswith("optimizer.lr") else h for h in header]
@@ -242,8 +269,16 @@ def test_slow_experiments_run_queue_show_and_plot(tiny_repo):
         # The worker it spawns lives on (until idle): give it a file, not our pipes, or
         # waiting for the pipes to close would wait for the worker.
         with open(repo.parent / "queue-start.log", "w") as log:
-            subprocess.run([str(BIN / "dvc"), "queue", "start"], cwd=repo, env=tool_env(), stdout=log,
-                           stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, timeout=120, check=True)
+            subprocess.run(
+                [str(BIN / "dvc"), "queue", "start"],
+                cwd=repo,
+                env=tool_env(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=120,
+                check=True,
+            )
         deadline = time.monotonic() + 240
         while True:
             status = dvc("queue", "status", cwd=repo).stdout
@@ -284,4 +319,3 @@ def _walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
-

@@ -44,8 +44,9 @@ def gate(repo: Path) -> subprocess.CompletedProcess:
     # The venv is not on PATH, as in CI: the gate itself puts $DVC's folder first, so that
     # the stages' `python` is the venv's.
     env["PATH"] = os.pathsep.join(p for p in env["PATH"].split(os.pathsep) if Path(p) != BIN)
-    return subprocess.run([str(repo / ".ci" / "gate"), "make_data"], cwd=repo, env=env,
-                          capture_output=True, text=True, timeout=240)
+    return subprocess.run(
+        [str(repo / ".ci" / "gate"), "make_data"], cwd=repo, env=env, capture_output=True, text=True, timeout=240
+    )
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -65,7 +66,11 @@ def test_gate_passes_when_results_are_current(clone):
 @pytest.mark.parametrize("change", ["code", "params", "data"])
 def test_gate_fails_when_a_dependency_changed_without_regenerating(clone, change):
     if change == "code":  # a code dependency of train@tiny
-        edit(clone / "pipeline" / "engine.py", '"""', '"""Edited without running dvc repro.\n', )
+        edit(
+            clone / "pipeline" / "engine.py",
+            '"""',
+            '"""Edited without running dvc repro.\n',
+        )
     elif change == "params":  # one of train@tiny's params
         edit(clone / "params.yaml", "epochs: 2", "epochs: 3")
     else:  # the data stage now writes other data: train@tiny's data dependency changes
@@ -90,7 +95,11 @@ def test_gate_fails_when_a_stage_imports_code_it_does_not_declare(clone):
     """An undeclared import would let that file change without making the stage stale: the
     gate refuses it before anything else, naming the stage, the file and how it is reached."""
     (clone / "pipeline" / "helpers.py").write_text("SCALE = 1.0\n", encoding="utf-8")
-    edit(clone / "pipeline" / "engine.py", "import contextlib\n", "import contextlib\n\nfrom pipeline import helpers  # noqa: F401\n")
+    edit(
+        clone / "pipeline" / "engine.py",
+        "import contextlib\n",
+        "import contextlib\n\nfrom pipeline import helpers  # noqa: F401\n",
+    )
     done = gate(clone)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "[missing] train@tiny: pipeline/helpers.py is imported but not declared as a dep" in done.stdout

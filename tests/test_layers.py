@@ -168,7 +168,9 @@ def test_conv_init_matches_torch(c_in, c_out, kernel):
     assert CustomConv2D(c_in, c_out, kernel, bias=False).bias is None
 
 
-@pytest.mark.parametrize("kwargs", [{"kernel_size": 0}, {"kernel_size": 3, "stride": 0}, {"kernel_size": 3, "padding": -1}])
+@pytest.mark.parametrize(
+    "kwargs", [{"kernel_size": 0}, {"kernel_size": 3, "stride": 0}, {"kernel_size": 3, "padding": -1}]
+)
 def test_conv_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         CustomConv2D(1, 1, **kwargs)
@@ -293,7 +295,9 @@ def test_maxpool_padding_never_wins():
     _assert_same_as_reference(custom, reference, x, exact_support=True)
 
 
-@pytest.mark.parametrize("kwargs", [{"kernel_size": 2, "padding": 2}, {"kernel_size": 0}, {"kernel_size": 2, "stride": 0}])
+@pytest.mark.parametrize(
+    "kwargs", [{"kernel_size": 2, "padding": 2}, {"kernel_size": 0}, {"kernel_size": 2, "stride": 0}]
+)
 def test_maxpool_rejects_bad_arguments(kwargs):
     with pytest.raises(ValueError):
         CustomMaxPool2D(**kwargs)

@@ -98,15 +98,23 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss():
         "seed": 0,
         "data": {"format": "mnist_npz", "path": "unused", "normalize": {"mode": "none"}},
         "model": {"name": "tdm_cnn"},
-        "train": {"epochs": 3, "batch_size": 16, "optimizer": {"name": "sgd", "lr": 1e12, "momentum": 0.9}, "loss": "cross_entropy"},
+        "train": {
+            "epochs": 3,
+            "batch_size": 16,
+            "optimizer": {"name": "sgd", "lr": 1e12, "momentum": 0.9},
+            "loss": "cross_entropy",
+        },
     }
     variant = build(VariantConfig, raw, "test", name="diverges")
     g = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (64, 1, 28, 28), dtype=torch.uint8, generator=g)
     labels = torch.randint(0, 10, (64,), generator=g)
     data = ImageSet(images, labels, [str(i) for i in range(10)])
-    with pytest.raises(TrainingDiverged, match=r"diverges \d/3: the training loss is (nan|inf) at step \d+ of the epoch "
-                                                r"\(learning rate 1e\+12\)"):
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"diverges \d/3: the training loss is (nan|inf) at step \d+ of the epoch "
+        r"\(learning rate 1e\+12\)",
+    ):
         fit(variant, Splits(train=data, val=None, test=data), torch.device("cpu"))
 
 
@@ -118,8 +126,12 @@ def tiny_checkpoint(path, name="tiny", weights=None):
     from pipeline.models import create_model
     from pipeline.normalizer import Normalizer
 
-    raw = {"seed": 0, "data": {"format": "mnist_npz", "path": "unused"}, "model": {"name": "prac5_cnn"},
-           "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}, "loss": "cross_entropy"}}
+    raw = {
+        "seed": 0,
+        "data": {"format": "mnist_npz", "path": "unused"},
+        "model": {"name": "prac5_cnn"},
+        "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}, "loss": "cross_entropy"},
+    }
     variant = build(VariantConfig, raw, "test", name=name)
     torch.manual_seed(0)
     model = create_model("prac5_cnn")
@@ -166,16 +178,19 @@ def _write_bad_checkpoint(path, kind):
     return path
 
 
-@pytest.mark.parametrize(("kind", "message"), [
-    ("text", "not a file written by torch.save"),
-    ("truncated", "truncated or corrupted"),
-    ("list", "holds a list, not a checkpoint"),
-    ("missing_key", "missing key\\(s\\) state_dict"),
-    ("wrong_weights", "the weights do not fit model 'prac5_cnn'"),
-    ("malicious", "not a readable checkpoint: it holds objects other than tensors"),
-    ("nan_weights", "non-finite weights in"),
-    ("nan_normalization", "non-finite normalization"),
-])
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("text", "not a file written by torch.save"),
+        ("truncated", "truncated or corrupted"),
+        ("list", "holds a list, not a checkpoint"),
+        ("missing_key", "missing key\\(s\\) state_dict"),
+        ("wrong_weights", "the weights do not fit model 'prac5_cnn'"),
+        ("malicious", "not a readable checkpoint: it holds objects other than tensors"),
+        ("nan_weights", "non-finite weights in"),
+        ("nan_normalization", "non-finite normalization"),
+    ],
+)
 def test_a_bad_checkpoint_is_one_clear_line(tmp_path, monkeypatch, kind, message):
     from pipeline.checkpoint import load_checkpoint
 

@@ -13,9 +13,9 @@ from PIL import Image
 from pipeline.__main__ import main as cli
 from pipeline.checkpoint import load_checkpoint, save_checkpoint
 from pipeline.config import VariantConfig, build
-from pipeline.normalizer import Normalizer
 from pipeline.evaluation import evaluate_checkpoint
 from pipeline.models import create_model
+from pipeline.normalizer import Normalizer
 from pipeline.predict import format_predictions, run_predict
 
 SIZE = 16  # CSE849CNN pools four times by 2: 16 -> 1
@@ -23,14 +23,24 @@ CLASSES = [str(i) for i in range(10)]
 MEAN, STD = [0.45, 0.40, 0.35], [0.25, 0.20, 0.30]
 
 
-def tiny_variant(data_path: Path, model: str = "cse849_cnn", normalize: dict | None = None, name: str = "tiny") -> VariantConfig:
+def tiny_variant(
+    data_path: Path, model: str = "cse849_cnn", normalize: dict | None = None, name: str = "tiny"
+) -> VariantConfig:
     raw = {
         "seed": 0,
-        "data": {"format": "image_folder", "path": str(data_path),
-                 "normalize": normalize or {"mode": "fixed", "mean": MEAN, "std": STD}},
+        "data": {
+            "format": "image_folder",
+            "path": str(data_path),
+            "normalize": normalize or {"mode": "fixed", "mean": MEAN, "std": STD},
+        },
         "model": {"name": model},
-        "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.1}, "loss": "cross_entropy",
-                  "eval_batch_size": 5},
+        "train": {
+            "epochs": 1,
+            "batch_size": 8,
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "loss": "cross_entropy",
+            "eval_batch_size": 5,
+        },
     }
     return build(VariantConfig, raw, "test", name=name)
 
@@ -65,8 +75,9 @@ def make_folder_dataset(root: Path, n_test: int = 23, size: int = SIZE, metadata
     return {"images": images, "labels": labels, "digits": digits, "files": files}
 
 
-def make_checkpoint(path: Path, variant: VariantConfig, input_shape=(3, SIZE, SIZE), seed: int = 0,
-                    normalizer: Normalizer | None = None) -> Path:
+def make_checkpoint(
+    path: Path, variant: VariantConfig, input_shape=(3, SIZE, SIZE), seed: int = 0, normalizer: Normalizer | None = None
+) -> Path:
     torch.manual_seed(seed)
     model = create_model(variant.model.name, **variant.model.args).eval()
     normalizer = normalizer or Normalizer(MEAN, STD)
@@ -129,7 +140,9 @@ def test_predict_by_variant_name_uses_models_dir(dataset, tmp_path):
     models.mkdir()
     (models / "tiny.pt").write_bytes(model.read_bytes())
     out = tmp_path / "out.txt"
-    cli(["predict", "--variant", "tiny", "--models-dir", str(models), "--images", str(root / "test"), "--out", str(out)])
+    cli(
+        ["predict", "--variant", "tiny", "--models-dir", str(models), "--images", str(root / "test"), "--out", str(out)]
+    )
     assert out.read_text() == format_predictions(manual_predictions(model, arrays["images"]))
 
 
@@ -172,9 +185,14 @@ def test_grayscale_image_for_an_rgb_model_is_refused(dataset, tmp_path, capsys):
 def test_missing_model_and_variant_mismatch(dataset, tmp_path, capsys):
     root, _, model = dataset
     out = tmp_path / "p.txt"
-    message = run_failing(["predict", "--model", str(tmp_path / "none.pt"), "--images", str(root / "test"), "--out", str(out)], capsys)
+    message = run_failing(
+        ["predict", "--model", str(tmp_path / "none.pt"), "--images", str(root / "test"), "--out", str(out)], capsys
+    )
     assert "none.pt" in message
-    message = run_failing(["predict", "--variant", "other", "--model", str(model), "--images", str(root / "test"), "--out", str(out)], capsys)
+    message = run_failing(
+        ["predict", "--variant", "other", "--model", str(model), "--images", str(root / "test"), "--out", str(out)],
+        capsys,
+    )
     assert "'tiny'" in message
     assert not out.exists()
 
@@ -187,7 +205,9 @@ def test_grayscale_flat_input_model(tmp_path):
     for i, image in enumerate(images):
         write_png(folder / f"{i}.png", image)
     variant = tiny_variant(tmp_path, model="prac5_cnn", normalize={"mode": "none"})
-    model = make_checkpoint(tmp_path / "prac5.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.0], [1.0]))
+    model = make_checkpoint(
+        tmp_path / "prac5.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.0], [1.0])
+    )
     predicted = run_predict(model, folder, tmp_path / "out.txt")
     loaded = load_checkpoint(model)
     with torch.no_grad():

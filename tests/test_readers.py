@@ -121,7 +121,9 @@ def test_csv_short_row(csv_lines):
 def test_csv_non_integer_pixel(csv_lines, value):
     lines, write = csv_lines
     bad = _set_cell(lines[3], 1 + 28 * 2 + 4, value)  # row 3, column 5 -> "3x5"
-    with pytest.raises(DataError, match=rf"mnist_train.csv: row 3 \(line 4\), column '3x5': '{value}' is not an integer"):
+    with pytest.raises(
+        DataError, match=rf"mnist_train.csv: row 3 \(line 4\), column '3x5': '{value}' is not an integer"
+    ):
         read_split("mnist_csv", write(lines[:3] + [bad] + lines[4:]).parent, "train")
 
 

@@ -26,29 +26,76 @@ REPO = Path(__file__).resolve().parents[1]
 # What the fake train / evaluate / analysis stages "measured". Deliberately odd numbers,
 # so that a number in the report can only have come from these files.
 FAKE_METRICS = {
-    "hku_simplecnn": {"test_accuracy": 0.9871, "test_loss": 0.041234, "epochs": 10, "checkpoint_epoch": 10,
-                      "parameters": 421642, "train_seconds": 812.34, "train_images_per_second": 664.8,
-                      "val_accuracy": 0.9913, "val_loss": 0.0312},
-    "ds5220_mlp": {"test_accuracy": 0.9655, "test_loss": 0.1111, "epochs": 10, "checkpoint_epoch": 10,
-                   "parameters": 101770, "train_seconds": 41.5, "train_images_per_second": 14457.8},
-    "ds5220_cnn": {"test_accuracy": 0.9889, "test_loss": 0.0361, "epochs": 10, "checkpoint_epoch": 10,
-                   "parameters": 47658, "train_seconds": 123.4, "train_images_per_second": 4862.2},
-    "cse849": {"test_accuracy": 0.7234, "test_loss": 0.8123, "epochs": 12, "checkpoint_epoch": 11,
-               "parameters": 123456, "train_seconds": 3001.0, "train_images_per_second": 179.9,
-               "val_accuracy": 0.7301, "val_loss": 0.79},
+    "hku_simplecnn": {
+        "test_accuracy": 0.9871,
+        "test_loss": 0.041234,
+        "epochs": 10,
+        "checkpoint_epoch": 10,
+        "parameters": 421642,
+        "train_seconds": 812.34,
+        "train_images_per_second": 664.8,
+        "val_accuracy": 0.9913,
+        "val_loss": 0.0312,
+    },
+    "ds5220_mlp": {
+        "test_accuracy": 0.9655,
+        "test_loss": 0.1111,
+        "epochs": 10,
+        "checkpoint_epoch": 10,
+        "parameters": 101770,
+        "train_seconds": 41.5,
+        "train_images_per_second": 14457.8,
+    },
+    "ds5220_cnn": {
+        "test_accuracy": 0.9889,
+        "test_loss": 0.0361,
+        "epochs": 10,
+        "checkpoint_epoch": 10,
+        "parameters": 47658,
+        "train_seconds": 123.4,
+        "train_images_per_second": 4862.2,
+    },
+    "cse849": {
+        "test_accuracy": 0.7234,
+        "test_loss": 0.8123,
+        "epochs": 12,
+        "checkpoint_epoch": 11,
+        "parameters": 123456,
+        "train_seconds": 3001.0,
+        "train_images_per_second": 179.9,
+        "val_accuracy": 0.7301,
+        "val_loss": 0.79,
+    },
 }
 FAKE_EVAL = {  # as pipeline/evaluation.py writes it
-    "test_accuracy": 0.9871, "test_loss": 0.041234, "test_examples": 10000, "misclassified": 129,
+    "test_accuracy": 0.9871,
+    "test_loss": 0.041234,
+    "test_examples": 10000,
+    "misclassified": 129,
     "macro": {"precision": 0.98701, "recall": 0.98688, "f1": 0.98694},
-    "per_class": {str(c): {"precision": 0.9812, "recall": 0.9777, "f1": 0.9794, "support": 1000 + c} for c in range(10)},
+    "per_class": {
+        str(c): {"precision": 0.9812, "recall": 0.9777, "f1": 0.9794, "support": 1000 + c} for c in range(10)
+    },
 }
 FAKE_CSE849_EVAL = {
-    "test_accuracy": 0.7234, "test_loss": 0.8123, "test_examples": 10000, "misclassified": 2766,
+    "test_accuracy": 0.7234,
+    "test_loss": 0.8123,
+    "test_examples": 10000,
+    "misclassified": 2766,
     "per_class": {c: {"precision": 0.7, "recall": 0.71, "f1": 0.705, "support": 1000} for c in ("airplane", "cat")},
-    "shortcut": {"agree_count": 1039, "disagree_count": 8961, "agree_accuracy": 0.8123, "disagree_accuracy": 0.7011,
-                 "gap_points": 11.12, "shortcut_rate": 0.0567, "predicted_digit_rate": 0.1002},
-    "occlusion": {"digit_blanked": {"accuracy": 0.7188, "change_points": -0.46, "predicted_digit_rate": 0.0931},
-                  "cifar_blanked": {"accuracy": 0.1123, "change_points": -61.11, "predicted_digit_rate": 0.8765}},
+    "shortcut": {
+        "agree_count": 1039,
+        "disagree_count": 8961,
+        "agree_accuracy": 0.8123,
+        "disagree_accuracy": 0.7011,
+        "gap_points": 11.12,
+        "shortcut_rate": 0.0567,
+        "predicted_digit_rate": 0.1002,
+    },
+    "occlusion": {
+        "digit_blanked": {"accuracy": 0.7188, "change_points": -0.46, "predicted_digit_rate": 0.0931},
+        "cifar_blanked": {"accuracy": 0.1123, "change_points": -61.11, "predicted_digit_rate": 0.8765},
+    },
 }
 
 
@@ -73,18 +120,38 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "references").mkdir(exist_ok=True)
     shutil.copy(REPO / "references" / "seed_results.yaml", root / "references" / "seed_results.yaml")
-    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
-        "train": {"foreach": "${variants}", "do": {
-            "cmd": "python -m pipeline.stages.train ${key}",
-            "outs": [{"reports/${key}/plots/epochs.csv": {"cache": False}}],
-            "metrics": [{"reports/${key}/metrics.json": {"cache": False}}]}},
-        "evaluate": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/eval"]}},
-        "analyze": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/analysis"]}},
-        "compare": {"foreach": "${analysis.comparisons}", "do": {
-            "cmd": "x", "outs": ["reports/comparisons/${key}.md"], "metrics": ["reports/comparisons/${key}.json"]}},
-        "padding": {"cmd": "x", "outs": ["reports/analysis/padding_shapes.md", "reports/analysis/padding_shapes.json"]},
-        "stats": {"cmd": "x", "metrics": ["reports/data/stats.json"]},
-    }}), encoding="utf-8")
+    (root / "dvc.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "stages": {
+                    "train": {
+                        "foreach": "${variants}",
+                        "do": {
+                            "cmd": "python -m pipeline.stages.train ${key}",
+                            "outs": [{"reports/${key}/plots/epochs.csv": {"cache": False}}],
+                            "metrics": [{"reports/${key}/metrics.json": {"cache": False}}],
+                        },
+                    },
+                    "evaluate": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/eval"]}},
+                    "analyze": {"foreach": "${variants}", "do": {"cmd": "x", "outs": ["reports/${key}/analysis"]}},
+                    "compare": {
+                        "foreach": "${analysis.comparisons}",
+                        "do": {
+                            "cmd": "x",
+                            "outs": ["reports/comparisons/${key}.md"],
+                            "metrics": ["reports/comparisons/${key}.json"],
+                        },
+                    },
+                    "padding": {
+                        "cmd": "x",
+                        "outs": ["reports/analysis/padding_shapes.md", "reports/analysis/padding_shapes.json"],
+                    },
+                    "stats": {"cmd": "x", "metrics": ["reports/data/stats.json"]},
+                }
+            }
+        ),
+        encoding="utf-8",
+    )
     reports = root / "reports"
     for variant, metrics in FAKE_METRICS.items():
         write_json(reports / variant / "metrics.json", metrics)
@@ -93,7 +160,10 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
         png(reports / variant / "eval" / "first20.png")
         png(reports / variant / "analysis" / "loss_curve.png", colour=(0, 150, 0))
         count = FAKE_PARAM_COUNTS[variant]
-        write_json(reports / variant / "analysis" / "param_counts.json", {"non_trainable": 0, "total": count, "trainable": count})
+        write_json(
+            reports / variant / "analysis" / "param_counts.json",
+            {"non_trainable": 0, "total": count, "trainable": count},
+        )
     # misclassified.png of hku only: the others' eval folder exists but lacks it
     png(reports / "hku_simplecnn" / "eval" / "misclassified.png")
     # filters.png: not for the MLP (no convolution), whose analysis folder holds the rest
@@ -101,38 +171,102 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     png(reports / "cse849" / "analysis" / "filters.png", size=(40, 40), colour=(90, 90, 0))
     (reports / "ds5220_mlp" / "analysis" / "shape_trace.md").write_text(
         "`[1, 1, 28, 28] -> [1, 784] -> [1, 128] -> [1, 10]`\n\n| step | shape |\n|---:|---|\n| 0 | [1, 1, 28, 28] |\n",
-        encoding="utf-8")
+        encoding="utf-8",
+    )
     (reports / "ds5220_mlp" / "analysis" / "layer_summary.md").write_text(
         "## ds5220_mlp (`ds5220_mlp`)\n\nTotal params: 101,770\n\n### Layers\n\n| Layer (type) | Param # |\n|---|---:|\n"
-        "| Linear-1 | 100,480 |\n", encoding="utf-8")
+        "| Linear-1 | 100,480 |\n",
+        encoding="utf-8",
+    )
     # one comparison of the three in params, with a link relative to reports/comparisons/
-    write_json(reports / "comparisons" / "normalization.json", {"title": "Normalized vs raw input", "accuracy_diff_points": 0.34})
+    write_json(
+        reports / "comparisons" / "normalization.json",
+        {"title": "Normalized vs raw input", "accuracy_diff_points": 0.34},
+    )
     (reports / "comparisons" / "normalization.md").write_text(
         "# Normalized vs raw input (DS 5220 Part 4.4)\n\n| pair | gap |\n|---|---|\n| cnn vs raw | 0.34 pp |\n\n"
-        "![curve](../ds5220_mlp/analysis/loss_curve.png)\n", encoding="utf-8")
-    write_json(reports / "autograder.json", {
-        "q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, "q2": {"score": 17, "max": 20, "passed": 41, "total": 48},
-        "total": 37, "max_total": 40})
-    write_json(reports / "data" / "stats.json", {"mnist": {"train": {"count": 60000, "mean": 0.130660, "std": 0.308108}}})
+        "![curve](../ds5220_mlp/analysis/loss_curve.png)\n",
+        encoding="utf-8",
+    )
+    write_json(
+        reports / "autograder.json",
+        {
+            "q1": {"score": 20, "max": 20, "passed": 48, "total": 48},
+            "q2": {"score": 17, "max": 20, "passed": 41, "total": 48},
+            "total": 37,
+            "max_total": 40,
+        },
+    )
+    write_json(
+        reports / "data" / "stats.json", {"mnist": {"train": {"count": 60000, "mean": 0.130660, "std": 0.308108}}}
+    )
     png(reports / "data" / "mnist_first5.png")
     (reports / "cse849").mkdir(exist_ok=True)
     (reports / "cse849" / "q1_test.txt").write_text("".join(f"{i}.png,cat\n" for i in range(7)), encoding="utf-8")
     png(reports / "cse849" / "classwise_norms" / "classwise_norms_conv1.png")
-    write_json(reports / "cse849" / "classwise_norms" / "classwise_norms.json",
-               {"conv1": {"summary": {"filters": 32, "class_specific": 3, "mean_cv": 0.2345}}})
-    write_json(reports / "benchmarks" / "loader.json", {"workers": 0, "results": {
-        "seed_style": {"seconds": 61.25, "test_accuracy": 0.9512, "speedup_vs_seed_style": 1.0},
-        "engine_float32": {"seconds": 12.5, "test_accuracy": 0.9518, "speedup_vs_seed_style": 4.9,
-                           "speedup_vs_seed_style_median": 4.5}},
-        "reliable": True, "reliability_note": ""})
-    write_json(reports / "benchmarks" / "layers.json", {"threads": 2, "reliable": False,
-                                                        "reliability_note": "load average 1.80 before the run", "results": [
-        {"kind": "conv", "name": "conv 32->64 5x5, 12x12", "custom_s": 0.02767, "torch_s": 0.01232, "ratio": 2.2459,
-         "ratio_median": 2.41, "target": 2.0, "pass": False},
-        {"kind": "epoch", "name": "SimpleCNN epoch", "custom_s": 46.78, "torch_s": 28.26, "ratio": 1.655, "target": 1.5, "pass": False},
-        {"kind": "pool", "name": "max-pool 2x2", "custom_s": 0.00117, "torch_s": 0.00090, "ratio": 1.30, "target": 3.0, "pass": True}]})
+    write_json(
+        reports / "cse849" / "classwise_norms" / "classwise_norms.json",
+        {"conv1": {"summary": {"filters": 32, "class_specific": 3, "mean_cv": 0.2345}}},
+    )
+    write_json(
+        reports / "benchmarks" / "loader.json",
+        {
+            "workers": 0,
+            "results": {
+                "seed_style": {"seconds": 61.25, "test_accuracy": 0.9512, "speedup_vs_seed_style": 1.0},
+                "engine_float32": {
+                    "seconds": 12.5,
+                    "test_accuracy": 0.9518,
+                    "speedup_vs_seed_style": 4.9,
+                    "speedup_vs_seed_style_median": 4.5,
+                },
+            },
+            "reliable": True,
+            "reliability_note": "",
+        },
+    )
+    write_json(
+        reports / "benchmarks" / "layers.json",
+        {
+            "threads": 2,
+            "reliable": False,
+            "reliability_note": "load average 1.80 before the run",
+            "results": [
+                {
+                    "kind": "conv",
+                    "name": "conv 32->64 5x5, 12x12",
+                    "custom_s": 0.02767,
+                    "torch_s": 0.01232,
+                    "ratio": 2.2459,
+                    "ratio_median": 2.41,
+                    "target": 2.0,
+                    "pass": False,
+                },
+                {
+                    "kind": "epoch",
+                    "name": "SimpleCNN epoch",
+                    "custom_s": 46.78,
+                    "torch_s": 28.26,
+                    "ratio": 1.655,
+                    "target": 1.5,
+                    "pass": False,
+                },
+                {
+                    "kind": "pool",
+                    "name": "max-pool 2x2",
+                    "custom_s": 0.00117,
+                    "torch_s": 0.00090,
+                    "ratio": 1.30,
+                    "target": 3.0,
+                    "pass": True,
+                },
+            ],
+        },
+    )
     if timing:
-        write_json(reports / "timing.json", {"dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2})
+        write_json(
+            reports / "timing.json", {"dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2}
+        )
     return root
 
 
@@ -166,7 +300,9 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     assert "812.3 s (13.5 min)" in md  # training time
     assert "| q2 | 17 / 20 | 41 / 48 |" in md  # autograder
     # cse849 shortcut and occlusion blocks
-    assert "| gap_points | +11.12 pp |" in md and "| agree_accuracy | 81.23% |" in md and "| shortcut_rate | 5.67% |" in md
+    assert (
+        "| gap_points | +11.12 pp |" in md and "| agree_accuracy | 81.23% |" in md and "| shortcut_rate | 5.67% |" in md
+    )
     assert "| `digit_blanked` | 71.88% | -0.46 pp | 9.31% |" in md
     assert "| `cifar_blanked` | 11.23% | -61.11 pp | 87.65% |" in md
     assert "| macro f1 | 98.69% |" in md and "| misclassified | 129 |" in md
@@ -185,7 +321,10 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     assert "#### ds5220_mlp (`ds5220_mlp`)" in md and "##### Layers" in md  # the file's headings, shifted under ###
     # class-wise norms from reports/<variant>/classwise_norms/
     assert "| `conv1` | 32 | 3 | 0.2345 |" in md
-    assert "[`reports/cse849/classwise_norms/classwise_norms.json`](../reports/cse849/classwise_norms/classwise_norms.json)" in md
+    assert (
+        "[`reports/cse849/classwise_norms/classwise_norms.json`](../reports/cse849/classwise_norms/classwise_norms.json)"
+        in md
+    )
 
 
 def test_layer_benchmark_table(fake_repo):
@@ -194,7 +333,10 @@ def test_layer_benchmark_table(fake_repo):
     assert cells(md, "SimpleCNN epoch")[1:] == ["46.8 s", "28.3 s", "1.66x", "-", "<= 1.5x", "**missed**"]
     assert cells(md, "max-pool 2x2")[1:] == ["1.17 ms", "0.90 ms", "1.30x", "-", "<= 3x", "met"]
     # the benchmark's own verdict on the machine is shown, with its reason
-    assert "**Unreliable measurement**: the machine was busy during this benchmark (load average 1.80 before the run)" in md
+    assert (
+        "**Unreliable measurement**: the machine was busy during this benchmark (load average 1.80 before the run)"
+        in md
+    )
 
 
 def test_differences_against_the_seed(fake_repo):
@@ -248,8 +390,10 @@ def test_missing_inputs_say_not_produced_yet(fake_repo):
     # not in dvc.yaml: the expected stage name
     assert "layer benchmark: not produced yet (run `dvc repro bench_layers`)" in md
     assert "evaluation of `tdm_max`: not produced yet (run `dvc repro evaluate@tdm_max`)" in md
-    assert ("cse849: class-wise mean feature-map norm per filter, last conv layer: not produced yet "
-            "(run `dvc repro classwise_norms`)") in md
+    assert (
+        "cse849: class-wise mean feature-map norm per filter, last conv layer: not produced yet "
+        "(run `dvc repro classwise_norms`)"
+    ) in md
     # a stage that ran but did not write this file: said so, no "not produced yet"
     assert "`reports/ds5220_mlp/eval/misclassified.png` is not written by `evaluate@ds5220_mlp`" in md
     assert "`reports/ds5220_mlp/analysis/filters.png` is not written by `analyze@ds5220_mlp`" in md
@@ -338,7 +482,10 @@ def test_variant_only_in_params_appears(fake_repo):
     md = build_report(fake_repo).markdown
     assert "- [Other variants](#other-variants)" in md and "\n## Other variants\n" in md
     summary = md.split("## Summary")[1].split("## Data")[0]
-    assert "| [Other variants](#other-variants) | `extra_cnn` | not produced yet (run `dvc repro train@extra_cnn`) |" in summary
+    assert (
+        "| [Other variants](#other-variants) | `extra_cnn` | not produced yet (run `dvc repro train@extra_cnn`) |"
+        in summary
+    )
     other = md.split("\n## Other variants\n")[1].split("\n## ")[0]
     assert "|  | `extra_cnn` |" in other  # the "what was run" table, from params
     assert "| model | `ds5220_cnn` |" in other
@@ -348,14 +495,21 @@ def test_variant_only_in_params_appears(fake_repo):
     assert "extra_cnn: first-layer filters: not produced yet (run `dvc repro analyze@extra_cnn`)" in other
     assert "extra_cnn: confusion matrix (test set): not produced yet (run `dvc repro evaluate@extra_cnn`)" in other
     analysis = md.split("## Analysis across assignments")[1].split("\n## ")[0]
-    assert "`reports/extra_cnn/analysis/shape_trace.md`: not produced yet (run `dvc repro analyze@extra_cnn`)" in analysis
-    assert "`reports/extra_cnn/analysis/layer_summary.md`: not produced yet (run `dvc repro analyze@extra_cnn`)" in analysis
+    assert (
+        "`reports/extra_cnn/analysis/shape_trace.md`: not produced yet (run `dvc repro analyze@extra_cnn`)" in analysis
+    )
+    assert (
+        "`reports/extra_cnn/analysis/layer_summary.md`: not produced yet (run `dvc repro analyze@extra_cnn`)"
+        in analysis
+    )
     assert cells(analysis, "`extra_cnn`")[1] == "not produced yet (run `dvc repro analyze@extra_cnn`)"
     time = md.split("\n## Time\n")[1]
     assert cells(time, "`extra_cnn`")[1] == "not produced yet (run `dvc repro train@extra_cnn`)"
     assert "the 4 of 10 variants trained so far" in time
     # with its files produced, its numbers appear
-    write_json(fake_repo / "reports" / "extra_cnn" / "metrics.json", {**FAKE_METRICS["ds5220_cnn"], "test_accuracy": 0.9777})
+    write_json(
+        fake_repo / "reports" / "extra_cnn" / "metrics.json", {**FAKE_METRICS["ds5220_cnn"], "test_accuracy": 0.9777}
+    )
     md = build_report(fake_repo).markdown
     assert "| [Other variants](#other-variants) | `extra_cnn` | 97.77% | no seed | - |" in md
 
@@ -363,28 +517,44 @@ def test_variant_only_in_params_appears(fake_repo):
 def test_included_markdown_headings(fake_repo):
     """A per-variant file keeps its own top heading when it names the variant; otherwise it goes under one that does."""
     (fake_repo / "reports" / "hku_simplecnn" / "analysis" / "shape_trace.md").write_text(
-        "# Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n## Detail\n\ntext\n", encoding="utf-8")
+        "# Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n## Detail\n\ntext\n", encoding="utf-8"
+    )
     md = build_report(fake_repo).markdown
     traces = md.split("### Shape traces through each network")[1].split("### Layer summaries")[0]
-    assert "#### `hku_simplecnn`\n\n##### Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n###### Detail" in traces
+    assert (
+        "#### `hku_simplecnn`\n\n##### Tensor shapes (Practical 5, Figure 6)\n\n```\n# not a heading\n```\n\n###### Detail"
+        in traces
+    )
     summaries = md.split("### Layer summaries")[1].split("### Parameter counts")[0]
     assert "#### ds5220_mlp (`ds5220_mlp`)\n\nTotal params" in summaries and "#### `ds5220_mlp`" not in summaries
 
 
 def test_comparisons_follow_params(fake_repo):
     """One subsection per params ``analysis.comparisons`` key, in params order; stale files are not shown."""
-    (fake_repo / "reports" / "comparisons" / "removed.md").write_text("# A comparison no longer in params\n", encoding="utf-8")
+    (fake_repo / "reports" / "comparisons" / "removed.md").write_text(
+        "# A comparison no longer in params\n", encoding="utf-8"
+    )
     params = yaml.safe_load((fake_repo / "params.yaml").read_text(encoding="utf-8"))
     params["analysis"]["comparisons"]["depth"] = {"title": "Shallow vs deep", "a": "prac5", "b": "cse849"}
     (fake_repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
     md = build_report(fake_repo).markdown
     section = md.split("### Comparisons")[1].split("### Shape traces")[0]
-    order = [section.index(t) for t in ("#### Max vs average pooling", "#### Normalized vs raw input (DS 5220 Part 4.4)",
-                                        "#### MLP vs CNN", "#### Shallow vs deep")]
+    order = [
+        section.index(t)
+        for t in (
+            "#### Max vs average pooling",
+            "#### Normalized vs raw input (DS 5220 Part 4.4)",
+            "#### MLP vs CNN",
+            "#### Shallow vs deep",
+        )
+    ]
     assert order == sorted(order)
     assert "`reports/comparisons/depth.md`: not produced yet (run `dvc repro compare@depth`)" in section
     assert "| cnn vs raw | 0.34 pp |" in section
-    assert "From [`reports/comparisons/normalization.json`](../reports/comparisons/normalization.json) (stage `compare@normalization`)." in section
+    assert (
+        "From [`reports/comparisons/normalization.json`](../reports/comparisons/normalization.json) (stage `compare@normalization`)."
+        in section
+    )
     assert "no longer in params" not in md
 
 
@@ -405,14 +575,22 @@ def test_fallback_stage_names_without_dvc_yaml(fake_repo):
     inputs = Inputs(fake_repo)
     assert inputs.stages == {}
     expected = {
-        "prac5/metrics.json": "train@prac5", "prac5/plots/steps.csv": "train@prac5",
+        "prac5/metrics.json": "train@prac5",
+        "prac5/plots/steps.csv": "train@prac5",
         "prac5/eval/first20.png": "evaluate@prac5",
-        "prac5/analysis/filters.png": "analyze@prac5", "prac5/analysis/param_counts.json": "analyze@prac5",
-        "comparisons/pooling.json": "compare@pooling", "comparisons/mlp_vs_cnn.md": "compare@mlp_vs_cnn",
-        "analysis/padding_shapes.md": "padding", "analysis/padding_shapes.json": "padding",
+        "prac5/analysis/filters.png": "analyze@prac5",
+        "prac5/analysis/param_counts.json": "analyze@prac5",
+        "comparisons/pooling.json": "compare@pooling",
+        "comparisons/mlp_vs_cnn.md": "compare@mlp_vs_cnn",
+        "analysis/padding_shapes.md": "padding",
+        "analysis/padding_shapes.json": "padding",
         "cse849/classwise_norms/classwise_norms_conv5.png": "classwise_norms",
-        "cse849/q1_test.txt": "predict_cse849", "data/provenance.json": "download", "data/stats.json": "stats",
-        "autograder.json": "autograde", "benchmarks/loader.json": "bench_loader", "benchmarks/layers.json": "bench_layers",
+        "cse849/q1_test.txt": "predict_cse849",
+        "data/provenance.json": "download",
+        "data/stats.json": "stats",
+        "autograder.json": "autograde",
+        "benchmarks/loader.json": "bench_loader",
+        "benchmarks/layers.json": "bench_layers",
         "timing.json": "!make repro-timed",
     }
     assert {rel: inputs.stage_for(rel) for rel in expected} == expected
@@ -420,20 +598,33 @@ def test_fallback_stage_names_without_dvc_yaml(fake_repo):
 
 def test_stage_imports_only_what_it_needs():
     """``python -m pipeline.stages.report`` loads no project module beyond its dvc.yaml deps, and no torch."""
-    code = ("import sys, pipeline.stages.report; "
-            "print(' '.join(sorted(m for m in sys.modules if m == 'pipeline' or m.startswith('pipeline.'))))"
-            "; print('torch' in sys.modules, 'numpy' in sys.modules)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False)
+    code = (
+        "import sys, pipeline.stages.report; "
+        "print(' '.join(sorted(m for m in sys.modules if m == 'pipeline' or m.startswith('pipeline.'))))"
+        "; print('torch' in sys.modules, 'numpy' in sys.modules)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60, check=False
+    )
     assert done.returncode == 0, done.stderr
     modules, heavy = done.stdout.splitlines()
-    assert modules.split() == ["pipeline", "pipeline.cli", "pipeline.config", "pipeline.io", "pipeline.report",
-                               "pipeline.stages", "pipeline.stages.report"]
+    assert modules.split() == [
+        "pipeline",
+        "pipeline.cli",
+        "pipeline.config",
+        "pipeline.io",
+        "pipeline.report",
+        "pipeline.stages",
+        "pipeline.stages.report",
+    ]
     assert heavy == "False False"
 
 
 def test_markdown_to_html_subset():
-    page = markdown_to_html("# T `x`\n\n| a | b \\| c |\n|---|---|\n| 1 | **2** |\n\n- one\n- [two](x.md)\n\n> q\n\n```\n<raw>\n```\n",
-                            lambda src: None)
+    page = markdown_to_html(
+        "# T `x`\n\n| a | b \\| c |\n|---|---|\n| 1 | **2** |\n\n- one\n- [two](x.md)\n\n> q\n\n```\n<raw>\n```\n",
+        lambda src: None,
+    )
     assert '<h1 id="t-x">T <code>x</code></h1>' in page
     assert "<th>b | c</th>" in page and "<td><strong>2</strong></td>" in page
     assert '<li><a href="x.md">two</a></li>' in page
@@ -451,27 +642,46 @@ def test_real_repository_renders():
 def test_timing_writes_seconds_only_on_success(tmp_path):
     """``pipeline.timing`` (make repro-timed): the JSON the time section reads."""
     out = tmp_path / "timing.json"
-    ok = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "pass"],
-                        cwd=REPO, capture_output=True, text=True, timeout=60)
+    ok = subprocess.run(
+        [sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "pass"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert ok.returncode == 0, ok.stderr
     timing = json.loads(out.read_text())
-    assert set(timing) == {"dvc_repro_seconds", "stages", "date", "command", "cpus"} and timing["dvc_repro_seconds"] >= 0
+    assert (
+        set(timing) == {"dvc_repro_seconds", "stages", "date", "command", "cpus"} and timing["dvc_repro_seconds"] >= 0
+    )
     assert timing["stages"] == {}  # the command printed no DVC stage lines
     out.unlink()
-    bad = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "raise SystemExit(3)"],
-                         cwd=REPO, capture_output=True, text=True, timeout=60)
+    bad = subprocess.run(
+        [sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", "raise SystemExit(3)"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert bad.returncode == 3 and not out.exists() and "not written" in bad.stderr
 
 
 def test_timing_records_each_stage_from_dvc_output(tmp_path):
     """Per-stage wall time: from each of DVC's `Running stage` lines to the next one, in run order."""
-    script = ("import time\n"
-              "print(\"Running stage 'a':\", flush=True); time.sleep(0.3)\n"
-              "print('> python -m something', flush=True)\n"
-              "print(\"Running stage 'train@b':\", flush=True); time.sleep(0.6)\n")
+    script = (
+        "import time\n"
+        "print(\"Running stage 'a':\", flush=True); time.sleep(0.3)\n"
+        "print('> python -m something', flush=True)\n"
+        "print(\"Running stage 'train@b':\", flush=True); time.sleep(0.6)\n"
+    )
     out = tmp_path / "timing.json"
-    done = subprocess.run([sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", script],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.timing", "--out", str(out), "--", sys.executable, "-c", script],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     assert "> python -m something" in done.stdout  # the output is passed through
     stages = json.loads(out.read_text())["stages"]
@@ -483,7 +693,7 @@ def test_report_tables_the_time_per_stage(fake_repo):
     timing = {"dvc_repro_seconds": 100.0, "stages": {"stats": 10.0, "train@tdm_max": 60.0, "report": 30.0}}
     write_json(fake_repo / "reports" / "timing.json", timing)
     md = report.build_report(fake_repo).markdown
-    section = md[md.index("Where the time of that run went"):]
+    section = md[md.index("Where the time of that run went") :]
     order = [section.index(f"`{stage}`") for stage in ("train@tdm_max", "report", "stats")]
     assert order == sorted(order)  # slowest first
     assert "60.0%" in section

@@ -54,19 +54,33 @@ def browser() -> str:
 def probe(page: Path, tmp_path: Path) -> dict[str, str]:
     """Load ``page`` (with the probe added) in headless Chromium; the probe's counts."""
     text = page.read_text(encoding="utf-8")
-    text, n = re.subn(r'<meta http-equiv="Content-Security-Policy" content="[^"]*">',
-                      f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">', text)
+    text, n = re.subn(
+        r'<meta http-equiv="Content-Security-Policy" content="[^"]*">',
+        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
+        text,
+    )
     if n == 0:
         text = text.replace("<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{POLICY}">', 1)
     text = text.replace("</title>", "</title>\n" + PROBE, 1)
     probed = tmp_path / f"probed-{page.name}"
     probed.write_text(text, encoding="utf-8")
     command = [
-        browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--disable-default-apps", "--disable-extensions", "--mute-audio",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000",
-        "--dump-dom", probed.as_uri(),
+        browser(),
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-default-apps",
+        "--disable-extensions",
+        "--mute-audio",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+        "--virtual-time-budget=5000",
+        "--dump-dom",
+        probed.as_uri(),
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -91,8 +105,11 @@ def test_probe_catches_broken_and_external_images(tmp_path):
     """The probe itself works: a missing file and a remote URL are both reported."""
     browser()
     page = tmp_path / "bad.html"
-    page.write_text('<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body>'
-                    '<img src="missing.png"><img src="https://example.invalid/x.png"></body></html>', encoding="utf-8")
+    page.write_text(
+        '<!DOCTYPE html><html><head><meta charset="utf-8"><title>t</title></head><body>'
+        '<img src="missing.png"><img src="https://example.invalid/x.png"></body></html>',
+        encoding="utf-8",
+    )
     found = probe(page, tmp_path)
     assert found["images"] == "2" and found["broken"] == "2"
     assert int(found["violations"]) >= 2  # both fetches were attempted and blocked

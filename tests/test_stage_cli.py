@@ -10,7 +10,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_train(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pipeline.stages.train", *args], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.train", *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_unknown_variant_exits_1_with_the_allowed_names(tmp_path):
@@ -26,7 +28,12 @@ def test_the_console_command_is_the_module_command(tmp_path):
     """`make setup` installs the package: `cnn-pipeline` runs `python -m pipeline` (here: a grader's usage error)."""
     command = Path(sys.executable).parent / "cnn-pipeline"
     assert command.is_file(), "run `make setup`: it installs the package and its console command"
-    done = subprocess.run([str(command), "grade-cse849", str(tmp_path / "missing.txt"), "--labels", str(tmp_path / "l.csv")],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    done = subprocess.run(
+        [str(command), "grade-cse849", str(tmp_path / "missing.txt"), "--labels", str(tmp_path / "l.csv")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.txt'}: prediction file not found"

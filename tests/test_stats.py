@@ -34,7 +34,22 @@ def test_head_text_is_what_pandas_prints_in_a_notebook(tmp_path, tiny_mnist):
     text = head_text(frame)
     lines = text.splitlines()
     assert lines[0] == "(300, 785)"
-    assert lines[1].split() == ["label", "1x1", "1x2", "1x3", "1x4", "1x5", "1x6", "1x7", "1x8", "1x9", "...", "28x19", "28x20", "\\"]
+    assert lines[1].split() == [
+        "label",
+        "1x1",
+        "1x2",
+        "1x3",
+        "1x4",
+        "1x5",
+        "1x6",
+        "1x7",
+        "1x8",
+        "1x9",
+        "...",
+        "28x19",
+        "28x20",
+        "\\",
+    ]
     assert lines[8].split() == ["28x21", "28x22", "28x23", "28x24", "28x25", "28x26", "28x27", "28x28"]
     assert lines[-1] == "[5 rows x 785 columns]"
     assert lines[2].split()[:2] == ["0", str(labels[0])]

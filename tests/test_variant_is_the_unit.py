@@ -27,8 +27,7 @@ NEW_VARIANT = {
     "seed": 1,
     "data": {"format": "mnist_npz", "path": "data/mnist_npz", "normalize": {"mode": "none"}},
     "model": {"name": "prac5_cnn"},
-    "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05},
-              "loss": "one_hot_cross_entropy"},
+    "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "sgd", "lr": 0.05}, "loss": "one_hot_cross_entropy"},
 }
 PER_VARIANT_STAGES = {f"train@{NEW}", f"evaluate@{NEW}", f"analyze@{NEW}"}
 AGGREGATING_STAGES = {"report"}  # reads every variant's params and files
@@ -44,16 +43,27 @@ def dvc(*args: str, cwd: Path) -> str:
 
 
 def copy_repository(dest: Path) -> Path:
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=ROOT, capture_output=True, check=True).stdout.decode().split("\0")
+    listed = (
+        subprocess.run(
+            ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+            cwd=ROOT,
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .split("\0")
+    )
     for rel in filter(None, listed):
         source = ROOT / rel
         if source.is_file():
             (dest / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(source, dest / rel)
     config = dest / ".dvc" / "config"
-    config.write_text(config.read_text() + "\n[core]\n    no_scm = true\n" if "[core]" not in config.read_text()
-                      else config.read_text().replace("[core]", "[core]\n    no_scm = true", 1))
+    config.write_text(
+        config.read_text() + "\n[core]\n    no_scm = true\n"
+        if "[core]" not in config.read_text()
+        else config.read_text().replace("[core]", "[core]\n    no_scm = true", 1)
+    )
     return dest
 
 
@@ -78,7 +88,9 @@ def test_a_new_variant_gets_its_stages_and_makes_nothing_else_stale(tmp_path: Pa
     for stage in PER_VARIANT_STAGES:
         assert stage in after, f"{stage} should be stale (never run)"
     changed = {name for name in stages_before if after.get(name) != before.get(name)}
-    assert changed <= AGGREGATING_STAGES, f"adding a variant made other stages stale: {sorted(changed - AGGREGATING_STAGES)}"
+    assert changed <= AGGREGATING_STAGES, (
+        f"adding a variant made other stages stale: {sorted(changed - AGGREGATING_STAGES)}"
+    )
     assert "report" in after  # it shows every variant, so it must rerun
 
 
@@ -90,8 +102,14 @@ def test_the_report_shows_a_variant_that_is_only_in_params(tmp_path: Path):
     params["variants"][NEW] = NEW_VARIANT
     params_file.write_text(yaml.safe_dump(params, sort_keys=False))
     env = {**os.environ, "PYTHONPATH": str(root)}
-    subprocess.run([sys.executable, "-m", "pipeline.stages.report"], cwd=root, env=env, check=True,
-                   capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "pipeline.stages.report"],
+        cwd=root,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     text = (root / "report" / "README.md").read_text()
     assert f"`{NEW}`" in text
     assert f"train@{NEW}" in text  # the missing files name the stage that writes them

@@ -171,7 +171,9 @@ def _unpickle_batch(path: Path, name: str, data: bytes) -> tuple[np.ndarray, np.
     except Exception as exc:  # noqa: BLE001 - any unpickling problem is a corrupt batch
         raise DataError(f"{path}: member {name}: not a CIFAR-10 batch ({type(exc).__name__}: {exc})") from None
     if pixels.ndim != 2 or pixels.shape[1] != 3072 or len(labels) != len(pixels):
-        raise DataError(f"{path}: member {name}: expected N x 3072 pixels and N labels, got {pixels.shape} / {labels.shape}")
+        raise DataError(
+            f"{path}: member {name}: expected N x 3072 pixels and N labels, got {pixels.shape} / {labels.shape}"
+        )
     if labels.size and (labels.min() < 0 or labels.max() > 9):
         raise DataError(f"{path}: member {name}: label outside 0-9")
     return pixels.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy(), labels

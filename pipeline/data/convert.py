@@ -50,9 +50,10 @@ import logging
 import os
 import time
 import zipfile
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -96,6 +97,7 @@ def load_mnist_idx(raw_dir: str | os.PathLike[str], split: str) -> tuple[np.ndar
 
 
 # --------------------------------------------------------------------------- Kaggle CSV
+
 
 def _cell_table(terminator: bytes) -> tuple[np.ndarray, np.ndarray]:
     table = np.zeros((256, 4), dtype=np.uint8)
@@ -155,7 +157,9 @@ def save_npz_deterministic(path: str | os.PathLike[str], arrays: Mapping[str, np
                 np.lib.format.write_array(handle, np.ascontiguousarray(array), allow_pickle=False)
 
 
-def convert_mnist(raw_dir: str | os.PathLike[str], csv_dir: str | os.PathLike[str], npz_dir: str | os.PathLike[str]) -> dict[str, int]:
+def convert_mnist(
+    raw_dir: str | os.PathLike[str], csv_dir: str | os.PathLike[str], npz_dir: str | os.PathLike[str]
+) -> dict[str, int]:
     """Write the Kaggle CSVs and the Practical 5 npz files from the raw IDX files; return counts."""
     data = {split: load_mnist_idx(Path(raw_dir) / RAW_MNIST, split) for split in MNIST_PREFIX}
     with atomic_path(csv_dir) as tmp:
@@ -192,7 +196,7 @@ class CompositeSpec:
     mnist_val_start: int = 50_000  # MNIST train index where the val digit pool begins
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> "CompositeSpec":
+    def from_params(cls, params: Mapping[str, Any]) -> CompositeSpec:
         node = section(params, "composite")
         values = {}
         for key in ("seed", "train_size", "val_size", "test_size"):
@@ -238,11 +242,17 @@ def plan_composite(
     """Decide every sample (which CIFAR image, which digit) -> the metadata table, in split order."""
     n_cifar_train, n_mnist_train = len(cifar_train_labels), len(mnist_train_labels)
     if spec.train_size > spec.cifar_val_start:
-        raise ConfigError(f"composite.train_size: {spec.train_size} exceeds the {spec.cifar_val_start} CIFAR-10 train images reserved for train")
+        raise ConfigError(
+            f"composite.train_size: {spec.train_size} exceeds the {spec.cifar_val_start} CIFAR-10 train images reserved for train"
+        )
     if spec.cifar_val_start + spec.val_size > n_cifar_train:
-        raise ConfigError(f"composite.val_size: {spec.val_size} exceeds the {n_cifar_train - spec.cifar_val_start} CIFAR-10 train images reserved for val")
+        raise ConfigError(
+            f"composite.val_size: {spec.val_size} exceeds the {n_cifar_train - spec.cifar_val_start} CIFAR-10 train images reserved for val"
+        )
     if spec.test_size > len(cifar_test_labels):
-        raise ConfigError(f"composite.test_size: {spec.test_size} exceeds the {len(cifar_test_labels)} CIFAR-10 test images")
+        raise ConfigError(
+            f"composite.test_size: {spec.test_size} exceeds the {len(cifar_test_labels)} CIFAR-10 test images"
+        )
     if not 0 < spec.mnist_val_start < n_mnist_train:
         raise DataError(f"MNIST train has {n_mnist_train} images; the composite needs more than {spec.mnist_val_start}")
 
@@ -335,7 +345,9 @@ def write_composite(
         write_json(tmp / "dataset.json", dict(info))
 
 
-def convert_composite(raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: CompositeSpec) -> dict[str, Any]:
+def convert_composite(
+    raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: CompositeSpec
+) -> dict[str, Any]:
     """Build the composite dataset from the raw CIFAR-10 archive and MNIST IDX files; return its summary."""
     archive, fmt = cifar_mod.find_archive(Path(raw_dir) / RAW_CIFAR)
     mnist_train, mnist_train_labels = load_mnist_idx(Path(raw_dir) / RAW_MNIST, "train")
@@ -346,7 +358,11 @@ def convert_composite(raw_dir: str | os.PathLike[str], out_dir: str | os.PathLik
     plan = plan_composite(spec, cifar.train_labels, cifar.test_labels, mnist_train_labels, mnist_test_labels)
     summary: dict[str, Any] = {
         "spec": asdict(spec),
-        "canvas": {"size": [CANVAS_SIZE, CANVAS_SIZE, 3], "cifar_top_left": list(CIFAR_TOP_LEFT), "digit_top_left": list(DIGIT_TOP_LEFT)},
+        "canvas": {
+            "size": [CANVAS_SIZE, CANVAS_SIZE, 3],
+            "cifar_top_left": list(CIFAR_TOP_LEFT),
+            "digit_top_left": list(DIGIT_TOP_LEFT),
+        },
         "cifar10": {"archive": archive.name, "format": fmt, "index_order": cifar.index_order},
         "classes": list(cifar_mod.CLASSES),
         "splits": {},

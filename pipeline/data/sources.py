@@ -31,8 +31,9 @@ import os
 import urllib.error
 import urllib.request
 import zlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from pipeline.data import cifar
 from pipeline.data.common.errors import DataError
@@ -156,7 +157,9 @@ def _fetch_mnist_file(file_name: str, kind: str, dest: Path, mirror: Path | None
     expected = MNIST_MD5[file_name]
     gz_tmp = dest.with_name(dest.name + ".gz.part")
     if mirror is not None:
-        candidates = [(mirror / MIRROR_MNIST_DIR / f"{file_name}.gz", f"${MIRROR_ENV}/{MIRROR_MNIST_DIR}/{file_name}.gz")]
+        candidates = [
+            (mirror / MIRROR_MNIST_DIR / f"{file_name}.gz", f"${MIRROR_ENV}/{MIRROR_MNIST_DIR}/{file_name}.gz")
+        ]
     else:
         candidates = [(None, f"{base}{file_name}.gz") for base in MNIST_URLS]
     errors = []
@@ -172,9 +175,7 @@ def _fetch_mnist_file(file_name: str, kind: str, dest: Path, mirror: Path | None
                 md5 = gunzip(local, dest, label)
             shape = verify_mnist_file(dest, kind, label)
             if md5 != expected:
-                raise DataError(
-                    f"{label}: checksum mismatch: decompressed content has MD5 {md5}, expected {expected}"
-                )
+                raise DataError(f"{label}: checksum mismatch: decompressed content has MD5 {md5}, expected {expected}")
             return md5, shape, origin
         except DataError as exc:
             errors.append(exc)

@@ -27,8 +27,9 @@ import logging
 import math
 import os
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -79,7 +80,9 @@ def pixel_mean_std(images: torch.Tensor, chunk: int = 8192) -> tuple[list[float]
         count = sum(counts)
         total = sum(v * n for v, n in enumerate(counts))
         squares = sum(v * v * n for v, n in enumerate(counts))
-        var = (count * squares - total * total) / (count * max(count - 1, 1)) if count else 0.0  # exact ints, one rounding
+        var = (
+            (count * squares - total * total) / (count * max(count - 1, 1)) if count else 0.0
+        )  # exact ints, one rounding
         means.append(total / count / 255.0 if count else 0.0)
         stds.append(math.sqrt(max(var, 0.0)) / 255.0)
     return means, stds
@@ -138,7 +141,13 @@ def plot_class_distribution(train: ImageSet, test: ImageSet, path: Path) -> None
 
 
 def plot_grid(
-    images: torch.Tensor, titles: Sequence[str], rows: int, cols: int, path: Path, figsize: tuple[float, float], fontsize: int = 12
+    images: torch.Tensor,
+    titles: Sequence[str],
+    rows: int,
+    cols: int,
+    path: Path,
+    figsize: tuple[float, float],
+    fontsize: int = 12,
 ) -> None:
     """Images (uint8 ``(n, C, H, W)``) in a rows x cols grid with a title each, axes off.
 
@@ -148,7 +157,9 @@ def plot_grid(
     title_in = max(t.count("\n") + 1 for t in titles) * fontsize * 1.25 / 72 + 0.08  # title height, inches
     top = 1 - title_in / figsize[1]
     cell_h = (figsize[1] * (top - 0.01)) / rows
-    fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.05, hspace=title_in / max(cell_h - title_in, 0.1))
+    fig.subplots_adjust(
+        left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.05, hspace=title_in / max(cell_h - title_in, 0.1)
+    )
     axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
     for ax, image, title in zip(axes, images, titles):
         pixels = image.permute(1, 2, 0).numpy()
@@ -173,10 +184,18 @@ def mnist_report(csv_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     del frame
     test = read_split("mnist_csv", csv_dir, "test")
     plot_class_distribution(train, test, out_dir / "mnist_class_distribution.png")
-    plot_grid(train.images[:5], [f"Label: {int(y)}" for y in train.labels[:5]], 1, 5, out_dir / "mnist_first5.png", (10, 2.6))
+    plot_grid(
+        train.images[:5], [f"Label: {int(y)}" for y in train.labels[:5]], 1, 5, out_dir / "mnist_first5.png", (10, 2.6)
+    )
     picks = np.random.default_rng(seed).choice(len(train), size=min(20, len(train)), replace=False)
     plot_grid(
-        train.images[picks], [f"Label: {int(train.labels[i])}" for i in picks], 4, 5, out_dir / "mnist_random20.png", (12, 10), 14
+        train.images[picks],
+        [f"Label: {int(train.labels[i])}" for i in picks],
+        4,
+        5,
+        out_dir / "mnist_random20.png",
+        (12, 10),
+        14,
     )
     return {"train": mnist_split_stats(train), "test": mnist_split_stats(test)}
 
@@ -222,7 +241,13 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
     if sample_images:
         n_rows = math.ceil(len(sample_images) / SAMPLES_PER_SPLIT)
         plot_grid(
-            torch.stack(sample_images), captions, n_rows, SAMPLES_PER_SPLIT, out_dir / "composite_samples.png", (12, 2.4 * n_rows), 11
+            torch.stack(sample_images),
+            captions,
+            n_rows,
+            SAMPLES_PER_SPLIT,
+            out_dir / "composite_samples.png",
+            (12, 2.4 * n_rows),
+            11,
         )
     return result
 

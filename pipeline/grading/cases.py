@@ -219,8 +219,15 @@ def conv_cases(rng: random.Random) -> Iterator[Case]:
         (kh, kw), (ph, pw) = _pair(kernel), _pair(padding)
         hw = (rng.randint(max(1, kh - 2 * ph), 12), rng.randint(max(1, kw - 2 * pw), 12))
         yield _conv_case(  # up to 8 input channels: both of CustomConv2D's unfold layouts occur
-            rng.randint(1, 4), rng.randint(1, 8), rng.randint(1, 5), hw, kernel, stride, padding,
-            rng.random() < 0.8, rng.choice(DTYPES),
+            rng.randint(1, 4),
+            rng.randint(1, 8),
+            rng.randint(1, 5),
+            hw,
+            kernel,
+            stride,
+            padding,
+            rng.random() < 0.8,
+            rng.choice(DTYPES),
         )
     for dtype in DTYPES:  # edge cases
         yield _conv_case(2, 3, 4, (5, 7), 1, 1, 0, True, dtype)  # 1x1 kernel
@@ -274,7 +281,13 @@ def pool_cases(rng: random.Random) -> Iterator[Case]:
         ph, pw = _pair(padding)
         hw = (rng.randint(max(1, kh - 2 * ph), 13), rng.randint(max(1, kw - 2 * pw), 13))
         yield _pool_case(
-            rng.randint(1, 4), rng.randint(1, 4), hw, kernel, stride, padding, rng.choice(DTYPES),
+            rng.randint(1, 4),
+            rng.randint(1, 4),
+            hw,
+            kernel,
+            stride,
+            padding,
+            rng.choice(DTYPES),
             rng.choice(_POOL_INPUTS),
         )
     for dtype in DTYPES:  # edge cases
@@ -332,7 +345,10 @@ def _bad_reduction_case() -> Case:
 def loss_cases(rng: random.Random) -> Iterator[Case]:
     for _ in range(RANDOM_CASES):
         yield _loss_case(
-            rng.randint(1, 16), rng.randint(2, 12), rng.choice(("mean", "sum", "none")), rng.choice(DTYPES),
+            rng.randint(1, 16),
+            rng.randint(2, 12),
+            rng.choice(("mean", "sum", "none")),
+            rng.choice(DTYPES),
             scale=rng.choice((0.1, 1.0, 5.0, 30.0)),
         )
     for dtype in DTYPES:  # edge cases: stability at extreme logits

@@ -23,10 +23,33 @@ ALLOWED_NN_IN_LAYERS = {"Module", "Parameter", "init"}  # torch.nn attributes th
 # Names that are high-level neural-network operations wherever they come from
 # (torch.X, tensor.X(), torch.nn.functional.X); backdoors into ATen are forbidden too.
 FORBIDDEN_ATTRIBUTES = {
-    "logsumexp", "log_softmax", "softmax", "cross_entropy", "nll_loss", "conv2d", "conv1d", "conv3d",
-    "convolution", "_convolution", "conv_transpose2d", "max_pool2d", "max_pool2d_with_indices", "max_pool1d",
-    "adaptive_max_pool2d", "avg_pool2d", "linear", "bilinear", "addmm", "baddbmm", "addbmm", "fold",
-    "_C", "ops", "_refs", "_decomp", "_prims",
+    "logsumexp",
+    "log_softmax",
+    "softmax",
+    "cross_entropy",
+    "nll_loss",
+    "conv2d",
+    "conv1d",
+    "conv3d",
+    "convolution",
+    "_convolution",
+    "conv_transpose2d",
+    "max_pool2d",
+    "max_pool2d_with_indices",
+    "max_pool1d",
+    "adaptive_max_pool2d",
+    "avg_pool2d",
+    "linear",
+    "bilinear",
+    "addmm",
+    "baddbmm",
+    "addbmm",
+    "fold",
+    "_C",
+    "ops",
+    "_refs",
+    "_decomp",
+    "_prims",
 }
 FORBIDDEN_NN_CLASSES = {"Linear", "Conv2d", "MaxPool2d", "CrossEntropyLoss", "NLLLoss", "LogSoftmax", "Softmax"}
 

@@ -93,20 +93,34 @@ def _kill(process: subprocess.Popen) -> None:
     process.wait()
 
 
-def _run_worker(path: Path, pending: list[tuple[str, int]], seed: int, case_timeout: float,
-                import_timeout: float, output_limit: int, capture, outcome: _Outcome) -> tuple[str, int] | None:
+def _run_worker(
+    path: Path,
+    pending: list[tuple[str, int]],
+    seed: int,
+    case_timeout: float,
+    import_timeout: float,
+    output_limit: int,
+    capture,
+    outcome: _Outcome,
+) -> tuple[str, int] | None:
     """Run the pending cases in one worker until it finishes, hangs or dies.
 
     Records every finished case in ``outcome``; returns the case that hung or ended the
     process (already recorded as failed), or None when the worker got through the plan.
     """
     read_fd, write_fd = os.pipe()
-    command = [sys.executable, "-m", worker.__name__, str(path), str(write_fd), str(seed),
-               *_plan_arguments(pending)]
+    command = [sys.executable, "-m", worker.__name__, str(path), str(write_fd), str(seed), *_plan_arguments(pending)]
     python_path = os.pathsep.join(filter(None, [str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")]))
     env = {**os.environ, "PYTHONPATH": python_path, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1"}
-    process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=capture, stderr=subprocess.STDOUT,
-                               pass_fds=(write_fd,), start_new_session=True, env=env)
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=capture,
+        stderr=subprocess.STDOUT,
+        pass_fds=(write_fd,),
+        start_new_session=True,
+        env=env,
+    )
     os.close(write_fd)
     selector = selectors.DefaultSelector()
     selector.register(read_fd, selectors.EVENT_READ)
@@ -204,7 +218,9 @@ def grade_submission(
             if lost_case is not None:
                 lost[lost_case[0]] = lost.get(lost_case[0], 0) + 1
                 if lost[lost_case[0]] >= MAX_LOST_PROCESSES:  # abandon the rest of that question
-                    reason = f"not run: {lost_case[0]} abandoned after {MAX_LOST_PROCESSES} cases hung or ended the process"
+                    reason = (
+                        f"not run: {lost_case[0]} abandoned after {MAX_LOST_PROCESSES} cases hung or ended the process"
+                    )
                     for case in pending:
                         if case[0] == lost_case[0] and case not in outcome.problems:
                             outcome.problems[case] = [reason]
@@ -218,8 +234,11 @@ def grade_submission(
 
     results: dict = {}
     for q in selected:
-        failures = [{"case": f"#{i} {case.description}", "reason": "; ".join(outcome.problems[(q, i)])}
-                    for i, case in enumerate(cases[q]) if outcome.problems[(q, i)]]
+        failures = [
+            {"case": f"#{i} {case.description}", "reason": "; ".join(outcome.problems[(q, i)])}
+            for i, case in enumerate(cases[q])
+            if outcome.problems[(q, i)]
+        ]
         passed = len(cases[q]) - len(failures)
         results[q] = {
             "title": QUESTIONS[q].title,
@@ -246,7 +265,9 @@ def format_summary(results: dict) -> str:
     questions = [q for q in QUESTIONS if q in results]
     for q in questions:
         r = results[q]
-        rows.append(f"{q:<9}{r['score']:>4}/{r['max']:<3}{r['passed']:>7}/{r['total']:<4}{r['seconds']:>8.2f}s  {r['title']}")
+        rows.append(
+            f"{q:<9}{r['score']:>4}/{r['max']:<3}{r['passed']:>7}/{r['total']:<4}{r['seconds']:>8.2f}s  {r['title']}"
+        )
     rows.append(f"{'Total':<9}{results['total']:>4}/{results['max_total']:<3}")
     if results.get("import_error"):
         rows.append(f"  IMPORT ERROR: {results['import_error']}")

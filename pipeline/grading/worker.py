@@ -88,8 +88,13 @@ def main(argv: list[str]) -> int:
             problems = run_case(cases[question][index], impl, case_generator(question, index, seed))
         sys.stdout.flush()
         sys.stderr.flush()
-        send(event="done", question=question, index=index, problems=problems,
-             seconds=round(time.perf_counter() - start, 4))
+        send(
+            event="done",
+            question=question,
+            index=index,
+            problems=problems,
+            seconds=round(time.perf_counter() - start, 4),
+        )
     return 0
 
 

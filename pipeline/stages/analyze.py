@@ -33,7 +33,14 @@ from pipeline.plots import save_figure
 
 log = logging.getLogger("pipeline.stages.analyze")
 
-OUTPUTS = ("filters.png", "loss_curve.png", "shape_trace.json", "shape_trace.md", "layer_summary.md", "param_counts.json")
+OUTPUTS = (
+    "filters.png",
+    "loss_curve.png",
+    "shape_trace.json",
+    "shape_trace.md",
+    "layer_summary.md",
+    "param_counts.json",
+)
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -73,8 +80,14 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     trace = analysis.shape_trace(model, x)
     counts = analysis.param_counts(model)
     batched = x if x.dim() == 4 else x.unsqueeze(0)  # the summary shows a batch of one
-    summary = analysis.summary_markdown(variant_name, variant.model.name, batched, analysis.layer_summary(model, batched), counts)
-    final = (int(metrics.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"])) if "test_loss" in metrics else None
+    summary = analysis.summary_markdown(
+        variant_name, variant.model.name, batched, analysis.layer_summary(model, batched), counts
+    )
+    final = (
+        (int(metrics.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"]))
+        if "test_loss" in metrics
+        else None
+    )
 
     with atomic_path(out) as tmp:
         tmp.mkdir()
@@ -87,13 +100,21 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
         write_text(tmp / "shape_trace.md", analysis.trace_markdown(variant_name, trace))
         write_text(tmp / "layer_summary.md", summary)
         write_json(tmp / "param_counts.json", counts)
-    log.info("%s: %d parameters, trace %s; wrote %s in %.1f s", variant_name, counts["total"], trace["chain"], out,
-             time.perf_counter() - start)
+    log.info(
+        "%s: %d parameters, trace %s; wrote %s in %.1f s",
+        variant_name,
+        counts["total"],
+        trace["chain"],
+        out,
+        time.perf_counter() - start,
+    )
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Analyse one trained variant: filters, shapes, parameters, loss curve.")
+    parser = argparse.ArgumentParser(
+        description="Analyse one trained variant: filters, shapes, parameters, loss curve."
+    )
     parser.add_argument("variant", metavar="VARIANT", help="variant name (reads <models-dir>/VARIANT.pt)")
     parser.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: %(default)s")

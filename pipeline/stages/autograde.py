@@ -39,7 +39,8 @@ def build_report(results: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m pipeline.stages.autograde", description="Grade HKU A3 Questions 1-4 (pipeline.models.simple_cnn.layers)."
+        prog="python -m pipeline.stages.autograde",
+        description="Grade HKU A3 Questions 1-4 (pipeline.models.simple_cnn.layers).",
     )
     parser.add_argument("--out", default="reports/autograder.json", help="metrics JSON to write")
     args = parser.parse_args(argv)

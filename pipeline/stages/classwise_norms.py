@@ -74,8 +74,9 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
     if variant.train.channels_last:
         net = net.to(memory_format=torch.channels_last)
     prepare = InputPipeline(loaded.normalizer, device, variant.train.channels_last)
-    matrices = classwise.classwise_feature_norms(net, val.images, val.labels, len(classes), cfg.layers, prepare,
-                                                 variant.train.eval_batch_size)
+    matrices = classwise.classwise_feature_norms(
+        net, val.images, val.labels, len(classes), cfg.layers, prepare, variant.train.eval_batch_size
+    )
 
     result, rows, plotted, figures = {}, [], {}, {}
     for layer in cfg.layers:
@@ -86,16 +87,39 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
         plotted[name] = m
         for f in range(m.shape[1]):
             for c in range(m.shape[0]):
-                rows.append({"layer": name, "filter": f, "class": c, "class_name": classes[c], "mean_norm": round(float(m[c, f]), 6)})
+                rows.append(
+                    {
+                        "layer": name,
+                        "filter": f,
+                        "class": c,
+                        "class_name": classes[c],
+                        "mean_norm": round(float(m[c, f]), 6),
+                    }
+                )
         n_filters = m.shape[1]
-        title = (f"{cfg.variant} {name}: class-wise mean of ||feature map||_2 per filter on the validation split "
-                 f"(n={len(val)}); red frame: CV across classes > {cfg.cv_threshold} "
-                 f"({s['summary']['class_specific_filters']}/{n_filters})\nbars: " + ", ".join(f"{i}={c}" for i, c in enumerate(classes)))
-        fig = bar_grid(m, classwise.classwise_bar_titles(s, classes), [str(i) for i in range(len(classes))],
-                       cols=8 if n_filters <= 16 else 10, title=title, highlight=list(s["cv"] > cfg.cv_threshold))
+        title = (
+            f"{cfg.variant} {name}: class-wise mean of ||feature map||_2 per filter on the validation split "
+            f"(n={len(val)}); red frame: CV across classes > {cfg.cv_threshold} "
+            f"({s['summary']['class_specific_filters']}/{n_filters})\nbars: "
+            + ", ".join(f"{i}={c}" for i, c in enumerate(classes))
+        )
+        fig = bar_grid(
+            m,
+            classwise.classwise_bar_titles(s, classes),
+            [str(i) for i in range(len(classes))],
+            cols=8 if n_filters <= 16 else 10,
+            title=title,
+            highlight=list(s["cv"] > cfg.cv_threshold),
+        )
         figures[name] = fig
-        log.info("%s: %d filters, mean CV %.3f, median %.3f, class-specific %d", name, n_filters,
-                 s["summary"]["mean_cv"], s["summary"]["median_cv"], s["summary"]["class_specific_filters"])
+        log.info(
+            "%s: %d filters, mean CV %.3f, median %.3f, class-specific %d",
+            name,
+            n_filters,
+            s["summary"]["mean_cv"],
+            s["summary"]["median_cv"],
+            s["summary"]["class_specific_filters"],
+        )
 
     with atomic_path(out) as tmp:
         tmp.mkdir()

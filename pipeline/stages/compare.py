@@ -42,7 +42,14 @@ def run(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     result = compare(cmp, metrics, counts)
     write_json(out / f"{key}.json", result)
     write_text(out / f"{key}.md", comparison_markdown(result))
-    log.info("%s: %s - %s = %+.2f accuracy points; wrote %s", key, cmp.a, cmp.b, result["accuracy_diff_points"], out / f"{key}.json")
+    log.info(
+        "%s: %s - %s = %+.2f accuracy points; wrote %s",
+        key,
+        cmp.a,
+        cmp.b,
+        result["accuracy_diff_points"],
+        out / f"{key}.json",
+    )
     return result
 
 

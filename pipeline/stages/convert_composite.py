@@ -21,7 +21,9 @@ log = logging.getLogger("pipeline.stages.convert_composite")
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Build the composite CIFAR-10 + MNIST dataset.")
-    parser.add_argument("--raw", default="data/raw", help="raw folder written by the download stage (default: %(default)s)")
+    parser.add_argument(
+        "--raw", default="data/raw", help="raw folder written by the download stage (default: %(default)s)"
+    )
     parser.add_argument("--out", default="data/composite", help="output folder (default: %(default)s)")
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
     return parser.parse_args(argv)

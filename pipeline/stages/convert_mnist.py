@@ -11,17 +11,21 @@ import argparse
 import logging
 import time
 
-from pipeline.data.convert import convert_mnist
 from pipeline.cli import run_stage
+from pipeline.data.convert import convert_mnist
 
 log = logging.getLogger("pipeline.stages.convert_mnist")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Convert the raw MNIST IDX files to CSV and npz.")
-    parser.add_argument("--raw", default="data/raw", help="raw folder written by the download stage (default: %(default)s)")
+    parser.add_argument(
+        "--raw", default="data/raw", help="raw folder written by the download stage (default: %(default)s)"
+    )
     parser.add_argument("--csv-out", default="data/mnist_csv", help="output folder for the CSVs (default: %(default)s)")
-    parser.add_argument("--npz-out", default="data/mnist_npz", help="output folder for the npz files (default: %(default)s)")
+    parser.add_argument(
+        "--npz-out", default="data/mnist_npz", help="output folder for the npz files (default: %(default)s)"
+    )
     return parser.parse_args(argv)
 
 

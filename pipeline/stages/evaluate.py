@@ -25,12 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, help="output folder (default: reports/<variant>/eval)")
     args = parser.parse_args(argv)
 
-    run_stage(lambda: evaluate_checkpoint(
-        args.model or Path("models") / f"{args.variant}.pt",
-        args.out or Path("reports") / args.variant / "eval",
-        data_path=args.data,
-        expected_variant=args.variant,
-    ))
+    run_stage(
+        lambda: evaluate_checkpoint(
+            args.model or Path("models") / f"{args.variant}.pt",
+            args.out or Path("reports") / args.variant / "eval",
+            data_path=args.data,
+            expected_variant=args.variant,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -28,8 +28,14 @@ def main(argv: list[str] | None = None) -> None:
 
     def work() -> None:
         report = write_report(args.root)
-        log.info("wrote %s/README.md (%d bytes) and %s/index.html (%d bytes, %d images embedded)",
-                 OUT, len(report.markdown.encode()), OUT, len(report.html.encode()), len(report.images))
+        log.info(
+            "wrote %s/README.md (%d bytes) and %s/index.html (%d bytes, %d images embedded)",
+            OUT,
+            len(report.markdown.encode()),
+            OUT,
+            len(report.html.encode()),
+            len(report.images),
+        )
 
     run_stage(work)
 

@@ -64,8 +64,10 @@ def dataset_root(path: str | os.PathLike[str]) -> Path:
         return inner[0]
     found = sorted(p.name for p in inner)
     shown = ", ".join(found[:8]) + (f" and {len(found) - 8} more" if len(found) > 8 else "")
-    raise DataError(f"{path}: no train/, val/ or test/ folder (found {shown or 'no folders'}); "
-                    f"expected the dataset folder, its parent, or its .zip")
+    raise DataError(
+        f"{path}: no train/, val/ or test/ folder (found {shown or 'no folders'}); "
+        f"expected the dataset folder, its parent, or its .zip"
+    )
 
 
 def _has_splits(folder: Path) -> bool:
@@ -83,11 +85,15 @@ def unpack_zip(archive: Path) -> Path:
             for member in members:
                 name = PurePosixPath(member.filename)
                 if name.is_absolute() or ".." in name.parts:
-                    raise DataError(f"{archive}: member {member.filename!r} would be unpacked outside the dataset folder")
+                    raise DataError(
+                        f"{archive}: member {member.filename!r} would be unpacked outside the dataset folder"
+                    )
             claimed = sum(m.file_size for m in members)
             if claimed > MAX_UNPACKED_BYTES:
-                raise DataError(f"{archive}: unpacks to {claimed / 2**30:.1f} GiB, more than the "
-                                f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB allowed")
+                raise DataError(
+                    f"{archive}: unpacks to {claimed / 2**30:.1f} GiB, more than the "
+                    f"{MAX_UNPACKED_BYTES / 2**30:.0f} GiB allowed"
+                )
             target = Path(tempfile.mkdtemp(prefix=f"{archive.stem}-", suffix=".unzipped"))
             atexit.register(shutil.rmtree, target, True)
             zf.extractall(target)
@@ -120,7 +126,9 @@ def _visible(name: str) -> bool:
 def _class_folders(split_dir: Path) -> list[str]:
     if not split_dir.is_dir():
         raise DataError(f"{split_dir}: folder not found")
-    classes = sorted(e.name for e in os.scandir(split_dir) if e.is_dir() and _visible(e.name) and e.name not in ARCHIVE_JUNK)
+    classes = sorted(
+        e.name for e in os.scandir(split_dir) if e.is_dir() and _visible(e.name) and e.name not in ARCHIVE_JUNK
+    )
     if not classes:
         raise DataError(f"{split_dir}: no class folders (expected {split_dir}/<class>/<image>)")
     return classes
@@ -169,7 +177,9 @@ def _test_labels(root: Path, files: list[str], classes: list[str] | None) -> tor
         elif value.lstrip("-").isdigit():
             label = int(value)
         else:
-            raise DataError(f"{table}: row {row + 1} (line {row + 2}): label {value!r} is neither a class index nor a class name")
+            raise DataError(
+                f"{table}: row {row + 1} (line {row + 2}): label {value!r} is neither a class index nor a class name"
+            )
         n_classes = len(classes) if classes else 10
         if not 0 <= label < n_classes:
             raise DataError(f"{table}: row {row + 1} (line {row + 2}): label {label} outside 0-{n_classes - 1}")
@@ -197,8 +207,10 @@ def read_image_folder(root: str | os.PathLike[str], split: str) -> ImageSet:
         train_classes = _class_folders(root / "train")
         if classes != train_classes:
             differ = sorted(set(classes) ^ set(train_classes))
-            raise DataError(f"{split_dir}: class folders differ from {root / 'train'} ({', '.join(differ)} in one only); "
-                            f"labels are folder positions, so they would not line up")
+            raise DataError(
+                f"{split_dir}: class folders differ from {root / 'train'} ({', '.join(differ)} in one only); "
+                f"labels are folder positions, so they would not line up"
+            )
     files: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(classes):

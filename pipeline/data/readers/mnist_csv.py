@@ -68,7 +68,9 @@ def load_mnist_csv_frame(file: str | os.PathLike[str]) -> pd.DataFrame:
         if got != want:
             raise DataError(f"{file}: header column {i + 1} is {got!r}, expected {want!r}")
     if not isinstance(frame.index, pd.RangeIndex):  # pandas moved a surplus first field into the index
-        raise DataError(f"{file}: wrong number of columns: the data lines have more fields than the header's {len(columns)}")
+        raise DataError(
+            f"{file}: wrong number of columns: the data lines have more fields than the header's {len(columns)}"
+        )
     for column, dtype in frame.dtypes.items():
         if not pd.api.types.is_integer_dtype(dtype):
             _raise_first_non_integer(file, column)

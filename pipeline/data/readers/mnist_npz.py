@@ -27,7 +27,9 @@ def read_mnist_npz(file: str | os.PathLike[str]) -> ImageSet:
         with np.load(file, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]
             if missing:
-                raise DataError(f"{file}: missing array(s) {', '.join(missing)}; found {', '.join(archive.files) or 'none'}")
+                raise DataError(
+                    f"{file}: missing array(s) {', '.join(missing)}; found {', '.join(archive.files) or 'none'}"
+                )
             x, y = archive["x"], archive["y"]
     except FileNotFoundError:
         raise DataError(f"{file}: file not found") from None

@@ -64,8 +64,10 @@ def _pair(value, name: str) -> tuple[int, int]:
         raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
     if isinstance(value, int):
         return (value, value)
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         return (int(value[0]), int(value[1]))
     raise ValueError(f"{name} must be an int or a pair of ints, got {value!r}")
@@ -184,10 +186,8 @@ class CustomConv2D(_WeightAndBias):
         (kh, kw), (sh, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
         h_out, w_out = _output_size(h, kh, sh, ph), _output_size(w, kw, sw, pw)
         if h_out <= 0 or w_out <= 0:
-            raise ValueError(
-                f"CustomConv2D: input {h}x{w} (padding {ph},{pw}) is smaller than the kernel {kh}x{kw}"
-            )
-        o, l = self.out_channels, h_out * w_out
+            raise ValueError(f"CustomConv2D: input {h}x{w} (padding {ph},{pw}) is smaller than the kernel {kh}x{kw}")
+        o, positions = self.out_channels, h_out * w_out
         # The batch is folded into the channel axis for unfold: the same (N, rows, L) memory
         # layout as unfolding (N, C, H, W), but one parallel im2col loop instead of one per
         # sample - as fast on an idle machine, and far more robust on a loaded one, where
@@ -208,10 +208,10 @@ class CustomConv2D(_WeightAndBias):
             cols = cols.view(n, depth, (h + 2 * ph) * w_out)
             # weight (O, C, kh, kw) -> per kernel row (kh, O, C*kw), columns ordered (c, j) like cols
             row_weights = self.weight.permute(2, 0, 1, 3).reshape(kh, o, depth)
-            out = row_weights[0].expand(n, o, depth) @ cols[:, :, :l]
+            out = row_weights[0].expand(n, o, depth) @ cols[:, :, :positions]
             for i in range(1, kh):
                 # in place: a product's backward needs its inputs, never its output
-                out += row_weights[i].expand(n, o, depth) @ cols[:, :, i * w_out : i * w_out + l]
+                out += row_weights[i].expand(n, o, depth) @ cols[:, :, i * w_out : i * w_out + positions]
         else:
             # Full im2col: (N, C*kh*kw, L), rows ordered (c, i, j) like the weight. The
             # product (N, O, K) @ (N, K, L) uses the weight expanded over the batch (a
@@ -221,7 +221,7 @@ class CustomConv2D(_WeightAndBias):
             # transposed view, no copy) - the input side feeds unfold's col2im, the weight
             # side gives per-sample (N, O, K) gradients that expand's backward sums.
             k = c * kh * kw
-            cols = F.unfold(x_folded, (kh, kw), padding=(ph, pw), stride=(sh, sw)).view(n, k, l)
+            cols = F.unfold(x_folded, (kh, kw), padding=(ph, pw), stride=(sh, sw)).view(n, k, positions)
             out = self.weight.reshape(o, k).expand(n, o, k) @ cols
         if self.bias is not None:
             # In place too: saves allocating and writing a second output-sized tensor.
