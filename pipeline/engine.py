@@ -267,7 +267,12 @@ class TrainResult:
     normalizer: Normalizer
     epochs: list[dict] = field(default_factory=list)  # one row per epoch: losses, accuracies, lr
     steps: list[dict] = field(default_factory=list)  # every log_every_steps steps: examples seen, loss
+    # Three kinds of result, kept apart so that a retrain with the same params gives the same
+    # bytes wherever results are compared: what experiments compare (test/validation accuracy
+    # and loss), facts of the run that other stages read, and this machine's timings.
     metrics: dict = field(default_factory=dict)
+    facts: dict = field(default_factory=dict)  # epochs, checkpoint_epoch, parameters, train_examples
+    timings: dict = field(default_factory=dict)  # train_seconds, train_images_per_second
 
 
 def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = None) -> TrainResult:
@@ -379,11 +384,13 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
             model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
         )
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
-    result.metrics = {
+    result.facts = {
         "epochs": cfg.epochs,
         "checkpoint_epoch": best_epoch,
         "parameters": models.count_parameters(model),
         "train_examples": len(splits.train.labels),
+    }
+    result.timings = {
         "train_seconds": round(train_seconds, 2),
         "train_images_per_second": round(train_images / train_seconds, 1),
     }

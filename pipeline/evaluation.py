@@ -11,6 +11,9 @@ Outputs in ``reports/<variant>/eval/`` (see :func:`evaluate_checkpoint`):
                           precision / recall / F1 / support (scikit-learn), macro and
                           weighted averages; for composite data also ``shortcut`` and
                           ``occlusion`` (below). Nested dicts only, floats to 6 decimals.
+``summary.json``          the few figures experiments compare (the stage's DVC metric):
+                          ``<split>_macro_f1``; composite data also ``shortcut_rate``,
+                          ``shortcut_gap_points`` and ``digit_blanked_accuracy``.
 ``predictions.csv``       ``index,label,predicted,confidence[,file]`` for DVC's confusion plot.
 ``confusion_matrix.png``  seaborn heatmap of the confusion matrix.
 ``first20.png``           the first 20 test images with the predicted class (DS 5220 Part 4.2).
@@ -218,6 +221,19 @@ class EvalOutputs:
     seconds: float
 
 
+def comparable_summary(metrics: Mapping, split: str = "test") -> dict:
+    """The figures of ``metrics`` that experiments compare (``dvc exp show``, ``dvc metrics
+    diff``), flat: the macro F1 and, on composite data, the shortcut's three headline figures.
+    Test accuracy and loss are not repeated: ``train@`` records them in ``metrics.json``."""
+    summary = {f"{split}_macro_f1": metrics["macro"]["f1"]}
+    if "shortcut" in metrics:
+        summary["shortcut_rate"] = metrics["shortcut"]["shortcut_rate"]
+        summary["shortcut_gap_points"] = metrics["shortcut"]["gap_points"]
+    if "digit_blanked" in metrics.get("occlusion", {}):
+        summary["digit_blanked_accuracy"] = metrics["occlusion"]["digit_blanked"]["accuracy"]
+    return summary
+
+
 def evaluate_checkpoint(
     model_path: str | Path,
     out_dir: str | Path,
@@ -311,6 +327,7 @@ def evaluate_checkpoint(
     if notes:
         metrics["notes"] = notes
     write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "summary.json", comparable_summary(metrics, split))
     write_csv(out_dir / "predictions.csv", rows)
     title = f"{loaded.variant}: {split} accuracy {metrics[accuracy_key]:.4f} (n={n})"
     save_figure(plot_confusion(test.labels, predicted, classes, title), out_dir / "confusion_matrix.png")

@@ -25,7 +25,7 @@ Layout: summary table, data, one section per assignment (in the order of
 cross-assignment analysis, time.
 
 Files read under ``reports/`` (paths relative to it; ``<v>`` = every params variant):
-``<v>/metrics.json``, ``<v>/eval/``, ``<v>/analysis/`` (filters.png, loss_curve.png,
+``<v>/{metrics,training,timings}.json``, ``<v>/eval/``, ``<v>/analysis/`` (filters.png, loss_curve.png,
 shape_trace.md, layer_summary.md, param_counts.json), ``comparisons/<key>.{md,json}``,
 ``analysis/padding_shapes.md``, ``<classwise variant>/classwise_norms/``, ``data/``,
 ``autograder.json``, ``cse849/q1_test.txt``, ``benchmarks/``, ``timing.json``.
@@ -212,7 +212,14 @@ class Inputs:
         return file.read_text(encoding="utf-8") if file.is_file() else None
 
     def metrics(self, variant: str) -> dict | None:
-        return self.json(f"{variant}/metrics.json")
+        """What ``train@<variant>`` recorded: ``metrics.json`` with the run's facts
+        (``training.json``) and timings (``timings.json``) merged in; None before it ran."""
+        metrics = self.json(f"{variant}/metrics.json")
+        if metrics is None:
+            return None
+        for rel in (f"{variant}/training.json", f"{variant}/timings.json"):
+            metrics = {**(self.json(rel) or {}), **metrics}
+        return metrics
 
     # ---- provenance of a missing file
 
@@ -561,7 +568,11 @@ def results_table(doc: Markdown, variants: list[str]) -> None:
             rows.append(row)
     if produced:
         doc.table(["", *(f"`{name}`" for name in produced)], rows)
-        doc.para("From " + ", ".join(ref(f"{name}/metrics.json") for name in produced) + " (stage `train`).")
+        doc.para(
+            "From "
+            + ", ".join(ref(f"{name}/metrics.json") for name in produced)
+            + " and each variant's `training.json` and `timings.json` beside it (stage `train`)."
+        )
     for name in variants:
         if metrics[name] is None:
             doc.missing(f"{name}/metrics.json", f"results of `{name}`")
@@ -699,7 +710,7 @@ def summary(doc: Markdown) -> None:
     doc.heading(2, "Summary")
     seeds = doc.inputs.seeds
     rows = []
-    for key, a in seeds.items():
+    for a in seeds.values():
         seed_acc = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
         for variant in a.get("variants") or []:
             m = doc.inputs.metrics(variant)
@@ -1087,7 +1098,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
     doc.heading(3, "Training, per variant")
     doc.table(["variant", "epochs", "training time", "per epoch", "images / s"], rows)
     doc.para(
-        "Training time counts the training passes only (not evaluation); from each `reports/<variant>/metrics.json`."
+        "Training time counts the training passes only (not evaluation); from each `reports/<variant>/timings.json`."
     )
 
     doc.heading(3, "Whole pipeline")
@@ -1120,7 +1131,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             doc.table(["stage", "wall time", "share", "training images / s"], rows)
             doc.para(
                 "Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
-                "and lock-file update; images / s from the variant's `metrics.json` (training passes only)."
+                "and lock-file update; images / s from the variant's `timings.json` (training passes only)."
             )
 
     doc.heading(3, "Engine vs the seed-style data loader")

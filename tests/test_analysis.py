@@ -213,7 +213,8 @@ SHAPES = {
 def fake_run(
     reports: Path, name: str, n_train: int | None = 200, accuracy: float = 0.5, test_loss: float = 0.9
 ) -> None:
-    """What train@<name> writes besides the checkpoint: metrics.json and plots/{steps,epochs}.csv."""
+    """What train@<name> writes besides the checkpoint that analyze reads: metrics.json,
+    training.json and plots/{steps,epochs}.csv."""
     plots = reports / name / "plots"
     plots.mkdir(parents=True)
     pd.DataFrame({"step": [2, 4], "examples_seen": [64, 128], "train_loss": [1.5, 1.0]}).to_csv(
@@ -222,10 +223,11 @@ def fake_run(
     pd.DataFrame({"epoch": [1], "train_loss": [1.2], "test_loss": [0.9], "test_accuracy": [0.7]}).to_csv(
         plots / "epochs.csv", index=False
     )
-    metrics = {"test_accuracy": accuracy, "test_loss": test_loss}
+    (reports / name / "metrics.json").write_text(json.dumps({"test_accuracy": accuracy, "test_loss": test_loss}))
+    training = {"epochs": 1, "checkpoint_epoch": 1}
     if n_train is not None:
-        metrics["train_examples"] = n_train
-    (reports / name / "metrics.json").write_text(json.dumps(metrics))
+        training["train_examples"] = n_train
+    (reports / name / "training.json").write_text(json.dumps(training))
 
 
 def fake_checkpoint(models: Path, name: str) -> Path:
@@ -252,7 +254,7 @@ def run_analyze(tmp_path: Path, name: str, **run_kwargs) -> Path:
 def test_analyze_stage_writes_exactly_the_listed_files_for_a_conv_model(tmp_path):
     out = run_analyze(tmp_path, "prac5")
     assert sorted(p.name for p in out.iterdir()) == ANALYSIS_FILES  # and no temporary folder beside it
-    assert sorted(p.name for p in out.parent.iterdir()) == ["analysis", "metrics.json", "plots"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["analysis", "metrics.json", "plots", "training.json"]
     trace = json.loads((out / "shape_trace.json").read_text())
     assert trace["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
     assert "`[784] -> [1, 1, 28, 28]" in (out / "shape_trace.md").read_text()
@@ -284,8 +286,12 @@ def test_analyze_stage_needs_train_examples_and_leaves_no_folder(tmp_path, capsy
         run_analyze(tmp_path, "tdm_max", n_train=None)
     assert exc.value.code == 1
     err = capsys.readouterr().err
-    assert "metrics.json" in err and "'train_examples'" in err
-    assert sorted(p.name for p in (tmp_path / "reports" / "tdm_max").iterdir()) == ["metrics.json", "plots"]
+    assert "training.json" in err and "'train_examples'" in err
+    assert sorted(p.name for p in (tmp_path / "reports" / "tdm_max").iterdir()) == [
+        "metrics.json",
+        "plots",
+        "training.json",
+    ]
 
 
 def test_analyze_stage_refuses_a_checkpoint_of_another_variant(tmp_path, capsys):

@@ -123,6 +123,13 @@ def test_evaluate_writes_metrics_predictions_and_figures(composite):
     for name in ("metrics.json", "predictions.csv", "confusion_matrix.png", "first20.png", "misclassified.png"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
+    # the DVC metric: the few figures an experiment is compared by, taken from the full file
+    assert json.loads((out / "summary.json").read_text()) == {
+        "test_macro_f1": metrics["macro"]["f1"],
+        "shortcut_rate": metrics["shortcut"]["shortcut_rate"],
+        "shortcut_gap_points": metrics["shortcut"]["gap_points"],
+        "digit_blanked_accuracy": metrics["occlusion"]["digit_blanked"]["accuracy"],
+    }
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == ["index", "label", "predicted", "confidence", "file"]
     assert table["label"].tolist() == arrays["labels"].tolist()
@@ -150,7 +157,14 @@ def test_evaluate_writes_metrics_predictions_and_figures(composite):
 def test_evaluate_is_byte_for_byte_reproducible(composite, tmp_path):
     root, arrays, model, out, result = composite
     again = evaluate_checkpoint(model, tmp_path / "again", occlusion=BOXES)
-    for name in ("metrics.json", "predictions.csv", "first20.png", "misclassified.png", "confusion_matrix.png"):
+    for name in (
+        "metrics.json",
+        "summary.json",
+        "predictions.csv",
+        "first20.png",
+        "misclassified.png",
+        "confusion_matrix.png",
+    ):
         assert (tmp_path / "again" / name).read_bytes() == (out / name).read_bytes(), name
     assert again.predicted.tolist() == result.predicted.tolist()
 
@@ -189,6 +203,7 @@ def test_unlabelled_test_split_is_evaluated_on_val_and_says_so(tmp_path):
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert "test_accuracy" not in metrics and metrics["val_examples"] == 20 == len(outputs.predicted)
     assert metrics["notes"] == [f"the test split of {root} is unlabelled: evaluated on the validation split"]
+    assert json.loads((tmp_path / "eval" / "summary.json").read_text()) == {"val_macro_f1": metrics["macro"]["f1"]}
 
 
 def test_data_override_and_mnist_shaped_model(tmp_path):

@@ -4,7 +4,7 @@
                                               [--out reports/VARIANT/analysis]
 
 Reads ``models/<variant>.pt`` (the model and the variant config it was trained with),
-``reports/<variant>/metrics.json`` and ``reports/<variant>/plots/{steps,epochs}.csv``;
+``reports/<variant>/{metrics,training}.json`` and ``reports/<variant>/plots/{steps,epochs}.csv``;
 nothing else (no params, no data). Writes the folder ``reports/<variant>/analysis/``
 (atomically: on an error the previous folder, if any, is left as it was):
 
@@ -64,14 +64,15 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     out = out or reports_dir / variant_name / "analysis"
     model_path = models_dir / f"{variant_name}.pt"
     run_dir = reports_dir / variant_name
-    metrics_path = run_dir / "metrics.json"
+    training_path = run_dir / "training.json"
 
     loaded = load_checkpoint(model_path)
     if loaded.variant != variant_name:
         raise ValueError(f"{model_path}: holds variant {loaded.variant!r}, not {variant_name!r}")
     variant = variant_from_checkpoint(loaded, str(model_path))
-    metrics = read_json(metrics_path)
-    n_train = int(require(metrics, "train_examples", metrics_path))
+    metrics = read_json(run_dir / "metrics.json")
+    training = read_json(training_path)
+    n_train = int(require(training, "train_examples", training_path))
     steps = read_table(run_dir / "plots" / "steps.csv")
     epochs = read_table(run_dir / "plots" / "epochs.csv")
     model = loaded.model.cpu().eval()
@@ -84,7 +85,7 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
         variant_name, variant.model.name, batched, analysis.layer_summary(model, batched), counts
     )
     final = (
-        (int(metrics.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"]))
+        (int(training.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"]))
         if "test_loss" in metrics
         else None
     )

@@ -1,7 +1,9 @@
 """Stage ``train@<variant>``: train one variant from params.yaml.
 
-Writes ``models/<variant>.pt``, ``reports/<variant>/metrics.json`` and the
-per-epoch / per-step curves under ``reports/<variant>/plots/``.
+Writes ``models/<variant>.pt``; under ``reports/<variant>/``: ``metrics.json`` (test and
+validation accuracy and loss: what experiments compare), ``training.json`` (epochs,
+kept epoch, parameters, training examples), ``timings.json`` (this machine's speed, apart
+so that a retrain changes no other file) and the per-epoch / per-step curves in ``plots/``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Pat
     save_checkpoint(models_dir / f"{name}.pt", variant, result.model, result.normalizer, input_shape, splits.classes)
     write_csv(out / "plots" / "epochs.csv", result.epochs)
     write_csv(out / "plots" / "steps.csv", result.steps)
+    write_json(out / "training.json", result.facts)
+    write_json(out / "timings.json", result.timings)
     write_json(out / "metrics.json", result.metrics)
     return result.metrics
 
