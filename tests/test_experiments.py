@@ -1,21 +1,32 @@
-"""Integration (slow, ~1 min): DVC experiments on a tiny pipeline that uses the real engine.
+"""Integration (slow, ~2 min): the README's experiment recipes on a tiny pipeline that uses the real engine.
 
 A temporary git + DVC repository holds a copy of the ``pipeline`` package, a data stage
 that writes a small synthetic Practical-5-style npz dataset (a DVC-cached stage output,
-so queued experiments, which copy only what git and DVC track, get it too) and the real
-``train`` stage (``python -m pipeline.stages.train tiny``) for one tiny variant. On it:
+so queued experiments, which copy only what git and DVC track, get it too), the real
+``train`` stage (``python -m pipeline.stages.train <variant>``) for two tiny variants and
+an aggregating ``summary`` stage that reads the whole ``reports/`` folder (as the
+project's ``report`` does). On it, in order, as the README's Experiments section says:
 
-* ``dvc repro`` then ``dvc exp run -S variants.tiny.train.optimizer.lr=0.1``: the
-  experiment shows in ``dvc exp show --md`` beside the baseline, with its metrics;
-* a two-value grid queued with ``dvc exp run --queue -S ...=0.02,0.3`` and run by
-  ``dvc queue start``: both show in ``dvc exp show --md``;
-* ``dvc plots diff`` of the baseline and the experiments carries each one's per-epoch rows.
+* ``dvc exp run -S`` on one variant reruns that variant's stage and the aggregating
+  stage only, changes ``params.yaml`` only in the overridden value, and leaves its
+  results in the workspace; ``dvc exp show`` with ``--only-changed`` and ``--keep``
+  shows the variant's params and metrics beside the baseline;
+* ``git restore .`` returns to the committed results; ``dvc exp apply`` and
+  ``dvc exp branch`` bring an experiment back;
+* a grid queued from the clean workspace (``dvc exp run --queue``, ``dvc queue start``,
+  ``status``, ``logs``, ``stop``) carries only its own override;
+* ``dvc plots diff`` of named experiments carries each one's per-epoch rows, and its
+  HTML (the offline template of ``.dvc/plots``) draws labelled charts in a browser that
+  may fetch nothing;
+* ``dvc dag --mermaid`` prints the graph.
 
 ``build_tiny_repo`` is shared with ``tests/test_gate.py``.
 """
 
 from __future__ import annotations
 
+import copy
+import difflib
 import json
 import os
 import re
@@ -29,6 +40,7 @@ import pytest
 import yaml
 
 from pipeline.devtools.depgraph import entry_files, import_closure
+from tests.browser import POLICY, probe
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: python and dvc
@@ -58,24 +70,32 @@ for split, n in (("train", cfg["n_train"]), ("test", cfg["n_test"])):
             archive.writestr(zipfile.ZipInfo(f"{key}.npy", date_time=(1980, 1, 1, 0, 0, 0)), buffer.getvalue())
 '''
 
-PARAMS = {
-    "data": {"seed": 0, "n_train": 320, "n_test": 160},
-    "variants": {
-        "tiny": {
-            "seed": 5,
-            "data": {"format": "mnist_npz", "path": "data/tiny", "normalize": {"mode": "none"}},
-            "model": {"name": "prac5_cnn"},
-            "train": {
-                "epochs": 2,
-                "batch_size": 32,
-                "optimizer": {"name": "sgd", "lr": 0.05},
-                "loss": "one_hot_cross_entropy",
-                "log_every_steps": 5,
-                "eval_batch_size": 160,
-            },
-        }
+TINY_VARIANT = {
+    "seed": 5,
+    "data": {"format": "mnist_npz", "path": "data/tiny", "normalize": {"mode": "none"}},
+    "model": {"name": "prac5_cnn"},
+    "train": {
+        "epochs": 2,
+        "batch_size": 32,
+        "optimizer": {"name": "sgd", "lr": 0.05},
+        "loss": "one_hot_cross_entropy",
+        "log_every_steps": 5,
+        "eval_batch_size": 160,
     },
 }
+PARAMS = {
+    "data": {"seed": 0, "n_train": 320, "n_test": 160},
+    # deep copies: shared dicts would be dumped as YAML aliases, which `-S` edits all at once
+    "variants": {"tiny": copy.deepcopy(TINY_VARIANT), "tiny_b": {**copy.deepcopy(TINY_VARIANT), "seed": 6}},
+}
+
+SUMMARIZE = '''"""Stage summary: one line per variant from reports/<variant>/metrics.json (like the report)."""
+import json
+from pathlib import Path
+
+lines = [f"{p.parent.name}: {json.loads(p.read_text())}" for p in sorted(Path("reports").glob("*/metrics.json"))]
+Path("summary.md").write_text("\\n".join(lines) + "\\n")
+'''
 
 # The code the tiny train stage runs (for its prac5_cnn model and mnist_npz data), declared
 # exactly: the tiny repository holds only this code (and the dependency checker), so the
@@ -104,7 +124,7 @@ TINY_TOOLS = ["pipeline/devtools/__init__.py", "pipeline/devtools/depgraph.py"] 
 
 def tiny_code_files() -> list[str]:
     """The files the tiny train stage imports (its model family and reader included), and the checker."""
-    variant = PARAMS["variants"]["tiny"]
+    variant = TINY_VARIANT
     entries = [
         *entry_files("python -m pipeline.stages.train tiny", REPO),
         f"pipeline/models/{variant['model']['name']}/__init__.py",
@@ -138,20 +158,41 @@ stages:
       outs:
         - models/${key}.pt:
             cache: false
-        - reports/${key}/plots/epochs.csv:
+        - reports/${key}/training.json:
+            cache: false
+        - reports/${key}/timings.json:
             cache: false
         - reports/${key}/plots/steps.csv:
             cache: false
+      plots:
+        - reports/${key}/plots/epochs.csv:
+            cache: false
+            x: epoch
+            y: test_accuracy
+            x_label: epoch
+            y_label: test accuracy
+            title: "${key}: test accuracy per epoch"
       metrics:
         - reports/${key}/metrics.json:
             cache: false
-plots:
-  - Accuracy per epoch:
-      x: epoch
-      y:
-        reports/tiny/plots/epochs.csv: [train_accuracy, test_accuracy]
+  summary:
+    cmd: python summarize.py
+    deps:
+      - summarize.py
+      - reports
+    params:
+      - variants
+    outs:
+      - summary.md:
+          cache: false
 """
 )
+
+
+# The README's `dvc exp show` recipes. DVC matches --drop/--keep at the start of a column
+# name; dependency columns are paths with no ':' (metrics are `file:key`, params dotted).
+CHANGED_DROP = "Created|[^:]*/[^:]*$|reports$"
+VARIANT_KEEP = r"Experiment|variants\.{v}\.train\.|reports/{v}/"
 
 
 def tool_env() -> dict[str, str]:
@@ -190,6 +231,7 @@ def build_tiny_repo(root: Path) -> Path:
         (root / path).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO / path, root / path)
     (root / "make_data.py").write_text(MAKE_DATA, encoding="utf-8")
+    (root / "summarize.py").write_text(SUMMARIZE, encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False), encoding="utf-8")
     (root / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
     (root / ".gitignore").write_text("__pycache__/\n", encoding="utf-8")
@@ -199,6 +241,9 @@ def build_tiny_repo(root: Path) -> Path:
     git("config", "commit.gpgsign", "false", cwd=root)
     dvc("init", "-q", cwd=root)
     dvc("config", "core.analytics", "false", cwd=root)
+    (root / ".dvc" / "plots").mkdir()
+    shutil.copy2(REPO / ".dvc" / "plots" / "offline.html", root / ".dvc" / "plots" / "offline.html")
+    dvc("config", "plots.html_template", "plots/offline.html", cwd=root)
     dvc("repro", cwd=root)
     git("add", "-A", cwd=root)
     git("commit", "-q", "-m", "tiny pipeline", cwd=root)
@@ -218,53 +263,39 @@ def exp_rows(repo: Path) -> list[dict]:
         for row in [commit, *[e for exp in commit.get("experiments") or [] for e in exp.get("revs") or []]]:
             fields = row.get("data") or {}
             params = fields.get("params", {}).get("params.yaml", {}).get("data", {})
-            metrics = fields.get("metrics", {}).get("reports/tiny/metrics.json", {}).get("data", {})
+            metrics = fields.get("metrics", {})
             if row.get("rev") == "workspace":
                 continue
-            rows.append(
-                {
-                    "name": row.get("name") or row.get("rev"),
-                    "rev": row.get("rev"),
-                    "lr": params.get("variants", {}).get("tiny", {}).get("train", {}).get("optimizer", {}).get("lr"),
-                    "test_accuracy": metrics.get("test_accuracy"),
-                }
-            )
+            out = {"name": row.get("name") or row.get("rev"), "rev": row.get("rev")}
+            for variant in PARAMS["variants"]:
+                out[f"{variant}.lr"] = params.get("variants", {}).get(variant, {}).get("train", {})["optimizer"]["lr"]
+                data = metrics.get(f"reports/{variant}/metrics.json", {}).get("data", {})
+                out[f"{variant}.test_accuracy"] = data.get("test_accuracy")
+            rows.append(out)
     return rows
 
 
-def rows_by_lr(markdown: str) -> dict[str, dict[str, str]]:
-    """``dvc exp show --md`` as {learning rate: {column: cell}}; params/metrics columns by their last name part."""
+def markdown_table(markdown: str) -> list[dict[str, str]]:
+    """A Markdown table as one {column: cell} per row."""
     lines = [
         [c.strip() for c in line.strip().strip("|").split("|")]
         for line in markdown.splitlines()
         if line.startswith("|")
     ]
-    header = lines[0]
-    assert any(h.endswith("test_accuracy") for h in header) and any(h.endswith("optimizer.lr") for h in header), header
-    names = ["lr" if h.endswith("optimizer.lr") else h for h in header]
-    rows = [dict(zip(names, row)) for row in lines[2:]]
-    return {row["lr"]: row for row in rows}
+    return [dict(zip(lines[0], row)) for row in lines[2:]]
 
 
-def test_slow_experiments_run_queue_show_and_plot(tiny_repo):
-    repo = tiny_repo
-    metrics = json.loads((repo / "reports/tiny/metrics.json").read_text())
-    assert metrics["epochs"] == 2 and 0 <= metrics["test_accuracy"] <= 1
+def stages_run(output: str) -> set[str]:
+    """The stages a ``dvc repro`` / ``dvc exp run`` ran, from its ``Running stage '...'`` lines."""
+    return set(re.findall(r"Running stage '([^']+)'", output))
 
-    # --- one experiment in the workspace
-    dvc("exp", "run", "-n", "lr-0.1", "-S", "variants.tiny.train.optimizer.lr=0.1", cwd=repo)
-    table = dvc("exp", "show", "--md", cwd=repo).stdout
-    by_lr = rows_by_lr(table)
-    assert {"0.05", "0.1"} <= set(by_lr), table  # the baseline and the experiment
-    assert "lr-0.1" in by_lr["0.1"]["Experiment"], table
-    for lr in ("0.05", "0.1"):
-        assert re.fullmatch(r"0?\.\d+|1(\.0+)?", by_lr[lr]["test_accuracy"]), table
-        assert re.fullmatch(r"\d+(\.\d+)?", by_lr[lr]["test_loss"]), table
 
-    # --- a two-value grid through the queue
-    dvc("exp", "run", "--queue", "-S", "variants.tiny.train.optimizer.lr=0.02,0.3", cwd=repo)
-    queued = dvc("queue", "status", cwd=repo).stdout
-    assert queued.count("Queued") == 2, queued
+def changed_files(repo: Path) -> set[str]:
+    return {line[3:] for line in git("status", "--porcelain", "--untracked-files=all", cwd=repo).splitlines()}
+
+
+def run_queue(repo: Path) -> str:
+    """``dvc queue start``, wait until nothing is queued or running, ``dvc queue stop``; the final status."""
     try:
         # The worker it spawns lives on (until idle): give it a file, not our pipes, or
         # waiting for the pipes to close would wait for the worker.
@@ -283,31 +314,135 @@ def test_slow_experiments_run_queue_show_and_plot(tiny_repo):
         while True:
             status = dvc("queue", "status", cwd=repo).stdout
             if "Queued" not in status and "Running" not in status:
-                break
+                return status
             assert time.monotonic() < deadline, f"queue not done after 240 s:\n{status}"
             time.sleep(3)
     finally:
         dvc("queue", "stop", cwd=repo, check=False, timeout=60)
+
+
+def test_slow_experiment_recipes_of_the_readme(tiny_repo, tmp_path):
+    repo = tiny_repo
+    assert json.loads((repo / "reports/tiny/training.json").read_text())["epochs"] == 2
+    metrics = json.loads((repo / "reports/tiny/metrics.json").read_text())
+    assert set(metrics) == {"test_accuracy", "test_loss"} and 0 <= metrics["test_accuracy"] <= 1
+
+    # --- one variant's experiment: its stage and the aggregating stage rerun, nothing else
+    params_before = (repo / "params.yaml").read_text()
+    done = dvc("exp", "run", "-n", "lr-0.1", "-S", "variants.tiny_b.train.optimizer.lr=0.1", cwd=repo)
+    assert stages_run(done.stdout + done.stderr) == {"train@tiny_b", "summary"}, done.stdout
+    # ... -S changes params.yaml in the overridden value only
+    diff = [
+        line
+        for line in difflib.unified_diff(
+            params_before.splitlines(), (repo / "params.yaml").read_text().splitlines(), n=0
+        )
+        if line[:1] in "+-" and not line.startswith(("+++", "---"))
+    ]
+    assert diff == ["-        lr: 0.05", "+        lr: 0.1"], diff
+    # ... and the results land in the workspace
+    assert changed_files(repo) == {
+        "params.yaml",
+        "dvc.lock",
+        "summary.md",
+        "models/tiny_b.pt",
+        "reports/tiny_b/metrics.json",
+        "reports/tiny_b/plots/epochs.csv",
+        "reports/tiny_b/plots/steps.csv",
+        "reports/tiny_b/timings.json",
+    }, changed_files(repo)
+
+    # --- the README's two views: what changed (dependency hashes dropped), and one variant
+    changed = markdown_table(dvc("exp", "show", "--md", "--only-changed", "--drop", CHANGED_DROP, cwd=repo).stdout)
+    assert set(changed[0]) == {
+        "Experiment",
+        "variants.tiny_b.train.optimizer.lr",
+        "reports/tiny_b/metrics.json:test_loss",
+        *(
+            ["reports/tiny_b/metrics.json:test_accuracy"]
+            if "reports/tiny_b/metrics.json:test_accuracy" in changed[0]
+            else []
+        ),
+    }, changed
+    table = markdown_table(
+        dvc("exp", "show", "--md", "--drop", ".*", "--keep", VARIANT_KEEP.format(v="tiny_b"), cwd=repo).stdout
+    )
+    assert set(table[0]) == {
+        "Experiment",
+        *(
+            f"variants.tiny_b.train.{key}"
+            for key in (
+                "epochs",
+                "batch_size",
+                "optimizer.name",
+                "optimizer.lr",
+                "loss",
+                "log_every_steps",
+                "eval_batch_size",
+            )
+        ),
+        "reports/tiny_b/metrics.json:test_accuracy",
+        "reports/tiny_b/metrics.json:test_loss",
+    }, table
+    by_lr = {row["variants.tiny_b.train.optimizer.lr"]: row for row in table}
+    assert {"0.05", "0.1"} <= set(by_lr) and "lr-0.1" in by_lr["0.1"]["Experiment"], table
+    assert all(re.fullmatch(r"0?\.\d+|1(\.0+)?", row["reports/tiny_b/metrics.json:test_accuracy"]) for row in table), (
+        table
+    )
+
+    # --- back to the committed results, and an experiment back again
+    git("restore", ".", cwd=repo)
+    assert changed_files(repo) == set() and dvc("status", "-q", cwd=repo, check=False).returncode == 0
+    dvc("exp", "apply", "lr-0.1", cwd=repo)
+    assert "lr: 0.1" in (repo / "params.yaml").read_text()
+    git("restore", ".", cwd=repo)
+    dvc("exp", "branch", "lr-0.1", "try-lr-0.1", cwd=repo)
+    assert "lr: 0.1" in git("show", "try-lr-0.1:params.yaml", cwd=repo)
+    assert "lr: 0.1" not in (repo / "params.yaml").read_text()
+
+    # --- a grid queued from the clean workspace carries its own override only
+    dvc("exp", "run", "--queue", "-S", "variants.tiny.train.optimizer.lr=0.02,0.3", cwd=repo)
+    queued = dvc("queue", "status", cwd=repo).stdout
+    assert queued.count("Queued") == 2, queued
+    status = run_queue(repo)
     assert status.count("Success") == 2 and "Failed" not in status, status
-
     rows = exp_rows(repo)
-    lrs = {r["lr"]: r for r in rows}
-    assert {0.05, 0.1, 0.02, 0.3} <= set(lrs), rows
-    assert all(isinstance(lrs[lr]["test_accuracy"], float) for lr in (0.05, 0.1, 0.02, 0.3)), rows
-    table = dvc("exp", "show", "--md", cwd=repo).stdout
-    by_lr = rows_by_lr(table)
-    assert {"0.05", "0.1", "0.02", "0.3"} <= set(by_lr), table
-    assert all(by_lr[lr]["State"] == "Success" for lr in ("0.02", "0.3")), table
+    grid = [r for r in rows if r["tiny.lr"] in (0.02, 0.3)]
+    assert len(grid) == 2 and all(r["tiny_b.lr"] == 0.05 for r in grid), rows  # not the earlier 0.1
+    assert all(isinstance(r["tiny.test_accuracy"], float) for r in grid), rows
+    logs = dvc("queue", "logs", grid[0]["name"], cwd=repo).stdout
+    assert "Running stage 'train@tiny'" in logs and "train@tiny_b" not in logs.replace("'train@tiny_b' didn't", ""), (
+        logs
+    )
 
-    # --- per-epoch curves of the baseline and the experiments side by side
-    revs = {r["name"]: r for r in rows if r["lr"] in (0.05, 0.1, 0.02, 0.3)}
-    assert len(revs) == 4, rows
-    plots = json.loads(dvc("plots", "diff", *revs, "--json", cwd=repo).stdout)
-    points = [p for p in _walk(plots) if isinstance(p, dict) and {"rev", "epoch", "test_accuracy"} <= set(p)]
-    for name, row in revs.items():
-        mine = {str(p["epoch"]): float(p["test_accuracy"]) for p in points if p["rev"] == name}
-        assert set(mine) == {"1", "2"}, (name, json.dumps(plots)[:2000])
-        assert mine["2"] == row["test_accuracy"], (name, mine, row)  # the last epoch is the checkpoint kept
+    # --- per-epoch curves of named experiments, as data and as an offline page
+    baseline = next(r for r in rows if r["tiny.lr"] == 0.05 and r["tiny_b.lr"] == 0.05)
+    named = [baseline["name"], *(r["name"] for r in grid)]
+    plots = json.loads(dvc("plots", "diff", *named, "--json", cwd=repo).stdout)["data"]
+    assert set(plots) == {"reports/tiny/plots/epochs.csv", "reports/tiny_b/plots/epochs.csv"}  # a chart per variant
+    points = [p for p in _walk(plots["reports/tiny/plots/epochs.csv"]) if isinstance(p, dict) and "rev" in p]
+    for row in [baseline, *grid]:
+        mine = {str(p["epoch"]): float(p["test_accuracy"]) for p in points if p["rev"] == row["name"]}
+        assert set(mine) == {"1", "2"}, (row, json.dumps(plots)[:2000])
+        assert mine["2"] == row["tiny.test_accuracy"], (row, mine)  # the last epoch is the checkpoint kept
+    page = tmp_path / "plots"
+    dvc("plots", "diff", *named, "--targets", "reports/tiny/plots/epochs.csv", "-o", str(page), cwd=repo)
+    html = (page / "index.html").read_text(encoding="utf-8")
+    assert '<meta charset="utf-8">' in html and "<script src=" not in html  # the libraries are inline
+    assert "tiny: test accuracy per epoch" in html and '"title": "test accuracy"' in html.replace("'", '"'), html[
+        -3000:
+    ]
+    # Vega compiles expressions with `new Function`: allow that, and still no fetch of any kind.
+    found, dom = probe(page / "index.html", tmp_path, POLICY + " 'unsafe-eval'")
+    assert found["violations"] == "0" and found["fetched"] == "0", found.get("fetched-names")
+    canvases = re.findall(r"<canvas [^>]*>", dom)
+    assert len(canvases) == 1 and 'class="marks"' in canvases[0] and re.search(r'width="[1-9]', canvases[0]), dom[
+        -2000:
+    ]
+
+    # --- the graph
+    mermaid = dvc("dag", "--mermaid", cwd=repo).stdout
+    assert mermaid.startswith("flowchart") and "train@tiny_b" in mermaid and "summary" in mermaid, mermaid
 
 
 def _walk(node):

@@ -1,101 +1,22 @@
 """``report/index.html`` in a real browser: every image decodes and nothing is fetched.
 
-Headless Chromium loads a copy of the page with a small probe script added. The probe
-counts the ``<img>`` elements whose ``naturalWidth`` is 0 (not decoded), every
-Content-Security-Policy violation (any attempt to fetch something: the copy allows
-only ``data:`` images, inline style and the probe itself) and every resource the page
-loaded that is not a ``data:`` URI, and writes the counts into ``<body data-...>``;
-``--dump-dom`` prints the DOM after the load event.
-
-Needs the Debian package ``chromium``; skipped without it, except in CI (``CI=true``),
-where its absence is a failure.
+Headless Chromium with a policy that allows no fetch (``tests/browser.py``).
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
-import subprocess
-from pathlib import Path
-
-import pytest
 
 from pipeline.report import write_report
+from tests.browser import browser, probe
 from tests.test_report import build_fake_repo
-
-BROWSERS = ("chromium", "chromium-browser", "google-chrome")
-POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'unsafe-inline'"
-PROBE = """<script>
-var violations = [];
-document.addEventListener('securitypolicyviolation', function (e) { violations.push(e.blockedURI); });
-window.addEventListener('load', function () {
-  var images = Array.prototype.slice.call(document.images);
-  var fetched = performance.getEntriesByType('resource').filter(function (r) { return r.name.indexOf('data:') !== 0; });
-  document.body.dataset.images = images.length;
-  document.body.dataset.broken = images.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length;
-  document.body.dataset.violations = violations.length;
-  document.body.dataset.fetched = fetched.length;
-  document.body.dataset.fetchedNames = fetched.map(function (r) { return r.name; }).concat(violations).join(' ');
-});
-</script>"""
-
-
-def browser() -> str:
-    for name in BROWSERS:
-        path = shutil.which(name)
-        if path:
-            return path
-    if os.environ.get("CI") == "true":
-        pytest.fail("chromium is not installed; CI must install it (apt-get install -y chromium)")
-    pytest.skip("chromium is not installed (apt-get install -y chromium); set CI=true to make this a failure")
-
-
-def probe(page: Path, tmp_path: Path) -> dict[str, str]:
-    """Load ``page`` (with the probe added) in headless Chromium; the probe's counts."""
-    text = page.read_text(encoding="utf-8")
-    text, n = re.subn(
-        r'<meta http-equiv="Content-Security-Policy" content="[^"]*">',
-        f'<meta http-equiv="Content-Security-Policy" content="{POLICY}">',
-        text,
-    )
-    if n == 0:
-        text = text.replace("<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{POLICY}">', 1)
-    text = text.replace("</title>", "</title>\n" + PROBE, 1)
-    probed = tmp_path / f"probed-{page.name}"
-    probed.write_text(text, encoding="utf-8")
-    command = [
-        browser(),
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-default-apps",
-        "--disable-extensions",
-        "--mute-audio",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--virtual-time-budget=5000",
-        "--dump-dom",
-        probed.as_uri(),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    body = re.search(r"<body([^>]*)>", done.stdout)
-    assert body, f"no <body> in the dumped DOM: {done.stdout[:500]!r} {done.stderr[-1000:]!r}"
-    found = dict(re.findall(r'data-([a-z-]+)="([^"]*)"', body.group(1)))
-    assert "broken" in found, f"the probe did not run: {body.group(0)[:300]}"
-    return found
 
 
 def test_index_html_images_decode_and_nothing_is_fetched(tmp_path):
     browser()
     root = build_fake_repo(tmp_path / "repo")
     rep = write_report(root)
-    found = probe(root / "report" / "index.html", tmp_path)
+    found, _ = probe(root / "report" / "index.html", tmp_path)
     assert int(found["images"]) == len(re.findall(r"!\[[^\]]*\]\(", rep.markdown)) >= 12
     assert found["broken"] == "0", found
     assert found["violations"] == "0" and found["fetched"] == "0", found.get("fetched-names")
@@ -110,6 +31,6 @@ def test_probe_catches_broken_and_external_images(tmp_path):
         '<img src="missing.png"><img src="https://example.invalid/x.png"></body></html>',
         encoding="utf-8",
     )
-    found = probe(page, tmp_path)
+    found, _ = probe(page, tmp_path)
     assert found["images"] == "2" and found["broken"] == "2"
     assert int(found["violations"]) >= 2  # both fetches were attempted and blocked
