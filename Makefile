@@ -13,7 +13,7 @@ export CNN_DATA_MIRROR
 # DVC runs each stage's `python` from PATH: make it the venv's.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: setup repro repro-timed test lint format bench clean-venv
+.PHONY: setup repro repro-timed test test-fast lint format bench clean-venv
 
 setup: $(STAMP)
 
@@ -36,6 +36,9 @@ repro-timed: setup  ## regenerate every stage from scratch, record the wall time
 
 test: setup  ## the test suite
 	$(BIN)/python -m pytest -q
+
+test-fast: setup  ## the test suite without the slow integration tests (pytest -m "not slow")
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: setup  ## ruff: lint rules and the format, checked (CI runs this)
 	$(BIN)/ruff check .

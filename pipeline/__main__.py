@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from pipeline.cli import run_stage
+from pipeline.errors import PipelineError
 
 # Entry points reachable as sub-commands (the DVC stages and the graders); each takes its own arguments.
 STAGES = {
@@ -74,17 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from pipeline.checkpoint import load_checkpoint
     from pipeline.predict import default_model_path, run_predict
 
     if args.model is None and not args.variant:
-        raise ValueError("predict: give --variant NAME (uses models/NAME.pt) or --model PATH")
+        raise PipelineError("predict: give --variant NAME (uses models/NAME.pt) or --model PATH")
     model = args.model or default_model_path(args.variant, args.models_dir)
-    if args.variant and args.model is not None:
-        stored = load_checkpoint(model).variant
-        if stored != args.variant:
-            raise ValueError(f"{model}: holds variant {stored!r}, not {args.variant!r}")
-    run_predict(model, args.images, args.out)
+    run_predict(model, args.images, args.out, args.variant or None)
 
 
 def _check_data(args: argparse.Namespace) -> None:

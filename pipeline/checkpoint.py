@@ -16,8 +16,10 @@ depend on the (temporary) file name torch would otherwise embed.
 Loading is safe and strict (:func:`load_checkpoint`): ``weights_only=True`` (a pickle
 that would run code is refused), and anything that is not such a dict - a text file, a
 truncated file, a pickled list, a missing key, weights that do not fit the model,
-non-finite weights or normalization - is one ``ValueError`` naming the file and the
-problem, never torch's advice to load it unsafely.
+non-finite weights or normalization - is one :class:`CheckpointError` naming the file and
+the problem, never torch's advice to load it unsafely. A caller that names a variant
+passes it (``variant=``): a checkpoint of another variant is refused, so its results are
+never written under the wrong name.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import torch
 from torch import nn
 
 from pipeline.config import VariantConfig, build, validate_variant
+from pipeline.errors import PipelineError
 from pipeline.io import atomic_path
 from pipeline.models import create_model
 from pipeline.normalizer import Normalizer
@@ -73,14 +76,18 @@ def save_checkpoint(
         tmp.write_bytes(buffer.getvalue())
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> LoadedModel:
+class CheckpointError(PipelineError):
+    """A file that is not a usable checkpoint of this pipeline, or not of the variant named."""
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", variant: str | None = None) -> LoadedModel:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (train it first: `dvc repro train@<variant>`)")
     with open(path, "rb") as handle:
         magic = handle.read(4)
     if not (magic.startswith(b"PK\x03\x04") or magic.startswith(b"\x80")):  # torch's zip format, or a bare pickle
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: not a readable checkpoint: not a file written by torch.save (it starts with {magic!r})"
         )
     try:
@@ -93,24 +100,29 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
             reason = "the file is truncated or corrupted (not a complete torch.save archive)"
         else:
             reason = (text.strip().splitlines() or [type(exc).__name__])[0][:200]
-        raise ValueError(f"{path}: not a readable checkpoint: {reason}") from None
+        raise CheckpointError(f"{path}: not a readable checkpoint: {reason}") from None
     if not isinstance(payload, dict):
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: holds a {type(payload).__name__}, not a checkpoint (a dict written by the train stage)"
         )
     missing = [
         k for k in ("format", "variant", "model", "input", "classes", "state_dict", "params") if k not in payload
     ]
     if missing:
-        raise ValueError(f"{path}: not a checkpoint of this pipeline: missing key(s) {', '.join(missing)}")
+        raise CheckpointError(f"{path}: not a checkpoint of this pipeline: missing key(s) {', '.join(missing)}")
     if payload["format"] != FORMAT_VERSION:
-        raise ValueError(f"{path}: checkpoint format {payload['format']!r}, expected {FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: checkpoint format {payload['format']!r}, expected {FORMAT_VERSION}")
+    if variant is not None and payload["variant"] != variant:
+        raise CheckpointError(
+            f"{path}: holds variant {payload['variant']!r}, not {variant!r}; "
+            f"its results would be written under the wrong name"
+        )
     model = create_model(payload["model"]["name"], **payload["model"]["args"])
     try:
         model.load_state_dict(payload["state_dict"])
     except (RuntimeError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: the weights do not fit model {payload['model']['name']!r}: "
             f"{first[1].strip() if len(first) > 1 else first[0] if first else exc}"
         ) from None
@@ -118,13 +130,13 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu") -> Loa
         name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
     if bad:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
             f"(the run that wrote it diverged)"
         )
     info = payload["input"]
     if not all(math.isfinite(v) for v in [*info["mean"], *info["std"]]):
-        raise ValueError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")
+        raise CheckpointError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")
     model.to(device).eval()
     return LoadedModel(
         variant=payload["variant"],

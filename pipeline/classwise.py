@@ -10,6 +10,7 @@ training engine or the datasets.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from torch import nn
 from pipeline.config import ConfigError, build, section
 from pipeline.datasets import batches
 from pipeline.engine import InputPipeline
+from pipeline.errors import PipelineError
 
 DIGITS = 6
 
@@ -65,19 +67,18 @@ def classwise_feature_norms(
     ``model(x, intermediate_outputs=True)`` must return ``(logits, [feature maps])``.
     Returns ``{layer: (n_classes, channels)`` float64 tensor``}``; a class without images gets NaN.
     """
+    if "intermediate_outputs" not in inspect.signature(model.forward).parameters:
+        raise PipelineError(
+            f"{type(model).__name__} does not return intermediate outputs (forward(x, intermediate_outputs=True))"
+        )
     model.eval()
     sums: dict[int, torch.Tensor] = {}
     counts = torch.zeros(n_classes, dtype=torch.float64)
     for batch_images, batch_labels in batches(images_u8, labels, batch_size):
-        try:
-            _, features = model(prepare(batch_images), intermediate_outputs=True)
-        except TypeError:
-            raise ValueError(
-                f"{type(model).__name__} does not return intermediate outputs (forward(x, intermediate_outputs=True))"
-            ) from None
+        _, features = model(prepare(batch_images), intermediate_outputs=True)
         for layer in layers:
             if not 1 <= layer <= len(features):
-                raise ValueError(f"conv block {layer} requested; the model has {len(features)}")
+                raise PipelineError(f"conv block {layer} requested; the model has {len(features)}")
             norms = torch.norm(features[layer - 1].float(), dim=(2, 3)).double().cpu()  # (b, c)
             if layer not in sums:
                 sums[layer] = torch.zeros(n_classes, norms.shape[1], dtype=torch.float64)

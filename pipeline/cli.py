@@ -1,8 +1,9 @@
 """What every stage entry point shares: logging set-up and one-line errors.
 
 A stage's ``main()`` does its work inside :func:`run_stage`; an expected failure
-(bad params, bad data, a missing input) ends the process with exit code 1 and a
-single ``error: ...`` line naming the file or key, instead of a traceback.
+(bad params, bad data, a missing input: :data:`EXPECTED_ERRORS`) ends the process with
+exit code 1 and a single ``error: ...`` line naming the file or key, instead of a
+traceback.
 """
 
 from __future__ import annotations
@@ -11,7 +12,18 @@ import logging
 import sys
 from collections.abc import Callable
 
-EXPECTED_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, KeyError, OSError)
+from pipeline.errors import PipelineError
+
+# The project's own errors and the file-system failures a user causes and can fix. Any
+# other exception (a KeyError, a TypeError, a ValueError from torch) is a bug in this code:
+# it keeps its traceback instead of becoming a one-line message that hides it.
+EXPECTED_ERRORS: tuple[type[BaseException], ...] = (
+    PipelineError,
+    FileNotFoundError,
+    IsADirectoryError,
+    NotADirectoryError,
+    PermissionError,
+)
 
 
 def setup_logging(verbose: bool = False) -> None:

@@ -8,6 +8,7 @@ and, where there is a fixed set, the allowed values.
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Mapping
@@ -17,10 +18,12 @@ from typing import Any
 
 import yaml
 
+from pipeline.errors import PipelineError
+
 DEFAULT_PARAMS = Path("params.yaml")
 
 
-class ConfigError(ValueError):
+class ConfigError(PipelineError):
     """A problem in params.yaml, always naming the offending key."""
 
 
@@ -190,6 +193,51 @@ def _probability(value: float, key: str) -> None:
         raise ConfigError(f"{key}: must be a probability in [0, 1], got {value!r}")
 
 
+def _check_box(box: Any, key: str) -> None:
+    ok = isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
+    if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
+        raise ConfigError(
+            f"{key}: expected [top, left, height, width] (non-negative integers, positive size), got {box!r}"
+        )
+
+
+def check_boxes_fit(v: VariantConfig, height: int, width: int, key: str | None = None) -> None:
+    """Every ``[top, left, height, width]`` box of ``v`` lies inside ``height`` x ``width`` images.
+
+    Known only once the data is read; a box reaching past the image would make slicing
+    quietly blank or swap a smaller region, or nothing at all."""
+    key = key or f"variants.{v.name}"
+    boxes = {f"data.occlusion.{name}": box for name, box in v.data.occlusion.items()}
+    if v.data.augment.patch_box:
+        boxes["data.augment.patch_box"] = v.data.augment.patch_box
+    for where, box in boxes.items():
+        check_box_fits(box, height, width, f"{key}.{where}")
+
+
+def check_box_fits(box: list[int], height: int, width: int, key: str) -> None:
+    top, left, h, w = box
+    if top + h > height or left + w > width:
+        raise ConfigError(
+            f"{key}: [{top}, {left}, {h}, {w}] reaches beyond the {height}x{width} images "
+            f"(rows {top}-{top + h - 1}, columns {left}-{left + w - 1})"
+        )
+
+
+def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
+    """What torch would refuse only after the data has loaded, or silently ignore (Adam has
+    no momentum argument), refused here with the key named."""
+    _choice(opt.name, OPTIMIZERS, f"{key}.name")
+    _positive(opt.lr, f"{key}.lr")
+    if opt.weight_decay < 0:
+        raise ConfigError(f"{key}.weight_decay: must be >= 0, got {opt.weight_decay!r}")
+    if opt.name != "sgd" and (opt.momentum or opt.nesterov):
+        raise ConfigError(f"{key}: momentum and nesterov are SGD settings; {opt.name!r} takes neither")
+    if not 0.0 <= opt.momentum < 1.0:
+        raise ConfigError(f"{key}.momentum: must be in [0, 1), got {opt.momentum!r}")
+    if opt.nesterov and opt.momentum == 0:
+        raise ConfigError(f"{key}.nesterov: Nesterov momentum needs momentum > 0")
+
+
 def validate_variant(v: VariantConfig, key: str) -> None:
     """Semantic checks beyond types: allowed names, positive sizes, consistent shapes.
 
@@ -200,14 +248,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     """
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
     for name, box in v.data.occlusion.items():
-        ok = (
-            isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
-        )
-        if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
-            raise ConfigError(
-                f"{key}.data.occlusion.{name}: expected [top, left, height, width] "
-                f"(non-negative integers, positive size), got {box!r}"
-            )
+        _check_box(box, f"{key}.data.occlusion.{name}")
     norm = v.data.normalize
     _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
     if norm.mode == "fixed":
@@ -222,16 +263,15 @@ def validate_variant(v: VariantConfig, key: str) -> None:
         _probability(getattr(aug, name), f"{key}.data.augment.{name}")
     if aug.gaussian_noise_std < 0:
         raise ConfigError(f"{key}.data.augment.gaussian_noise_std: must be >= 0")
-    if aug.patch_shuffle > 0 and len(aug.patch_box) != 4:
-        raise ConfigError(f"{key}.data.augment.patch_box: needs [top, left, height, width] when patch_shuffle > 0")
+    if aug.patch_shuffle > 0 or aug.patch_box:
+        _check_box(aug.patch_box, f"{key}.data.augment.patch_box")
 
     t = v.train
     _positive(t.epochs, f"{key}.train.epochs")
     _positive(t.batch_size, f"{key}.train.batch_size")
     _positive(t.eval_batch_size, f"{key}.train.eval_batch_size")
     _positive(t.log_every_steps, f"{key}.train.log_every_steps")
-    _choice(t.optimizer.name, OPTIMIZERS, f"{key}.train.optimizer.name")
-    _positive(t.optimizer.lr, f"{key}.train.optimizer.lr")
+    validate_optimizer(t.optimizer, f"{key}.train.optimizer")
     _choice(t.scheduler.name, SCHEDULERS, f"{key}.train.scheduler.name")
     _choice(t.precision, PRECISIONS, f"{key}.train.precision")
     _choice(t.checkpoint, CHECKPOINT_SELECTION, f"{key}.train.checkpoint")
@@ -244,10 +284,42 @@ def validate_variant(v: VariantConfig, key: str) -> None:
 # --------------------------------------------------------------------------- loading
 
 
+class ParamsLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, made to read params.yaml as DVC does (ruamel.yaml, YAML 1.2).
+
+    * Numbers in exponent notation without a dot (``lr: 1e-3``) are floats, as in YAML
+      1.2; PyYAML's YAML 1.1 rules read them as strings, so a stage would refuse a value
+      that DVC records as a number.
+    * A key repeated in one mapping is an error naming both lines: PyYAML keeps the last
+      value silently, DVC refuses the file.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                raise ConfigError(
+                    f"{key_node.start_mark.name}: line {line}: duplicate key {key!r} (first at line {seen[key]}); "
+                    f"YAML keeps only one of the two values"
+                )
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+ParamsLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+ParamsLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
+
+
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     path = Path(path)
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = yaml.load(path.read_text(encoding="utf-8"), Loader=_named_loader(path))
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the repository root)") from None
     except yaml.YAMLError as exc:
@@ -255,6 +327,17 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return params
+
+
+def _named_loader(path: Path):
+    """A :class:`ParamsLoader` whose error marks carry the file's name."""
+
+    def loader(stream):
+        instance = ParamsLoader(stream)
+        instance.name = str(path)
+        return instance
+
+    return loader
 
 
 def section(params: Mapping[str, Any], dotted: str) -> Any:

@@ -30,14 +30,13 @@ import argparse
 import sys
 from pathlib import Path
 
-import pandas as pd
 import torch
 import yaml
 
 from pipeline.cli import run_stage
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
-from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root
+from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root, read_test_labels
 from pipeline.io import write_json
 from pipeline.metrics import round_metric, shortcut_metrics
 
@@ -70,28 +69,6 @@ def read_predictions(path: str | Path, n_classes: int = N_CLASSES) -> list[int]:
     return predictions
 
 
-def read_test_labels(path: str | Path, n_classes: int = N_CLASSES) -> tuple[list[str], list[int]]:
-    """``(file names sorted, labels in that order)`` from a ``filename,label`` CSV."""
-    path = Path(path)
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except FileNotFoundError:
-        raise DataError(f"{path}: labels file not found") from None
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path}: cannot read: {exc}") from None
-    if list(frame.columns[:2]) != ["filename", "label"]:
-        raise DataError(f"{path}: expected columns filename,label; got {','.join(map(str, frame.columns))}")
-    labels: dict[str, int] = {}
-    for row, (name, value) in enumerate(zip(frame["filename"], frame["label"]), 1):
-        if name in labels:
-            raise DataError(f"{path}: line {row + 1}: {name!r} is listed twice")
-        if not value.strip().isdigit() or not 0 <= int(value) < n_classes:
-            raise DataError(f"{path}: line {row + 1}: label {value!r} is not a class index 0-{n_classes - 1}")
-        labels[name] = int(value)
-    files = sorted(labels)
-    return files, [labels[f] for f in files]
-
-
 def load_rubric(path: str | Path = SEED_RESULTS) -> dict:
     """The seed's test-accuracy rubric (``cse849.grading``): tiers highest first."""
     grading = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["cse849"]["grading"]
@@ -107,7 +84,9 @@ def grade_prediction_file(
 ) -> dict:
     """Accuracy, rubric points and (with digit labels) the shortcut figures of a prediction file."""
     predicted = read_predictions(predictions)
-    files, truth = read_test_labels(labels)
+    by_file = read_test_labels(labels)
+    files = sorted(by_file)
+    truth = [by_file[f] for f in files]
     if len(predicted) != len(truth):
         raise DataError(
             f"{predictions}: {len(predicted)} lines, but {labels} has {len(truth)} test images "

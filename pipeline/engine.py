@@ -30,9 +30,11 @@ from pipeline.config import (
     SchedulerConfig,
     TrainConfig,
     VariantConfig,
+    check_boxes_fit,
 )
 from pipeline.data.readers import UNLABELLED
 from pipeline.datasets import BatchAugment, Splits, batches, num_batches
+from pipeline.errors import PipelineError
 from pipeline.normalizer import Normalizer
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,7 @@ def make_loss(name: str, model_name: str, reduction: str = "mean") -> LossFn:
     """The training criterion by name; ``reduction="sum"`` is used to average over a whole test set."""
     losses = available_losses(model_name)
     if name not in losses:
-        raise ValueError(f"unknown loss {name!r} for model {model_name!r}; allowed: {', '.join(sorted(losses))}")
+        raise ConfigError(f"unknown loss {name!r} for model {model_name!r}; allowed: {', '.join(sorted(losses))}")
     return losses[name](reduction)
 
 
@@ -95,7 +97,7 @@ def check_model_and_loss(variant: VariantConfig) -> None:
     key = f"variants.{variant.name}"
     try:
         models.check_args(variant.model.name, variant.model.args, f"{key}.model")
-    except ValueError as exc:
+    except PipelineError as exc:
         message = str(exc)
         raise ConfigError(message if message.startswith(key) else f"{key}.model.name: {message}") from None
     losses = available_losses(variant.model.name)
@@ -168,7 +170,7 @@ class EpochStats:
     seconds: float
 
 
-class TrainingDiverged(ValueError):
+class TrainingDiverged(PipelineError):
     """The loss became NaN or infinite: the stage stops, names the step, and writes nothing."""
 
 
@@ -285,6 +287,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     cfg = variant.train
     check_model_and_loss(variant)
     seed_everything(variant.seed)
+    check_boxes_fit(variant, *splits.train.images.shape[-2:])
     normalizer = Normalizer.from_config(variant.data.normalize, splits.train.images)
     model = models.create_model(variant.model.name, **variant.model.args).to(device)
     if cfg.channels_last:

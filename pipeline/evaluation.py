@@ -48,6 +48,7 @@ from pipeline.config import VariantConfig
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
+from pipeline.errors import PipelineError
 from pipeline.io import write_json
 from pipeline.metrics import round_metric as _round
 from pipeline.metrics import shortcut_metrics
@@ -77,7 +78,7 @@ def infer_logits(
     """
     expected = tuple(loaded.input_shape)
     if tuple(images_u8.shape[1:]) != expected:
-        raise ValueError(f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}")
+        raise PipelineError(f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}")
     device = device or select_device()
     model = loaded.model.to(device)
     if channels_last:
@@ -141,9 +142,9 @@ def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torc
     ``left..left+width-1`` set to ``value`` (0 = black) in every channel."""
     top, left, height, width = (int(v) for v in box)
     if height <= 0 or width <= 0 or top < 0 or left < 0:
-        raise ValueError(f"occlusion box must be [top, left, height, width] with positive size, got {list(box)}")
+        raise PipelineError(f"occlusion box must be [top, left, height, width] with positive size, got {list(box)}")
     if top + height > images_u8.shape[-2] or left + width > images_u8.shape[-1]:
-        raise ValueError(
+        raise PipelineError(
             f"occlusion box {list(box)} does not fit in {images_u8.shape[-2]}x{images_u8.shape[-1]} images"
         )
     out = images_u8.clone()
@@ -252,12 +253,7 @@ def evaluate_checkpoint(
     """
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
-    loaded = load_checkpoint(model_path)
-    if expected_variant is not None and loaded.variant != expected_variant:
-        raise ValueError(
-            f"{model_path}: holds variant {loaded.variant!r}, not {expected_variant!r}; "
-            f"its results would be written under the wrong name"
-        )
+    loaded = load_checkpoint(model_path, variant=expected_variant)
     variant = variant_from_checkpoint(loaded, str(model_path))
     data = variant.data
     path = Path(data_path) if data_path is not None else Path(data.path)

@@ -16,9 +16,11 @@ import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
+
+from pipeline.errors import PipelineError
 
 PathLike = str | os.PathLike[str]
 
@@ -76,6 +78,14 @@ def write_text(target: PathLike, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def require_keys(mapping: Any, keys: Iterable[str], where: PathLike) -> Any:
+    """``mapping`` when it is a JSON object with every one of ``keys``; else an error naming the file."""
+    for key in keys:
+        if not isinstance(mapping, dict) or key not in mapping:
+            raise PipelineError(f"{where}: missing key {key!r} (re-run the stage that writes it: `dvc repro`)")
+    return mapping
+
+
 def write_json(target: PathLike, obj: Any) -> None:
     """Write ``obj`` as stable, human-readable JSON (sorted keys, trailing newline).
 
@@ -85,7 +95,7 @@ def write_json(target: PathLike, obj: Any) -> None:
     try:
         text = json.dumps(obj, indent=2, sort_keys=True, allow_nan=False)
     except ValueError:
-        raise ValueError(f"{target}: refusing to write a non-finite number (NaN or infinity) as JSON") from None
+        raise PipelineError(f"{target}: refusing to write a non-finite number (NaN or infinity) as JSON") from None
     write_text(target, text + "\n")
 
 
@@ -96,7 +106,7 @@ def read_json(path: PathLike) -> Any:
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found (run the stage that writes it first: `dvc repro`)") from None
     except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        raise PipelineError(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
 def md5_file(path: PathLike, chunk_size: int = 1 << 20) -> str:

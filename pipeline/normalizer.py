@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from pipeline.config import NormalizeConfig
+from pipeline.errors import PipelineError
 
 
 class Normalizer:
@@ -29,7 +30,7 @@ class Normalizer:
         if cfg.mode == "train":
             return cls(*channel_stats(train_images))
         if len(cfg.mean) != channels:
-            raise ValueError(f"normalize.mean has {len(cfg.mean)} values but the images have {channels} channels")
+            raise PipelineError(f"normalize.mean has {len(cfg.mean)} values but the images have {channels} channels")
         return cls(cfg.mean, cfg.std)
 
     def __call__(self, images_u8: torch.Tensor) -> torch.Tensor:

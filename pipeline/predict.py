@@ -24,6 +24,7 @@ import torch
 
 from pipeline.checkpoint import load_checkpoint
 from pipeline.data.readers.image_folder import dataset_root, read_image_dir
+from pipeline.errors import PipelineError
 from pipeline.evaluation import model_logits, variant_from_checkpoint
 from pipeline.io import write_text
 
@@ -42,11 +43,14 @@ def images_folder(path: str | Path) -> Path:
     return path
 
 
-def predict_folder(model_path: str | Path, images_dir: str | Path) -> tuple[list[str], torch.Tensor]:
-    """``(file names, predicted class indices)`` for every image of ``images_dir`` (:func:`images_folder`), sorted by name."""
+def predict_folder(
+    model_path: str | Path, images_dir: str | Path, variant_name: str | None = None
+) -> tuple[list[str], torch.Tensor]:
+    """``(file names, predicted class indices)`` for every image of ``images_dir`` (:func:`images_folder`),
+    sorted by name. ``variant_name``: the variant the caller names (another's checkpoint is refused)."""
     images_dir = images_folder(images_dir)
     model_path = Path(model_path)
-    loaded = load_checkpoint(model_path)
+    loaded = load_checkpoint(model_path, variant=variant_name)
     variant = variant_from_checkpoint(loaded, str(model_path))
     channels, height, width = loaded.input_shape
     images, files = read_image_dir(images_dir, size=(height, width), channels=channels)
@@ -59,7 +63,9 @@ def format_predictions(predicted: torch.Tensor) -> str:
     return "".join(f"{int(p)}\n" for p in predicted)
 
 
-def run_predict(model_path: str | Path, images_dir: str | Path, out: str | Path) -> list[int]:
+def run_predict(
+    model_path: str | Path, images_dir: str | Path, out: str | Path, variant_name: str | None = None
+) -> list[int]:
     """Predict ``images_dir`` with ``model_path`` and write ``out``; returns the predictions.
 
     ``out`` is checked before any work: it must not be a folder, nor lie in the images'
@@ -70,8 +76,8 @@ def run_predict(model_path: str | Path, images_dir: str | Path, out: str | Path)
     if out.is_dir():
         raise IsADirectoryError(f"{out}: is a directory; --out must be a file path")
     if out.resolve() == folder or folder in out.resolve().parents:
-        raise ValueError(f"{out}: inside the images folder {images_dir}; write the predictions elsewhere")
-    files, predicted = predict_folder(model_path, images_dir)
+        raise PipelineError(f"{out}: inside the images folder {images_dir}; write the predictions elsewhere")
+    files, predicted = predict_folder(model_path, images_dir, variant_name)
     write_text(out, format_predictions(predicted))
     counts = torch.bincount(predicted, minlength=1).tolist()
     log.info(

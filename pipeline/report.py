@@ -46,6 +46,7 @@ from typing import Any
 import yaml
 
 from pipeline.config import VariantConfig, build, load_params
+from pipeline.errors import PipelineError
 from pipeline.io import write_text
 
 SEED_RESULTS = Path("references/seed_results.yaml")
@@ -205,7 +206,7 @@ class Inputs:
         try:
             return json.loads(file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
-            raise ValueError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+            raise PipelineError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
     def text(self, rel: str) -> str | None:
         file = self.path(rel)

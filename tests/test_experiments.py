@@ -42,6 +42,8 @@ import yaml
 from pipeline.devtools.depgraph import entry_files, import_closure
 from tests.browser import POLICY, probe
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent  # the venv's bin: python and dvc
 
@@ -104,6 +106,7 @@ TINY_CODE = [
     "pipeline/__init__.py",
     "pipeline/checkpoint.py",
     "pipeline/cli.py",
+    "pipeline/errors.py",
     "pipeline/config.py",
     "pipeline/datasets.py",
     "pipeline/engine.py",
@@ -158,15 +161,20 @@ stages:
       outs:
         - models/${key}.pt:
             cache: false
+            persist: true
         - reports/${key}/training.json:
             cache: false
+            persist: true
         - reports/${key}/timings.json:
             cache: false
+            persist: true
         - reports/${key}/plots/steps.csv:
             cache: false
+            persist: true
       plots:
         - reports/${key}/plots/epochs.csv:
             cache: false
+            persist: true
             x: epoch
             y: test_accuracy
             x_label: epoch
@@ -175,6 +183,7 @@ stages:
       metrics:
         - reports/${key}/metrics.json:
             cache: false
+            persist: true
   summary:
     cmd: python summarize.py
     deps:
@@ -185,6 +194,7 @@ stages:
     outs:
       - summary.md:
           cache: false
+          persist: true
 """
 )
 
@@ -389,6 +399,13 @@ def test_slow_experiment_recipes_of_the_readme(tiny_repo, tmp_path):
     assert all(re.fullmatch(r"0?\.\d+|1(\.0+)?", row["reports/tiny_b/metrics.json:test_accuracy"]) for row in table), (
         table
     )
+
+    # --- an experiment that fails leaves the last good results in place (persist: true)
+    git("restore", ".", cwd=repo)
+    model = (repo / "models/tiny.pt").read_bytes()
+    failed = dvc("exp", "run", "-S", "variants.tiny.train.epochs=0", cwd=repo, check=False)
+    assert failed.returncode != 0 and "variants.tiny.train.epochs: must be positive" in failed.stdout + failed.stderr
+    assert (repo / "models/tiny.pt").read_bytes() == model and (repo / "reports/tiny/metrics.json").is_file()
 
     # --- back to the committed results, and an experiment back again
     git("restore", ".", cwd=repo)

@@ -18,6 +18,8 @@ import pytest
 
 from tests.test_experiments import BIN, REPO, build_tiny_repo, git, tool_env
 
+pytestmark = pytest.mark.slow
+
 GATE = REPO / ".ci" / "gate"
 
 

@@ -236,7 +236,13 @@ def test_test_labels_must_cover_every_image(external_dataset):
     with pytest.raises(DataError, match=r"test_labels.csv: no label for test image '2.png'"):
         read_split("image_folder", external_dataset, "test")
     (external_dataset / "test_labels.csv").write_text("filename,label\n" + "".join(f"{j}.png,12\n" for j in range(5)))
-    with pytest.raises(DataError, match=r"row 1 \(line 2\): label 12 outside 0-9"):
+    with pytest.raises(DataError, match=r"test_labels.csv: line 2: label 12 outside 0-9"):
+        read_split("image_folder", external_dataset, "test")
+    # a file listed twice: one of its two labels would win silently
+    (external_dataset / "test_labels.csv").write_text(
+        "filename,label\n" + "".join(f"{j}.png,1\n" for j in range(5)) + "3.png,7\n"
+    )
+    with pytest.raises(DataError, match=r"test_labels.csv: line 7: '3.png' is listed twice"):
         read_split("image_folder", external_dataset, "test")
 
 

@@ -612,6 +612,7 @@ def test_stage_imports_only_what_it_needs():
         "pipeline",
         "pipeline.cli",
         "pipeline.config",
+        "pipeline.errors",
         "pipeline.io",
         "pipeline.report",
         "pipeline.stages",

@@ -38,6 +38,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from pipeline.errors import PipelineError
+
 POINTS_PER_QUESTION = 20
 SEED = 20240303  # base seed; each question derives its own so it can run alone
 RANDOM_CASES = 40  # randomized configurations per question (edge cases come on top)
@@ -390,11 +392,11 @@ def select_questions(names: list[str]) -> list[str]:
         chosen = list(QUESTIONS) if name == "all" else [name]
         for q in chosen:
             if q not in QUESTIONS:
-                raise ValueError(f"unknown question {name!r}; allowed: all, {', '.join(QUESTIONS)}")
+                raise PipelineError(f"unknown question {name!r}; allowed: all, {', '.join(QUESTIONS)}")
             if q not in selected:
                 selected.append(q)
     if not selected:
-        raise ValueError(f"no question selected; allowed: all, {', '.join(QUESTIONS)}")
+        raise PipelineError(f"no question selected; allowed: all, {', '.join(QUESTIONS)}")
     return sorted(selected, key=list(QUESTIONS).index)
 
 

@@ -28,6 +28,8 @@ from typing import Any
 
 from torch import nn
 
+from pipeline.errors import PipelineError
+
 _HERE = Path(__file__).resolve().parent
 
 
@@ -39,7 +41,7 @@ def model_names() -> list[str]:
 def family(name: str) -> ModuleType:
     """The package of model ``name``; an unknown name fails with the allowed ones."""
     if name not in model_names():
-        raise ValueError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
+        raise PipelineError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
     return importlib.import_module(f"{__name__}.{name}")
 
 
@@ -54,7 +56,7 @@ def check_args(name: str, args: Mapping[str, Any], key: str = "model") -> None:
     for arg in args:
         if arg not in accepted:
             allowed = ", ".join(accepted) or "none"
-            raise ValueError(f"{key}.args.{arg}: model {name!r} takes no such argument; allowed: {allowed}")
+            raise PipelineError(f"{key}.args.{arg}: model {name!r} takes no such argument; allowed: {allowed}")
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

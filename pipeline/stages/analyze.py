@@ -28,7 +28,7 @@ import pandas as pd
 from pipeline import analysis
 from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
 from pipeline.cli import run_stage
-from pipeline.io import atomic_path, read_json, write_json, write_text
+from pipeline.io import atomic_path, read_json, require_keys, write_json, write_text
 from pipeline.plots import save_figure
 
 log = logging.getLogger("pipeline.stages.analyze")
@@ -53,12 +53,6 @@ def read_table(path: Path) -> pd.DataFrame:
         return pd.DataFrame(columns=["epoch", "examples_seen", "train_loss", "test_loss"])
 
 
-def require(mapping: dict, key: str, where: Path):
-    if key not in mapping:
-        raise ValueError(f"{where}: missing key {key!r} (re-run the train stage that writes it: `dvc repro`)")
-    return mapping[key]
-
-
 def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | None = None) -> Path:
     start = time.perf_counter()
     out = out or reports_dir / variant_name / "analysis"
@@ -66,13 +60,11 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     run_dir = reports_dir / variant_name
     training_path = run_dir / "training.json"
 
-    loaded = load_checkpoint(model_path)
-    if loaded.variant != variant_name:
-        raise ValueError(f"{model_path}: holds variant {loaded.variant!r}, not {variant_name!r}")
+    loaded = load_checkpoint(model_path, variant=variant_name)
     variant = variant_from_checkpoint(loaded, str(model_path))
     metrics = read_json(run_dir / "metrics.json")
     training = read_json(training_path)
-    n_train = int(require(training, "train_examples", training_path))
+    n_train = int(require_keys(training, ("train_examples",), training_path)["train_examples"])
     steps = read_table(run_dir / "plots" / "steps.csv")
     epochs = read_table(run_dir / "plots" / "epochs.csv")
     model = loaded.model.cpu().eval()

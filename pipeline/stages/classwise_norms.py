@@ -65,7 +65,8 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
     cfg = classwise.load_classwise(load_params(params_path))
     model_path = model or Path("models") / f"{cfg.variant}.pt"
     out = out or Path("reports") / cfg.variant / "classwise_norms"
-    loaded = load_checkpoint(model_path)
+    # the params' variant's own checkpoint must hold that variant; an explicit --model is the caller's choice
+    loaded = load_checkpoint(model_path, variant=cfg.variant if model is None else None)
     variant = variant_from_checkpoint(loaded, str(model_path))
     val = read_validation(variant, data or Path(variant.data.path))
     classes = loaded.classes

@@ -20,25 +20,19 @@ from pathlib import Path
 from pipeline.cli import run_stage
 from pipeline.comparisons import compare, comparison_markdown, load_comparison
 from pipeline.config import load_params
-from pipeline.io import read_json, write_json, write_text
+from pipeline.io import read_json, require_keys, write_json, write_text
 
 log = logging.getLogger("pipeline.stages.compare")
-
-
-def _read(path: Path, keys: tuple[str, ...]) -> dict:
-    data = read_json(path)
-    for key in keys:
-        if key not in data:
-            raise ValueError(f"{path}: missing key {key!r}")
-    return data
 
 
 def run(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     cmp = load_comparison(load_params(params_path), key)
     metrics, counts = {}, {}
     for name in (cmp.a, cmp.b):
-        metrics[name] = _read(reports_dir / name / "metrics.json", ("test_accuracy", "test_loss"))
-        counts[name] = _read(reports_dir / name / "analysis" / "param_counts.json", ("trainable",))
+        path = reports_dir / name / "metrics.json"
+        metrics[name] = require_keys(read_json(path), ("test_accuracy", "test_loss"), path)
+        path = reports_dir / name / "analysis" / "param_counts.json"
+        counts[name] = require_keys(read_json(path), ("trainable",), path)
     result = compare(cmp, metrics, counts)
     write_json(out / f"{key}.json", result)
     write_text(out / f"{key}.md", comparison_markdown(result))

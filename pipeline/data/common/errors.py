@@ -7,6 +7,8 @@ row or column) so that the stage entry points can print it as a one-line
 
 from __future__ import annotations
 
+from pipeline.errors import PipelineError
 
-class DataError(ValueError):
+
+class DataError(PipelineError):
     """Bad or missing input data: corrupt file, wrong format, failed checksum, no source."""

@@ -157,33 +157,47 @@ def _train_classes(root: Path) -> list[str] | None:
     return None
 
 
-def _test_labels(root: Path, files: list[str], classes: list[str] | None) -> torch.Tensor:
-    table = root / TEST_LABELS
-    if not table.is_file():
-        log.warning("%s not found: test images are unlabelled (label %d)", table, UNLABELLED)
-        return torch.full((len(files),), UNLABELLED, dtype=torch.int64)
+def read_test_labels(table: str | os.PathLike[str], classes: list[str] | None = None) -> dict[str, int]:
+    """``{file name: class index}`` from a ``filename,label`` CSV (``test_labels.csv``).
+
+    A label is a class index (0-9 without ``classes``) or, with ``classes``, a class name.
+    A missing file or column, an unknown label and a file listed twice are errors naming
+    the line: with a repeated row, one of two labels would win silently.
+    """
+    table = Path(table)
     try:
         frame = pd.read_csv(table, dtype=str, keep_default_na=False)
+    except FileNotFoundError:
+        raise DataError(f"{table}: labels file not found") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise DataError(f"{table}: cannot read: {exc}") from None
     if list(frame.columns[:2]) != ["filename", "label"]:
         raise DataError(f"{table}: expected columns filename,label; got {','.join(map(str, frame.columns))}")
     index = {name: i for i, name in enumerate(classes or [])}
+    n_classes = len(classes) if classes else len(MNIST_CLASSES)
     by_file: dict[str, int] = {}
-    for row, (name, value) in enumerate(zip(frame["filename"], frame["label"])):
+    for line, (name, value) in enumerate(zip(frame["filename"], frame["label"]), 2):
         value = value.strip()
+        if name in by_file:
+            raise DataError(f"{table}: line {line}: {name!r} is listed twice")
         if value in index:
             label = index[value]
         elif value.lstrip("-").isdigit():
             label = int(value)
         else:
-            raise DataError(
-                f"{table}: row {row + 1} (line {row + 2}): label {value!r} is neither a class index nor a class name"
-            )
-        n_classes = len(classes) if classes else 10
+            raise DataError(f"{table}: line {line}: label {value!r} is neither a class index nor a class name")
         if not 0 <= label < n_classes:
-            raise DataError(f"{table}: row {row + 1} (line {row + 2}): label {label} outside 0-{n_classes - 1}")
+            raise DataError(f"{table}: line {line}: label {label} outside 0-{n_classes - 1}")
         by_file[name] = label
+    return by_file
+
+
+def _test_labels(root: Path, files: list[str], classes: list[str] | None) -> torch.Tensor:
+    table = root / TEST_LABELS
+    if not table.is_file():
+        log.warning("%s not found: test images are unlabelled (label %d)", table, UNLABELLED)
+        return torch.full((len(files),), UNLABELLED, dtype=torch.int64)
+    by_file = read_test_labels(table, classes)
     missing = [f for f in files if f not in by_file]
     if missing:
         raise DataError(f"{table}: no label for test image {missing[0]!r} ({len(missing)} unlabelled in all)")
