@@ -38,14 +38,19 @@ import html
 import json
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
+from pipeline.answers import answers
 from pipeline.config import VariantConfig, build, load_params
+from pipeline.deviations import DEVIATIONS, dotted, load_deviations
 from pipeline.errors import PipelineError
 from pipeline.io import write_text
 
@@ -71,13 +76,15 @@ FALLBACK_STAGES: list[tuple[str, str]] = [
     (r"reports/[^/]+/q1_test\.txt", "predict_cse849"),
 ]
 
-# Figures shown for every variant, in order: (path under reports/, caption).
+# Figures shown for every variant, in order: (path under reports/, caption, optional). An
+# optional figure is one its stage writes only for some models (filters: not for an MLP);
+# when absent it is left out rather than reported missing.
 VARIANT_FIGURES = [
-    ("{v}/analysis/loss_curve.png", "training loss vs examples seen"),
-    ("{v}/analysis/filters.png", "first-layer filters"),
-    ("{v}/eval/confusion_matrix.png", "confusion matrix (test set)"),
-    ("{v}/eval/first20.png", "predictions on the first 20 test images"),
-    ("{v}/eval/misclassified.png", "misclassified test images"),
+    ("{v}/analysis/loss_curve.png", "training loss vs examples seen", False),
+    ("{v}/analysis/filters.png", "first-layer filters", True),
+    ("{v}/eval/confusion_matrix.png", "confusion matrix (test set)", False),
+    ("{v}/eval/first20.png", "predictions on the first 20 test images", False),
+    ("{v}/eval/misclassified.png", "misclassified test images", False),
 ]
 
 CSS = """
@@ -188,6 +195,8 @@ class Inputs:
         if not seeds.exists():
             raise FileNotFoundError(f"{seeds}: not found (the seeds' reported numbers)")
         self.seeds: dict[str, Any] = load_params(seeds)
+        deviations = self.root / DEVIATIONS
+        self.deviations = load_deviations(deviations) if deviations.exists() else []
         self.stages = stage_outputs(self.root / "dvc.yaml", self.params)
 
     # ---- files under reports/
@@ -622,7 +631,7 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
                 pct(t["min_accuracy"]) if t["min_accuracy"] > 0 else "below the others",
                 f"{t['points']} / {grading['max_points']}",
                 "**reached**" if t is reached else "",
-                f'"{t["quote"]}"',
+                f'"{latex_text(t["quote"])}"',
             ]
             for t in tiers
         ]
@@ -647,6 +656,16 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
                 else "."
             )
         )
+
+
+LATEX = {r"\geq": "≥", r"\leq": "≤", r"\%": "%", "$": ""}
+
+
+def latex_text(text: str) -> str:
+    r"""The little inline LaTeX the seeds' rubric uses (``$\geq 75\%$``), as plain text (``≥ 75%``)."""
+    for tex, plain in LATEX.items():
+        text = text.replace(tex, plain)
+    return re.sub(r"\s+", " ", text).replace(" ,", ",").strip()
 
 
 def flat_scalars(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
@@ -759,7 +778,12 @@ def data_section(doc: Markdown) -> None:
         if comp:
 
             def chans(d: Any) -> str:
-                return ", ".join(f"{k} {num(v)}" for k, v in d.items()) if isinstance(d, Mapping) else "-"
+                """Channel statistics in image order (R, G, B), whatever order the file keeps its keys in."""
+                if not isinstance(d, Mapping):
+                    return "-"
+                order = {"r": 0, "g": 1, "b": 2}
+                keys = sorted(d, key=lambda k: (order.get(k, 3), k))
+                return ", ".join(f"{k.upper() if k in order else k} {num(d[k])}" for k in keys)
 
             doc.table(
                 ["composite split", "images", "digit = label", "mean", "std"],
@@ -839,8 +863,11 @@ def provenance_rows(prov: Mapping[str, Any]) -> list[list[str]]:
 
 def variant_figures(doc: Markdown, variant: str) -> None:
     doc.heading(4, f"Figures: `{variant}`")
-    for pattern, caption in VARIANT_FIGURES:
-        doc.figure(pattern.format(v=variant), f"{variant}: {caption}")
+    for pattern, caption, optional in VARIANT_FIGURES:
+        rel = pattern.format(v=variant)
+        if optional and not doc.inputs.exists(rel) and doc.inputs.path(rel).parent.is_dir():
+            continue  # its stage ran and, by design, wrote no such figure for this model
+        doc.figure(rel, f"{variant}: {caption}")
 
 
 OTHER_TITLE = "Other variants"
@@ -889,6 +916,7 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
         doc.heading(3, "Grading tier (seed's rubric)")
         grading_table(doc, a)
     doc.bullets(f"Note: {n}" for n in a.get("notes") or [])
+    answers_section(doc, key)
     if key in EXTRAS:
         EXTRAS[key](doc, a)
     doc.heading(3, "Evaluation")
@@ -897,6 +925,57 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
         eval_section(doc, variant)
     for variant in variants:
         variant_figures(doc, variant)
+
+
+def answers_section(doc: Markdown, key: str) -> None:
+    """The seed's written questions this pipeline's outputs answer (pipeline/answers.py)."""
+    found = answers(key, doc.inputs)
+    if not found:
+        return
+    doc.heading(3, "Answers to the seed's questions, from our measurements")
+    for a in found:
+        text = a.text[:1].upper() + a.text[1:]
+        sources = f"From {', '.join(ref(rel) for rel in a.sources)}." if a.sources else ""
+        if "```" in text:  # a code block ends its own paragraph
+            doc.para(f"**{a.question}.** *{md_escape(a.asked)}* {text}")
+            if sources:
+                doc.para(sources)
+        else:
+            doc.para(f"**{a.question}.** *{md_escape(a.asked)}* {text}" + (f" ({sources})" if sources else ""))
+
+
+DEVIATIONS_TITLE = "Where this pipeline departs from the seeds"
+
+
+def deviations_section(doc: Markdown) -> None:
+    """``references/deviations.yaml``, grouped by assignment, with the measured figures it names."""
+    doc.heading(2, DEVIATIONS_TITLE)
+    doc.para(
+        "From `references/deviations.yaml` (each entry pins the `params.yaml` values it describes; a test "
+        "fails when they change). Measured figures are read from the stages' outputs."
+    )
+    titles = {key: a["title"] for key, a in doc.inputs.seeds.items()}
+    for key in titles:
+        entries = [d for d in doc.inputs.deviations if d.seed == key]
+        if not entries:
+            continue
+        doc.heading(3, titles[key])
+        for d in entries:
+            figures = []
+            for m in d.measured:
+                data = doc.inputs.json(m.file)
+                try:
+                    value = dotted(data, m.key)
+                except KeyError:
+                    figures.append(f"{m.label}: {doc.inputs.missing(m.file)}")
+                    continue
+                figures.append(f"{m.label} {by_name(m.key.rsplit('.', 1)[-1], value)} ({ref(m.file)})")
+            doc.bullets(
+                [
+                    f"**{md_escape(d.topic)}.** Seed: {md_escape(d.seed_says)} Ours: {md_escape(d.ours)} "
+                    f"Why: {md_escape(d.why)}" + (f" Measured: {'; '.join(figures)}." if figures else "")
+                ]
+            )
 
 
 def tdm_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
@@ -1247,6 +1326,7 @@ def build_markdown(inputs: Inputs) -> Markdown:
         "Data",
         *(a["title"] for a in inputs.seeds.values()),
         *([OTHER_TITLE] if others else []),
+        *([DEVIATIONS_TITLE] if inputs.deviations else []),
         "Analysis across assignments",
         "Time",
     ]
@@ -1259,6 +1339,8 @@ def build_markdown(inputs: Inputs) -> Markdown:
         listed += [v for v in a.get("variants") or [] if v not in listed]
     if others:
         other_variants_section(doc, others)
+    if inputs.deviations:
+        deviations_section(doc)
     analysis_section(doc)
     time_section(doc, [*listed, *others])
     return doc
@@ -1267,101 +1349,40 @@ def build_markdown(inputs: Inputs) -> Markdown:
 # --------------------------------------------------------------------------- Markdown -> HTML
 
 
-def _inline(text: str, image_src) -> str:
-    """Inline Markdown (code, images, links, bold) -> HTML; everything else escaped."""
-    out, pos = [], 0
-    pattern = re.compile(r"`([^`]+)`|(!?)\[([^\]]*)\]\(([^)\s]+)\)|\*\*([^*]+)\*\*")
-    for m in pattern.finditer(text):
-        out.append(html.escape(text[pos : m.start()].replace("\\|", "|"), quote=False))
-        if m.group(1) is not None:
-            out.append(f"<code>{html.escape(m.group(1), quote=False)}</code>")
-        elif m.group(5) is not None:
-            out.append(f"<strong>{_inline(m.group(5), image_src)}</strong>")
-        elif m.group(2):
-            src = image_src(m.group(4))
-            out.append(
-                f'<img src="{src}" alt="{html.escape(m.group(3))}">'
-                if src
-                else html.escape(f"[missing image: {m.group(3)}]")
-            )
-        else:
-            out.append(f'<a href="{html.escape(m.group(4))}">{_inline(m.group(3), image_src)}</a>')
-        pos = m.end()
-    out.append(html.escape(text[pos:].replace("\\|", "|"), quote=False))
-    return "".join(out)
-
-
-def _cells(line: str) -> list[str]:
-    return [c.strip() for c in re.split(r"(?<!\\)\|", line.strip().strip("|"))]
+def _plain_text(inline: Token) -> str:
+    """The text of an inline token without its markup (for heading ids)."""
+    return "".join(c.content for c in inline.children or [] if c.type in ("text", "code_inline"))
 
 
 def markdown_to_html(text: str, image_src) -> str:
-    """The subset of Markdown the report uses: headings, paragraphs, tables, lists, code, quotes, images."""
-    lines = text.splitlines()
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if not line.strip():
-            i += 1
-        elif line.lstrip().startswith("```"):
-            j = i + 1
-            while j < len(lines) and not lines[j].lstrip().startswith("```"):
-                j += 1
-            out.append("<pre><code>" + html.escape("\n".join(lines[i + 1 : j]), quote=False) + "</code></pre>")
-            i = j + 1
-        elif m := re.match(r"(#{1,6}) (.*)", line):
-            level, title = len(m.group(1)), m.group(2).strip()
-            out.append(f'<h{level} id="{slug(re.sub(r"[`*]", "", title))}">{_inline(title, image_src)}</h{level}>')
-            i += 1
-        elif line.startswith("|") and i + 1 < len(lines) and re.fullmatch(r"\|?\s*:?-{3,}.*", lines[i + 1].strip()):
-            header = _cells(line)
-            rows = []
-            i += 2
-            while i < len(lines) and lines[i].startswith("|"):
-                rows.append(_cells(lines[i]))
-                i += 1
-            body = "".join("<tr>" + "".join(f"<td>{_inline(c, image_src)}</td>" for c in r) + "</tr>\n" for r in rows)
-            out.append(
-                "<table>\n<thead><tr>"
-                + "".join(f"<th>{_inline(c, image_src)}</th>" for c in header)
-                + "</tr></thead>\n<tbody>\n"
-                + body
-                + "</tbody>\n</table>"
-            )
-        elif m := re.fullmatch(r"!\[([^\]]*)\]\(([^)\s]+)\)", line.strip()):
-            src = image_src(m.group(2))
-            caption = html.escape(m.group(1), quote=False)
-            out.append(
-                f'<figure><img src="{src}" alt="{html.escape(m.group(1))}"><figcaption>{caption}</figcaption></figure>'
-                if src
-                else f"<p>[missing image: {caption}]</p>"
-            )
-            i += 1
-        elif re.match(r"[-*] ", line):
-            items = []
-            while i < len(lines) and (re.match(r"[-*] ", lines[i]) or (lines[i].startswith("  ") and items)):
-                if re.match(r"[-*] ", lines[i]):
-                    items.append(lines[i][2:].strip())
-                else:
-                    items[-1] += " " + lines[i].strip()
-                i += 1
-            out.append("<ul>\n" + "".join(f"<li>{_inline(item, image_src)}</li>\n" for item in items) + "</ul>")
-        elif line.startswith(">"):
-            quoted = []
-            while i < len(lines) and lines[i].startswith(">"):
-                quoted.append(lines[i][1:].strip())
-                i += 1
-            out.append(f"<blockquote><p>{_inline(' '.join(quoted), image_src)}</p></blockquote>")
-        else:
-            para = []
-            while i < len(lines) and lines[i].strip() and not re.match(r"(#{1,6} |```|\||[-*] |>)", lines[i]):
-                para.append(lines[i].strip())
-                i += 1
-            if not para:  # a line no rule above took (e.g. a lone '|'): keep it as text
-                para, i = [line.strip()], i + 1
-            out.append(f"<p>{_inline(' '.join(para), image_src)}</p>")
-    return "\n".join(out)
+    """Markdown -> HTML with markdown-it-py (CommonMark plus tables; raw HTML is escaped).
+
+    Two things on top: every image's ``src`` goes through ``image_src`` (a data URI; None
+    leaves the text ``[missing image: <alt>]`` instead), and every heading gets an id,
+    :func:`slug` of its text, made unique with ``-1``, ``-2`` ... as GitHub does, so the
+    page's navigation reaches the same anchors as the Markdown file's.
+    """
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(text)
+    seen: Counter[str] = Counter()
+    for i, token in enumerate(tokens):
+        if token.type == "heading_open":
+            base = slug(_plain_text(tokens[i + 1]))
+            token.attrSet("id", base if not seen[base] else f"{base}-{seen[base]}")
+            seen[base] += 1
+        if token.type != "inline" or not token.children:
+            continue
+        for j, child in enumerate(token.children):
+            if child.type != "image":
+                continue
+            src = image_src(str(child.attrGet("src")))
+            if src:
+                child.attrSet("src", src)
+            else:
+                missing = Token("text", "", 0)
+                missing.content = f"[missing image: {child.content}]"
+                token.children[j] = missing
+    return md.renderer.render(tokens, md.options, {})
 
 
 MIME = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif", ".svg": "image/svg+xml"}

@@ -396,7 +396,8 @@ def test_missing_inputs_say_not_produced_yet(fake_repo):
     ) in md
     # a stage that ran but did not write this file: said so, no "not produced yet"
     assert "`reports/ds5220_mlp/eval/misclassified.png` is not written by `evaluate@ds5220_mlp`" in md
-    assert "`reports/ds5220_mlp/analysis/filters.png` is not written by `analyze@ds5220_mlp`" in md
+    # ... except a figure its stage writes only for some models (no filters for an MLP): left out
+    assert "ds5220_mlp/analysis/filters.png" not in md and "ds5220_mlp: first-layer filters" not in md
     # nothing is invented for a variant without metrics
     summary = md.split("## Summary")[1].split("## Data")[0]
     row = next(line for line in summary.splitlines() if "| `tdm_max` |" in line)
@@ -610,8 +611,10 @@ def test_stage_imports_only_what_it_needs():
     modules, heavy = done.stdout.splitlines()
     assert modules.split() == [
         "pipeline",
+        "pipeline.answers",
         "pipeline.cli",
         "pipeline.config",
+        "pipeline.deviations",
         "pipeline.errors",
         "pipeline.io",
         "pipeline.report",
@@ -623,13 +626,16 @@ def test_stage_imports_only_what_it_needs():
 
 def test_markdown_to_html_subset():
     page = markdown_to_html(
-        "# T `x`\n\n| a | b \\| c |\n|---|---|\n| 1 | **2** |\n\n- one\n- [two](x.md)\n\n> q\n\n```\n<raw>\n```\n",
-        lambda src: None,
+        "# T `x`\n\n## T `x`\n\n| a | b \\| c |\n|---|---|\n| 1 | **2** |\n\n- one\n- [two](x.md)\n\n> q\n\n"
+        "```\n<raw>\n```\n\n![cap](gone.png) ![img](here.png)\n",
+        lambda src: "data:image/png;base64,AA==" if src == "here.png" else None,
     )
     assert '<h1 id="t-x">T <code>x</code></h1>' in page
+    assert '<h2 id="t-x-1">T <code>x</code></h2>' in page  # ids unique, numbered as GitHub does
     assert "<th>b | c</th>" in page and "<td><strong>2</strong></td>" in page
     assert '<li><a href="x.md">two</a></li>' in page
-    assert "<blockquote><p>q</p></blockquote>" in page and "&lt;raw&gt;" in page
+    assert "<blockquote>\n<p>q</p>\n</blockquote>" in page and "&lt;raw&gt;" in page
+    assert "[missing image: cap]" in page and '<img src="data:image/png;base64,AA==" alt="img" />' in page
 
 
 def test_real_repository_renders():
@@ -698,3 +704,21 @@ def test_report_tables_the_time_per_stage(fake_repo):
     order = [section.index(f"`{stage}`") for stage in ("train@tdm_max", "report", "stats")]
     assert order == sorted(order)  # slowest first
     assert "60.0%" in section
+
+
+def test_rubric_latex_is_rendered_as_text():
+    from pipeline.report import latex_text
+
+    assert latex_text(r"$\geq 70\%$ , but  $< 75\%$ : 15 pts") == "≥ 70%, but < 75% : 15 pts"
+    assert latex_text(r"$< 60\%$ : 0 pts") == "< 60% : 0 pts"
+
+
+def test_composite_channel_statistics_read_in_image_order(fake_repo):
+    channels = {"b": 0.42, "g": 0.43, "r": 0.44}  # the file's keys are sorted: b, g, r
+    write_json(
+        fake_repo / "reports" / "data" / "stats.json",
+        {"composite": {"train": {"count": 10, "label_agreement": 0.64, "mean": channels, "std": channels}}},
+    )
+    md = write_report(fake_repo).markdown
+    rows = [line for line in md.splitlines() if line.startswith("| train |") and " R " in line]
+    assert rows and all(row.index(" R ") < row.index(" G ") < row.index(" B ") for row in rows), rows

@@ -1,0 +1,633 @@
+"""Answers to the seeds' written questions, computed from the files the stages wrote.
+
+Every sentence that states a result is built from a measured value, and its wording
+follows the value: which of two variants is ahead, by how much and whether one seed can
+tell them apart; where a loss stops falling; which digits are confused. Nothing here
+holds a measured number or a conclusion of its own; a comparison that flips flips the
+sentence (tests/test_answers.py changes an input file and reads the new sentence).
+
+Each :class:`Answer` names the files it read (paths under ``reports/``) so the report
+links them. ``answers(key, inputs)`` gives one assignment's answers; ``inputs`` is any
+object with ``json(rel)`` and ``text(rel)`` returning None for a missing file (the
+report's :class:`pipeline.report.Inputs`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Reader(Protocol):
+    def json(self, rel: str) -> Any | None: ...
+
+    def text(self, rel: str) -> str | None: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    question: str  # the seed's own id, e.g. "5b"
+    asked: str  # what the seed asks, in brief
+    text: str  # Markdown; None-free: a missing input gives no Answer at all
+    sources: tuple[str, ...]  # files under reports/ the text was computed from
+
+
+def pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
+
+
+def table(text: str | None, *columns: str) -> list[dict[str, str]] | None:
+    """The CSV's rows, or None when it is missing, empty or lacks one of ``columns``."""
+    rows = None if text is None else list(csv.DictReader(io.StringIO(text)))
+    return rows if rows and all(c in rows[0] for c in columns) else None
+
+
+def has(obj: Any, *dotted: str) -> bool:
+    """Whether every ``a.b`` path exists in ``obj`` (a file older than its reader may lack one)."""
+    for path in dotted:
+        node = obj
+        for part in path.split("."):
+            if not isinstance(node, Mapping) or part not in node:
+                return False
+            node = node[part]
+    return True
+
+
+# --------------------------------------------------------------------------- sentence builders
+
+
+def accuracy_comparison(a: str, acc_a: float, b: str, acc_b: float, n: int) -> str:
+    """Which of two test accuracies is higher, by how much, and whether the gap exceeds test-set noise.
+
+    The noise yardstick is two binomial standard errors of the difference of two
+    accuracies on ``n`` images each (treated as independent samples). Seed-to-seed
+    variation is not in it: one training run per variant cannot measure that.
+    """
+    diff = 100 * (acc_a - acc_b)
+    two_se = 200 * math.sqrt((acc_a * (1 - acc_a) + acc_b * (1 - acc_b)) / n)
+    if diff == 0:
+        lead = f"{a} and {b} reach the same test accuracy, {pct(acc_a)}"
+    else:
+        hi, lo, hi_acc, lo_acc = (a, b, acc_a, acc_b) if diff > 0 else (b, a, acc_b, acc_a)
+        lead = f"{hi} reaches {pct(hi_acc)} test accuracy against {pct(lo_acc)} for {lo}, {abs(diff):.2f} points higher"
+    if abs(diff) < two_se:
+        verdict = (
+            f"the gap is within two standard errors of a difference of accuracies on {n:,} test images "
+            f"({two_se:.2f} points), so this single run of each does not tell them apart"
+        )
+    else:
+        verdict = (
+            f"the gap exceeds two standard errors of a difference of accuracies on {n:,} test images "
+            f"({two_se:.2f} points); the run-to-run spread of training, which one run each cannot measure, "
+            f"is not part of that yardstick"
+        )
+    return f"{lead}; {verdict}."
+
+
+LEVEL = 0.02  # a held-out loss that ends within 2% of its minimum counts as level, not rising
+
+
+def curve_behaviour(rows: Sequence[Mapping[str, str]], held_out: str) -> str:
+    """How training and held-out (``test`` or ``val``) loss and accuracy move over the epochs."""
+    epochs = [int(r["epoch"]) for r in rows]
+    train = [float(r["train_loss"]) for r in rows]
+    held = [float(r[f"{held_out}_loss"]) for r in rows]
+    rises = [epochs[i] for i in range(1, len(train)) if train[i] > train[i - 1]]
+    parts = [
+        f"The training loss falls from {train[0]:.4f} (epoch {epochs[0]}) to {train[-1]:.4f} (epoch {epochs[-1]})"
+        + (" and falls every epoch." if not rises else f", rising at epoch(s) {', '.join(map(str, rises))}.")
+    ]
+    best = min(range(len(held)), key=held.__getitem__)
+    name = "test" if held_out == "test" else "validation"
+    if best == len(held) - 1:
+        parts.append(
+            f"The {name} loss is lowest at the last epoch ({held[-1]:.4f}): still falling, no sign of "
+            f"overfitting within {epochs[-1]} epochs."
+        )
+    elif held[-1] <= held[best] * (1 + LEVEL):
+        parts.append(
+            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}) and ends within "
+            f"{100 * LEVEL:.0f}% of that ({held[-1]:.4f}): level, no clear sign of overfitting."
+        )
+    else:
+        parts.append(
+            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}) and rises to {held[-1]:.4f} by "
+            f"the last epoch: the mark of overfitting after epoch {epochs[best]}."
+        )
+    train_acc = float(rows[-1]["train_accuracy"])
+    held_acc = float(rows[-1][f"{held_out}_accuracy"])
+    gap = 100 * (train_acc - held_acc)
+    if gap > 0:
+        parts.append(
+            f"At the last epoch training accuracy ({pct(train_acc)}, averaged over the epoch while the weights "
+            f"still change) is {gap:.2f} points above {name} accuracy ({pct(held_acc)})."
+        )
+    else:
+        parts.append(
+            f"At the last epoch {name} accuracy ({pct(held_acc)}) is at or above the training accuracy "
+            f"({pct(train_acc)}, averaged over the epoch while the weights still change): no gap that would "
+            f"show overfitting."
+        )
+    if len(train) >= 2 and train[-2] > 0 and (train[-2] - train[-1]) / train[-2] > 0.05:
+        parts.append(
+            f"The training loss still fell {100 * (train[-2] - train[-1]) / train[-2]:.0f}% in the last epoch: "
+            f"more epochs would likely still help (not converged)."
+        )
+    return " ".join(parts)
+
+
+def confusions(rows: Sequence[Mapping[str, str]], classes: Sequence[str] | None = None, top: int = 3) -> str:
+    """The most frequent (true -> predicted) mistakes and the class with the lowest recall."""
+    name = (lambda i: classes[int(i)]) if classes else str
+    pairs = Counter((r["label"], r["predicted"]) for r in rows if r["label"] != r["predicted"])
+    support = Counter(r["label"] for r in rows)
+    correct = Counter(r["label"] for r in rows if r["label"] == r["predicted"])
+    if not pairs:
+        return f"All {len(rows):,} test images are classified correctly."
+    listed = ", ".join(f"{name(t)} read as {name(p)} ({n})" for (t, p), n in pairs.most_common(top))
+    worst = min(support, key=lambda c: (correct[c] / support[c], c))
+    return (
+        f"{sum(pairs.values()):,} of {len(rows):,} test images are misclassified. The most frequent confusions "
+        f"are {listed}. The class recognised least often is {name(worst)} "
+        f"({pct(correct[worst] / support[worst])} of its {support[worst]:,} images)."
+    )
+
+
+# --------------------------------------------------------------------------- helpers over files
+
+
+def layer_rows(text: str | None) -> list[dict[str, Any]]:
+    """The rows of an ``analysis/layer_summary.md`` table: type, module, output shape, parameters."""
+    rows = []
+    for line in (text or "").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[3].replace(",", "").isdigit():
+            shape = [int(v) for v in cells[2].strip("[]").split(",")]
+            rows.append(
+                {"type": cells[0].rsplit("-", 1)[0], "module": cells[1].strip("`"), "shape": shape,
+                 "params": int(cells[3].replace(",", ""))}
+            )  # fmt: skip
+    return rows
+
+
+def _comparison_answer(
+    inputs: Reader, key: str, question: str, asked: str, names: tuple[str, str], extra: Callable[[Mapping], str]
+) -> Answer | None:
+    rel = f"comparisons/{key}.json"
+    data = inputs.json(rel)
+    needed = [f"{s}.{k}" for s in "ab" for k in ("variant", "test_accuracy", "test_loss", "parameters")]
+    if not has(data, *needed):
+        return None
+    metrics = inputs.json(f"{data['b']['variant']}/eval/metrics.json")
+    if not has(metrics, "test_examples"):
+        return None
+    text = accuracy_comparison(
+        names[0], data["a"]["test_accuracy"], names[1], data["b"]["test_accuracy"], metrics["test_examples"]
+    )
+    return Answer(question, asked, f"{text} {extra(data)}".strip(), (rel, f"{data['b']['variant']}/eval/metrics.json"))
+
+
+def _loss_sentence(data: Mapping) -> str:
+    a, b = data["a"], data["b"]
+    lower = a if a["test_loss"] < b["test_loss"] else b
+    return f"Test loss: {a['test_loss']:.4f} against {b['test_loss']:.4f} (lower for `{lower['variant']}`)."
+
+
+def _curve_answer(inputs: Reader, variant: str, question: str, asked: str, lead: str = "") -> Answer | None:
+    rel = f"{variant}/plots/epochs.csv"
+    rows = table(inputs.text(rel), "epoch", "train_loss", "train_accuracy")
+    if not rows:
+        return None
+    held = next((h for h in ("val", "test") if f"{h}_loss" in rows[0] and f"{h}_accuracy" in rows[0]), None)
+    if held is None:
+        return None
+    return Answer(question, asked, lead + curve_behaviour(rows, held), (rel,))
+
+
+def _confusion_answer(inputs: Reader, variant: str, question: str, asked: str) -> Answer | None:
+    rel = f"{variant}/eval/predictions.csv"
+    rows = table(inputs.text(rel), "label", "predicted")
+    return None if not rows else Answer(question, asked, confusions(rows), (rel,))
+
+
+def _accuracy_answer(inputs: Reader, variant: str, question: str, asked: str, split: str = "test") -> Answer | None:
+    rel = f"{variant}/metrics.json"
+    metrics = inputs.json(rel)
+    if not has(metrics, f"{split}_accuracy"):
+        return None
+    name = "test" if split == "test" else "validation"
+    return Answer(question, asked, f"`{variant}`: {pct(metrics[f'{split}_accuracy'])} {name} accuracy.", (rel,))
+
+
+def _log_answer(
+    inputs: Reader, variant: str, question: str, asked: str, line: Callable[[Mapping[str, str], int], str]
+) -> Answer | None:
+    """The per-epoch log of ``epochs.csv`` printed the seed's way."""
+    rel = f"{variant}/plots/epochs.csv"
+    rows = table(inputs.text(rel), "epoch", "train_loss", "train_accuracy")
+    if not rows:
+        return None
+    body = "\n".join(line(r, len(rows)) for r in rows)
+    return Answer(question, asked, f"In the seed's format, from our run:\n\n```\n{body}\n```", (rel,))
+
+
+# --------------------------------------------------------------------------- per assignment
+
+
+def tdm(inputs: Reader) -> list[Answer | None]:
+    found: list[Answer | None] = []
+    stats = inputs.json("data/stats.json")
+    head = inputs.text("data/mnist_head.txt")
+    if has(stats, "mnist.train.count", "mnist.train.mean", "mnist.train.std") and head:
+        shape = head.splitlines()[0].strip()
+        train = stats["mnist"]["train"]
+        found.append(
+            Answer(
+                "1a-1b",
+                "What the training CSV looks like; how images and pixels are represented",
+                f"`mnist_train.csv` has shape {shape}: one row per image, a `label` column and one column per pixel, "
+                f"named `<row>x<column>` from `1x1` to `28x28`, so a 28x28 image is stored row by row. Pixels are "
+                f"grey levels 0-255 (0 = black background); their mean over the {train['count']:,} training images "
+                f"is {train['mean']:.4f} and their standard deviation {train['std']:.4f} once scaled to [0, 1], "
+                f"so most pixels are background.",
+                ("data/mnist_head.txt", "data/stats.json"),
+            )
+        )
+    if has(stats, "mnist.train.class_counts"):
+        counts = {d: int(n) for d, n in stats["mnist"]["train"]["class_counts"].items()}
+        hi, lo = max(counts, key=counts.get), min(counts, key=counts.get)
+        ratio = counts[hi] / counts[lo]
+        verdict = "roughly balanced" if ratio < 1.5 else "imbalanced"
+        found.append(
+            Answer(
+                "2c",
+                "What the bar plot of digit counts shows",
+                f"The classes are {verdict}: digit {hi} is the most frequent ({counts[hi]:,} images), digit {lo} the "
+                f"least ({counts[lo]:,}), a ratio of {ratio:.2f}. Accuracy is therefore a fair summary here; no class "
+                f"weighting or resampling is needed.",
+                ("data/stats.json",),
+            )
+        )
+    found.append(
+        Answer(
+            "3c",
+            "Convolution vs cross-correlation; why a CNN works with either",
+            "A convolution flips the kernel before sliding it over the image, (I * K)(i, j) = sum_m sum_n "
+            "I(i - m, j - n) K(m, n); cross-correlation slides it unflipped, sum_m sum_n I(i + m, j + n) K(m, n), "
+            "which is what `nn.Conv2d` computes. Since the kernel's weights are learned, a network trained with one "
+            "learns the flipped kernel of the other: both define the same family of functions.",
+            (),
+        )
+    )
+    pooling = _comparison_answer(
+        inputs,
+        "pooling",
+        "5b",
+        "Average pooling instead of max pooling: its accuracy, compared",
+        ("max pooling (`tdm_max`)", "average pooling (`tdm_avg`)"),
+        _loss_sentence,
+    )
+    found.append(
+        Answer(
+            "3d",
+            "Max pooling vs average pooling; is one better?",
+            "Max pooling keeps the strongest response in each window (a feature counts if present anywhere in it); "
+            "average pooling keeps the mean, which is smoother and lets weak responses through. Neither is better in "
+            "general; on this task see 5b: " + pooling.text,
+            pooling.sources,
+        )
+        if pooling
+        else None
+    )
+    layers = layer_rows(inputs.text("tdm_max/analysis/layer_summary.md"))
+    convs = [r for r in layers if r["type"] == "Conv2d"]
+    if convs:
+        c = convs[0]
+        n_in = 28 * 28
+        n_out = math.prod(c["shape"][1:])
+        dense = n_in * n_out + n_out
+        found.append(
+            Answer(
+                "3e",
+                "A convolutional layer vs a fully connected layer",
+                f"A convolution connects each output to a small window of the input and shares its kernel across "
+                f"positions; a fully connected layer connects every input to every output. In `tdm_max`, `conv1` maps "
+                f"the 28x28 image to {'x'.join(map(str, c['shape'][1:]))} with {c['params']:,} parameters; a fully "
+                f"connected layer producing the same {n_out:,} outputs from the {n_in} pixels would need "
+                f"{n_in} x {n_out:,} + {n_out:,} = {dense:,}. Sharing also makes a feature detected anywhere in the "
+                f"image.",
+                ("tdm_max/analysis/layer_summary.md",),
+            )
+        )
+    found.append(
+        _log_answer(
+            inputs,
+            "tdm_max",
+            "4a",
+            "The training loop's per-epoch output",
+            lambda r, n: f"Epoch [{r['epoch']}/{n}], Loss: {float(r['train_loss']):.4f}",
+        )
+    )
+    found.append(
+        _curve_answer(
+            inputs,
+            "tdm_max",
+            "4b",
+            "Why several epochs; what too many or too few do",
+            "One epoch shows each image once; several let the weights keep improving, too few leave the model "
+            "underfitted (training loss still falling), too many overfit (held-out loss rising while the training "
+            "loss falls). In our run: ",
+        )
+    )
+    found.append(
+        Answer(
+            "4c",
+            "Forward pass vs backward pass",
+            "The forward pass computes the outputs and the loss from the inputs, layer by layer, recording the "
+            "operations; the backward pass goes through them in reverse and applies the chain rule to get the "
+            "gradient of the loss with respect to every weight.",
+            (),
+        )
+    )
+    found.append(
+        Answer(
+            "4d",
+            "What `loss.backward()` and `optimizer.step()` do",
+            "`loss.backward()` runs the backward pass and adds each parameter's gradient to its `.grad` (hence "
+            "`optimizer.zero_grad()` first); `optimizer.step()` then updates every parameter from its gradient, for "
+            "Adam with per-parameter step sizes from running averages of the gradient and its square.",
+            (),
+        )
+    )
+    found.append(_accuracy_answer(inputs, "tdm_max", "5a", "Test accuracy of the max-pooling network"))
+    found.append(pooling)
+    padding = inputs.json("analysis/padding_shapes.json")
+    if has(padding, "rows", "formula"):
+        parts = [
+            f"padding {r['padding']}, stride {r['stride']}: {r['measured_shape']}"
+            for r in padding["rows"]
+            if has(r, "padding", "stride", "measured_shape")
+        ]
+        agree = "agree with" if padding.get("all_agree") else "do NOT all agree with"
+        found.append(
+            Answer(
+                "6a",
+                "Image shape before and after a 3x3 convolution, with and without padding",
+                f"Input {padding.get('input_shape')}; after the convolution: {'; '.join(parts)}. The measured shapes "
+                f"{agree} the formula `{padding['formula']}`: padding 0 shrinks each side by k - 1, padding "
+                f"(k - 1) / 2 keeps the size at stride 1.",
+                ("analysis/padding_shapes.json",),
+            )
+        )
+    return found
+
+
+def hku(inputs: Reader) -> list[Answer | None]:
+    def typical(r: Mapping[str, str], n: int) -> str:
+        line = (
+            f"Epoch {r['epoch']}: Train Loss: {float(r['train_loss']):.4f}, "
+            f"Train Accuracy: {100 * float(r['train_accuracy']):.2f}%"
+        )
+        if "val_loss" in r:
+            line += (
+                f" | Validation Loss: {float(r['val_loss']):.4f}, "
+                f"Validation Accuracy: {100 * float(r['val_accuracy']):.2f}%"
+            )
+        return line
+
+    run = _log_answer(inputs, "hku_simplecnn", "Typical Run", "The training log of `train.py`", typical)
+    metrics = inputs.json("hku_simplecnn/metrics.json")
+    if run and has(metrics, "test_accuracy"):
+        body = run.text.rsplit("\n```", 1)[0]
+        run = Answer(
+            run.question,
+            run.asked,
+            f"{body}\n\nTest Accuracy: {100 * metrics['test_accuracy']:.2f}%\n```",
+            (*run.sources, "hku_simplecnn/metrics.json"),
+        )
+    return [
+        run,
+        Answer(
+            "Q5.1",
+            "Why a non-linearity after a fully connected layer; what happens without it",
+            "Two linear layers without an activation between them compose to one linear map, W2 (W1 x + b1) + b2 = "
+            "(W2 W1) x + (W2 b1 + b2): depth adds nothing and the network can only draw linear decision boundaries. "
+            "ReLU between them makes the composition piecewise linear, so stacked layers can approximate non-linear "
+            "functions.",
+            (),
+        ),
+        Answer(
+            "Q5.2",
+            "The purpose of max pooling; how it differs from average pooling",
+            "Pooling shrinks the feature maps (less computation, larger receptive fields further on) and makes "
+            "small shifts of a feature matter less. Max pooling passes the strongest response of each window, "
+            "average pooling the mean; max pooling keeps a sharp feature that appears anywhere in the window, "
+            "average pooling dilutes it with its neighbours. Measured on MNIST: TDM 40200's 5b in this report.",
+            (),
+        ),
+        Answer(
+            "Q5.3",
+            "Why cross-entropy rather than mean squared error for classification",
+            "With softmax outputs p, cross-entropy -log p_y has the gradient p - onehot(y) with respect to the "
+            "logits: large while the prediction is wrong, so learning does not stall. MSE on softmax outputs "
+            "multiplies that error by the softmax's derivative, which vanishes when the output saturates on a wrong "
+            "class; and cross-entropy is the negative log-likelihood of the labels, the loss of maximum likelihood "
+            "for a categorical model.",
+            (),
+        ),
+        Answer(
+            "Q5.4",
+            "Why `log(softmax(logits))` is numerically unstable, and the fix",
+            "softmax computes exp(z_i) / sum_j exp(z_j): a large logit overflows exp to inf (inf / inf = nan), and a "
+            "very negative one underflows a probability to 0, whose log is -inf. The fix is log-sum-exp: "
+            "log softmax(z)_i = z_i - m - log sum_j exp(z_j - m) with m = max_j z_j, so every exponent is <= 0; "
+            "this is what `F.log_softmax` and `F.cross_entropy` compute, and this project's `CustomCrossEntropyLoss`.",
+            (),
+        ),
+        _curve_answer(
+            inputs,
+            "hku_simplecnn",
+            "Q5.5",
+            "Training loss falls while validation loss rises: cause and fix",
+            "That is overfitting: the network fits the training set's particulars instead of the pattern. Remedies: "
+            "stop at the epoch of lowest validation loss (early stopping, or keep that checkpoint), more data or "
+            "augmentation, dropout or weight decay, a smaller model. Our run: ",
+        ),
+    ]
+
+
+def prac5(inputs: Reader) -> list[Answer | None]:
+    found: list[Answer | None] = []
+    trace = inputs.json("prac5/analysis/shape_trace.json")
+    if has(trace, "chain"):
+        found.append(
+            Answer(
+                "2.2",
+                "The forward pass, shape by shape",
+                f"A flat 784-pixel row is reshaped to one 1x28x28 image, the 8x8 convolution with stride 2 gives "
+                f"10 maps of floor((28 - 8) / 2) + 1 = 11 x 11, flattened to 1,210 values, then the dense layer gives "
+                f"10 logits. Measured on our model: `{trace['chain']}`.",
+                ("prac5/analysis/shape_trace.json",),
+            )
+        )
+
+    def seed_line(r: Mapping[str, str], n: int) -> str:
+        line = f"Epoch {r['epoch']} Loss: {float(r['train_loss']):.4f} Accuracy: {100 * float(r['train_accuracy']):.2f}"
+        if "test_loss" in r:
+            line += f" Test Loss: {float(r['test_loss']):.4f} Test Accuracy: {100 * float(r['test_accuracy']):.2f}"
+        return line
+
+    softmax = _comparison_answer(
+        inputs,
+        "softmax",
+        "Q2 (softmax)",
+        "Why the model has no softmax layer before CrossEntropyLoss",
+        ("without a softmax layer (`prac5`)", "with one (`prac5_softmax`)"),
+        _loss_sentence,
+    )
+    if softmax:
+        found.append(
+            Answer(
+                softmax.question,
+                softmax.asked,
+                "CrossEntropyLoss applies log-softmax to its input itself. With a softmax layer in front, it receives "
+                "probabilities in [0, 1] as logits: the largest possible gap between two of them is 1, so the loss "
+                "cannot fall below -log(e / (e + 9)) = 1.46 nats and its gradients shrink as the outputs saturate. "
+                "Measured: " + softmax.text,
+                softmax.sources,
+            )
+        )
+    found.append(_log_answer(inputs, "prac5", "Q3 (log)", "The per-epoch training log", seed_line))
+    found.append(_curve_answer(inputs, "prac5", "Q3", "Train the network: how do loss and accuracy develop?"))
+    return found
+
+
+def ds5220(inputs: Reader) -> list[Answer | None]:
+    def params(data: Mapping) -> str:
+        a, b = data["a"], data["b"]
+        ratio = a["parameters"] / b["parameters"]
+        fewer = f"{ratio:.1f}x fewer" if ratio > 1 else f"{1 / ratio:.1f}x more" if ratio < 1 else "as many"
+        return f"The CNN has {b['parameters']:,} trainable parameters against {a['parameters']:,}: {fewer}."
+
+    found: list[Answer | None] = [
+        Answer(
+            "Q1.1",
+            "Invariance, and how convolution provides it",
+            "A convolution is translation-equivariant: shifting the input shifts the feature map the same way, "
+            "because one kernel is applied at every position. Pooling then makes the output nearly invariant to "
+            "small shifts. Rotation and scale are not built in; they are learned from data or augmentation.",
+            (),
+        ),
+        Answer(
+            "Q1.2",
+            "What batch normalization does and why it helps",
+            "For each channel it normalizes the activations with the mean and variance of the mini-batch (running "
+            "averages at test time), then applies a learned scale and shift. Activations keep a stable scale as "
+            "the weights before them change, so higher learning rates train stably and deep networks train faster; "
+            "the batch noise also regularizes a little.",
+            (),
+        ),
+        Answer(
+            "Q1.3",
+            "Training and test data from different distributions",
+            "Covariate shift: the model is fitted to inputs unlike those it meets, so its test error is not "
+            "estimated by its validation error. Remedies: collect or weight training data to match the test "
+            "distribution (importance weighting), augment towards it, normalize with statistics that transfer, and "
+            "validate on data drawn like the test set. The CSE 849 composites here show the extreme case: a digit "
+            "that predicts the label in training and not at test time.",
+            (),
+        ),
+        Answer(
+            "Q1.4",
+            "Why ReLU is a good hidden-layer activation",
+            "max(0, x) is cheap, and its gradient is 1 for every positive input, so it does not shrink gradients "
+            "layer after layer as sigmoid and tanh do when they saturate; it gives sparse activations. Its drawback, "
+            "units stuck at 0 (dead ReLUs), is rare with sensible learning rates.",
+            (),
+        ),
+    ]
+    trace = inputs.json("ds5220_mlp/analysis/shape_trace.json")
+    counts = inputs.json("ds5220_mlp/analysis/param_counts.json")
+    if has(trace, "steps") and has(counts, "total"):
+        # the input size, then each linear layer's output size
+        sizes = [math.prod(trace["steps"][0]["shape"][1:])] + [
+            s["shape"][-1] for s in trace["steps"] if s.get("type") == "Linear"
+        ]
+        if len(sizes) == 3:
+            d, h, k = sizes
+            formula = d * h + h + h * k + k
+            check = "equal to" if formula == counts["total"] else "NOT equal to"
+            found.append(
+                Answer(
+                    "Q2.1-Q2.2",
+                    "The MLP's prediction and average cross-entropy loss in terms of W1, b1, W2, b2",
+                    f"y_pred = argmax softmax(W2 relu(W1 x + b1) + b2) with x in R^{d}, W1 in R^({h}x{d}), b1 in R^{h}, "
+                    f"W2 in R^({k}x{h}), b2 in R^{k}; the loss over N examples is L = -(1/N) sum_n log "
+                    f"softmax(W2 relu(W1 x_n + b1) + b2)_(y_n). Parameters: {d}x{h} + {h} + {h}x{k} + {k} = "
+                    f"{formula:,}, {check} the {counts['total']:,} counted on our model.",
+                    ("ds5220_mlp/analysis/shape_trace.json", "ds5220_mlp/analysis/param_counts.json"),
+                )
+            )
+    found += [
+        _comparison_answer(inputs, "mlp_vs_cnn", "Q3.2", "Compare the MLP and the CNN", ("the MLP", "the CNN"), params),
+        _curve_answer(inputs, "ds5220_cnn", "4.1", "Training and test loss of the CNN over the epochs"),
+        _confusion_answer(inputs, "ds5220_cnn", "4.3", "Which digits does the CNN get wrong?"),
+        _comparison_answer(
+            inputs,
+            "normalization",
+            "4.4",
+            "Train without normalization: what changes?",
+            ("with normalization (`ds5220_cnn`)", "without (`ds5220_cnn_raw`)"),
+            _loss_sentence,
+        ),
+    ]
+    return found
+
+
+def cse849(inputs: Reader) -> list[Answer | None]:
+    found: list[Answer | None] = [
+        _accuracy_answer(inputs, "cse849", "Q1 deliverable 3", "Validation accuracy of the kept model", "val")
+    ]
+    rel = "cse849/classwise_norms/classwise_norms.json"
+    data = inputs.json(rel)
+    if not isinstance(data, Mapping) or len(data) < 2 or not all(has(v, "per_filter") for v in data.values()):
+        return found
+    layers = list(data)
+    stats = {}
+    for layer in layers:
+        cvs = sorted(f["cv"] for f in data[layer]["per_filter"].values())
+        stats[layer] = (cvs[len(cvs) // 2], len(cvs))
+    first, last = layers[0], layers[-1]
+    more = "more" if stats[last][0] > stats[first][0] else "less"
+    reading = (
+        "early filters respond to generic patterns, late ones to classes"
+        if more == "more"
+        else "the usual picture (generic early, class-specific late) does not hold here"
+    )
+    text = (
+        f"Across the {stats[first][1]} filters of {first} the median coefficient of variation of the class-wise "
+        f"mean norms (std across the ten classes / mean) is {stats[first][0]:.3f}; across the {stats[last][1]} of "
+        f"{last} it is {stats[last][0]:.3f}. The late layer's responses depend {more} on the class than the "
+        f"early layer's: {reading}."
+    )
+    found.append(Answer("2.2", "Early vs late layers: what do the class-wise feature-map norms show?", text, (rel,)))
+    return found
+
+
+ANSWERS: dict[str, Callable[[Reader], list[Answer | None]]] = {
+    "tdm": tdm,
+    "hku": hku,
+    "prac5": prac5,
+    "ds5220": ds5220,
+    "cse849": cse849,
+}
+
+
+def answers(key: str, inputs: Reader) -> list[Answer]:
+    """The answers for assignment ``key`` (a key of references/seed_results.yaml) that its files allow."""
+    return [a for a in ANSWERS.get(key, lambda _: [])(inputs) if a is not None]

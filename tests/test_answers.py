@@ -1,0 +1,151 @@
+"""The seeds' written questions answered from the stages' files: the wording follows the data.
+
+Each test builds the files an answer reads, reads the sentence, then changes the file so the
+comparison flips (or the curve bends) and reads the sentence again.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+from pipeline.answers import accuracy_comparison, answers, confusions, curve_behaviour
+
+
+class Files:
+    """A stand-in for the report's Inputs: files under reports/ held in a dict."""
+
+    def __init__(self, files: dict[str, object]) -> None:
+        self.files = files
+
+    def json(self, rel: str):
+        value = self.files.get(rel)
+        return None if value is None else json.loads(json.dumps(value))
+
+    def text(self, rel: str):
+        value = self.files.get(rel)
+        return value if value is None or isinstance(value, str) else None
+
+
+def csv_text(rows: list[dict]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def pooling_files(acc_max: float, acc_avg: float) -> Files:
+    return Files(
+        {
+            "comparisons/pooling.json": {
+                "a": {"variant": "tdm_max", "test_accuracy": acc_max, "test_loss": 0.04, "parameters": 9098},
+                "b": {"variant": "tdm_avg", "test_accuracy": acc_avg, "test_loss": 0.06, "parameters": 9098},
+            },
+            "tdm_avg/eval/metrics.json": {"test_examples": 10000},
+        }
+    )
+
+
+def answer(key: str, question: str, files: Files):
+    return next(a for a in answers(key, files) if a.question == question)
+
+
+def test_pooling_answer_follows_which_way_the_comparison_goes():
+    a = answer("tdm", "5b", pooling_files(0.9861, 0.9797))
+    assert a.text.startswith("max pooling (`tdm_max`) reaches 98.61% test accuracy against 97.97% for average")
+    assert "0.64 points higher" in a.text and "exceeds two standard errors" in a.text
+    assert a.sources == ("comparisons/pooling.json", "tdm_avg/eval/metrics.json")
+    flipped = answer("tdm", "5b", pooling_files(0.9790, 0.9861))
+    assert flipped.text.startswith("average pooling (`tdm_avg`) reaches 98.61% test accuracy against 97.90% for max")
+    close = answer("tdm", "5b", pooling_files(0.9861, 0.9855))
+    assert "does not tell them apart" in close.text and "0.06 points higher" in close.text
+
+
+def test_the_noise_yardstick_is_two_binomial_standard_errors():
+    # p = 0.5 on 100 images each: SE of the difference = sqrt(2 * 0.25 / 100) = 0.0707 -> 2 SE = 14.14 points
+    assert "(14.14 points)" in accuracy_comparison("a", 0.5, "b", 0.5, 100)
+    assert "same test accuracy" in accuracy_comparison("a", 0.5, "b", 0.5, 100)
+
+
+def epochs(train: list[float], test: list[float], train_acc: float = 0.99, test_acc: float = 0.98) -> list[dict]:
+    return [
+        {"epoch": str(i + 1), "train_loss": str(tr), "train_accuracy": str(train_acc), "test_loss": str(te),
+         "test_accuracy": str(test_acc)}
+        for i, (tr, te) in enumerate(zip(train, test))
+    ]  # fmt: skip
+
+
+def test_curve_answer_says_where_the_held_out_loss_stops_falling():
+    still = curve_behaviour(epochs([0.5, 0.3, 0.2], [0.4, 0.3, 0.25]), "test")
+    assert "falls every epoch" in still and "lowest at the last epoch (0.2500): still falling" in still
+    over = curve_behaviour(epochs([0.5, 0.3, 0.2], [0.4, 0.3, 0.35]), "test")
+    assert "lowest at epoch 2 (0.3000) and rises to 0.3500 by the last epoch: the mark of overfitting" in over
+    level = curve_behaviour(epochs([0.5, 0.3, 0.2], [0.4, 0.3, 0.305]), "test")
+    assert "ends within 2% of that (0.3050): level, no clear sign of overfitting" in level
+    bumpy = curve_behaviour(epochs([0.5, 0.6, 0.2], [0.4, 0.3, 0.25]), "test")
+    assert "rising at epoch(s) 2" in bumpy
+    assert "not converged" in still  # 0.3 -> 0.2 is a 33% fall in the last epoch
+    flat = curve_behaviour(epochs([0.5, 0.2, 0.199], [0.4, 0.3, 0.25]), "test")
+    assert "not converged" not in flat
+
+
+def test_curve_answer_reports_the_train_test_gap_either_way():
+    gap = curve_behaviour(epochs([0.5, 0.3], [0.4, 0.3], train_acc=0.995, test_acc=0.98), "test")
+    assert "1.50 points above test accuracy (98.00%)" in gap
+    none = curve_behaviour(epochs([0.5, 0.3], [0.4, 0.3], train_acc=0.97, test_acc=0.98), "test")
+    assert "at or above the training accuracy" in none
+
+
+def test_confusions_name_the_most_frequent_mistakes_and_the_weakest_class():
+    rows = [{"label": "4", "predicted": "9"}] * 5 + [{"label": "7", "predicted": "2"}] * 2
+    rows += [{"label": d, "predicted": d} for d in "0123456789" for _ in range(10)]
+    text = confusions(rows)
+    assert "7 of 107 test images are misclassified" in text
+    assert "4 read as 9 (5), 7 read as 2 (2)" in text
+    assert "recognised least often is 4 (66.67% of its 15 images)" in text
+    swapped = confusions([{**r, "label": r["predicted"], "predicted": r["label"]} for r in rows])
+    assert "9 read as 4 (5)" in swapped
+
+
+def test_classwise_answer_flips_when_the_early_layer_is_the_class_specific_one():
+    def files(cv1: float, cv5: float) -> Files:
+        layer = lambda cv, n: {"per_filter": {f"filter_{i:02d}": {"cv": cv} for i in range(n)}}  # noqa: E731
+        return Files(
+            {"cse849/classwise_norms/classwise_norms.json": {"conv1": layer(cv1, 16), "conv5": layer(cv5, 80)}}
+        )
+
+    usual = answer("cse849", "2.2", files(0.03, 0.8)).text
+    assert "across the 80 of conv5 it is 0.800" in usual and "depend more on the class" in usual
+    odd = answer("cse849", "2.2", files(0.8, 0.03)).text
+    assert "depend less on the class" in odd and "does not hold here" in odd
+
+
+def test_missing_files_give_no_answer_rather_than_a_guess():
+    """Without the stages' files only the conceptual answers (which read no file) remain."""
+    for key in ("tdm", "hku", "prac5", "ds5220", "cse849"):
+        left = answers(key, Files({}))
+        assert all(not a.sources for a in left), (key, [a.question for a in left])
+    assert [a.question for a in answers("tdm", Files({}))] == ["3c", "4c", "4d"]
+    assert answers("no_such_assignment", Files({})) == []
+
+
+def test_softmax_answer_explains_and_measures_both_ways():
+    def files(plain: float, softmax: float) -> Files:
+        return Files(
+            {
+                "comparisons/softmax.json": {
+                    "a": {"variant": "prac5", "test_accuracy": plain, "test_loss": 0.05, "parameters": 12760},
+                    "b": {"variant": "prac5_softmax", "test_accuracy": softmax, "test_loss": 1.5, "parameters": 12760},
+                },
+                "prac5_softmax/eval/metrics.json": {"test_examples": 10000},
+            }
+        )
+
+    a = answer("prac5", "Q2 (softmax)", files(0.9841, 0.90))
+    assert "cannot fall below -log(e / (e + 9)) = 1.46 nats" in a.text
+    assert "Measured: without a softmax layer (`prac5`) reaches 98.41% test accuracy against 90.00%" in a.text
+    b = answer("prac5", "Q2 (softmax)", files(0.90, 0.9841))
+    assert "Measured: with one (`prac5_softmax`) reaches 98.41%" in b.text
+    assert [x.question for x in answers("prac5", Files({}))] == []  # nothing measured, nothing said
