@@ -213,8 +213,9 @@ def plot_loss_curve(
     loss_name: str = "",
     final_test: tuple[int, float] | None = None,
 ) -> Figure:
-    """Training loss against the number of training examples seen, test (and validation)
-    loss per epoch as points at ``epoch * n_train``, axes from 0 (the DS 5220 figure).
+    """Training loss against the number of training examples seen (every logged step, faint,
+    and the mean of each epoch), test (and validation) loss per epoch at ``epoch * n_train``,
+    axes from 0: the DS 5220 figure, and HKU's train and validation loss per epoch.
 
     Runs that test only the kept checkpoint (``test_every_epoch: false``) have no per-epoch
     test loss; ``final_test = (epoch, loss)`` then draws that single point.
@@ -222,10 +223,18 @@ def plot_loss_curve(
     fig = Figure(figsize=(10, 6), layout="constrained")
     ax = fig.subplots()
     if len(steps):
-        ax.plot(steps["examples_seen"], steps["train_loss"], label="Train loss", color="tab:blue", linewidth=1)
+        ax.plot(
+            steps["examples_seen"],
+            steps["train_loss"],
+            label="Train loss (logged steps)",
+            color="tab:blue",
+            linewidth=1,
+            alpha=0.5,
+        )
     for column, label, marker, color in (
-        ("test_loss", "Test loss", "o", "tab:red"),
-        ("val_loss", "Validation loss", "s", "tab:green"),
+        ("train_loss", "Train loss (epoch mean)", "D-", "navy"),
+        ("test_loss", "Test loss", "o-", "tab:red"),
+        ("val_loss", "Validation loss", "s-", "tab:green"),
     ):
         if column in epochs and epochs[column].notna().any():
             rows = epochs[epochs[column].notna()]

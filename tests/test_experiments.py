@@ -202,7 +202,7 @@ stages:
 # The README's `dvc exp show` recipes. DVC matches --drop/--keep at the start of a column
 # name; dependency columns are paths with no ':' (metrics are `file:key`, params dotted).
 CHANGED_DROP = "Created|[^:]*/[^:]*$|reports$"
-VARIANT_KEEP = r"Experiment|variants\.{v}\.train\.|reports/{v}/"
+VARIANT_KEEP = r"Experiment|variants\.{v}\.train\.|reports/{v}/[^:]*:"
 
 
 def tool_env() -> dict[str, str]:
