@@ -149,7 +149,7 @@ def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
         (
             "model.args",
             {"width": 2},
-            r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: none",
+            r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: softmax_output",
         ),
         (
             "train.loss",
