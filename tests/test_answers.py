@@ -36,16 +36,16 @@ def csv_text(rows: list[dict]) -> str:
     return out.getvalue()
 
 
-def pooling_files(acc_max: float, acc_avg: float) -> Files:
+def comparison_files(key: str, a: tuple[str, float, float], b: tuple[str, float, float]) -> Files:
+    """``comparisons/<key>.json`` of variants ``(name, test accuracy, test loss)`` a and b, and b's test size."""
+    side = lambda v: {"variant": v[0], "test_accuracy": v[1], "test_loss": v[2], "parameters": 9098}  # noqa: E731
     return Files(
-        {
-            "comparisons/pooling.json": {
-                "a": {"variant": "tdm_max", "test_accuracy": acc_max, "test_loss": 0.04, "parameters": 9098},
-                "b": {"variant": "tdm_avg", "test_accuracy": acc_avg, "test_loss": 0.06, "parameters": 9098},
-            },
-            "tdm_avg/eval/metrics.json": {"test_examples": 10000},
-        }
+        {f"comparisons/{key}.json": {"a": side(a), "b": side(b)}, f"{b[0]}/eval/metrics.json": {"test_examples": 10000}}
     )
+
+
+def pooling_files(acc_max: float, acc_avg: float) -> Files:
+    return comparison_files("pooling", ("tdm_max", acc_max, 0.04), ("tdm_avg", acc_avg, 0.06))
 
 
 def answer(key: str, question: str, files: Files):
@@ -133,15 +133,7 @@ def test_missing_files_give_no_answer_rather_than_a_guess():
 
 def test_softmax_answer_explains_and_measures_both_ways():
     def files(plain: float, softmax: float) -> Files:
-        return Files(
-            {
-                "comparisons/softmax.json": {
-                    "a": {"variant": "prac5", "test_accuracy": plain, "test_loss": 0.05, "parameters": 12760},
-                    "b": {"variant": "prac5_softmax", "test_accuracy": softmax, "test_loss": 1.5, "parameters": 12760},
-                },
-                "prac5_softmax/eval/metrics.json": {"test_examples": 10000},
-            }
-        )
+        return comparison_files("softmax", ("prac5", plain, 0.05), ("prac5_softmax", softmax, 1.5))
 
     a = answer("prac5", "Q2 (softmax)", files(0.9841, 0.90))
     assert "cannot fall below -log(e / (e + 9)) = 1.46 nats" in a.text
