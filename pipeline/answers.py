@@ -215,6 +215,47 @@ def _confusion_answer(inputs: Reader, variant: str, question: str, asked: str) -
     return None if not rows else Answer(question, asked, confusions(rows), (rel,))
 
 
+def _first_predictions_answer(inputs: Reader, variant: str, question: str, asked: str, k: int = 20) -> Answer | None:
+    rel = f"{variant}/eval/predictions.csv"
+    rows = table(inputs.text(rel), "label", "predicted")
+    if not rows or len(rows) < k:
+        return None
+    wrong = [r for r in rows[:k] if r["label"] != r["predicted"]]
+    detail = (
+        "all correct"
+        if not wrong
+        else f"{len(wrong)} wrong ("
+        + ", ".join(f"image {r.get('index', '?')}: {r['label']} read as {r['predicted']}" for r in wrong)
+        + ")"
+    )
+    return Answer(
+        question, asked, f"Of the first {k} test images, {k - len(wrong)} are classified correctly: {detail}.", (rel,)
+    )
+
+
+def _parameter_answer(inputs: Reader) -> Answer | None:
+    rels = ("ds5220_mlp/analysis/layer_summary.md", "ds5220_cnn/analysis/layer_summary.md")
+    mlp, cnn = (layer_rows(inputs.text(rel)) for rel in rels)
+    if not (mlp and cnn):
+        return None
+    totals = [sum(r["params"] for r in rows) for rows in (mlp, cnn)]
+    fewer = "fewer" if totals[1] < totals[0] else "more"
+
+    def largest(name: str, rows: list[dict], total: int) -> str:
+        top = max(rows, key=lambda r: r["params"])
+        return f"the {name} the largest layer, `{top['module']}` ({top['type']}), holds {top['params']:,} of them ({top['params'] / total:.0%})"
+
+    convs = sum(r["params"] for r in cnn if r["type"] == "Conv2d")
+    return Answer(
+        "Q3.3",
+        "Parameters of the MLP and the CNN",
+        f"The MLP has {totals[0]:,} parameters, the CNN {totals[1]:,}: {fewer} for the CNN "
+        f"({totals[0] / totals[1]:.2f}x). In {largest('MLP', mlp, totals[0])}; in {largest('CNN', cnn, totals[1])}, "
+        f"while its convolutions, which share small kernels across the image, hold {convs:,}.",
+        rels,
+    )
+
+
 def _accuracy_answer(inputs: Reader, variant: str, question: str, asked: str, split: str = "test") -> Answer | None:
     rel = f"{variant}/metrics.json"
     metrics = inputs.json(rel)
@@ -256,6 +297,26 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 f"is {train['mean']:.4f} and their standard deviation {train['std']:.4f} once scaled to [0, 1], "
                 f"so most pixels are background.",
                 ("data/mnist_head.txt", "data/stats.json"),
+            )
+        )
+    if has(stats, "mnist.train.count", "mnist.test.count"):
+        found.append(
+            Answer(
+                "2b",
+                "Sizes of the training and test sets",
+                f"{stats['mnist']['train']['count']:,} training and {stats['mnist']['test']['count']:,} test images.",
+                ("data/stats.json",),
+            )
+        )
+    labels = [line.split()[1] for line in (head or "").splitlines()[2:7] if len(line.split()) > 1]
+    if len(labels) == 5 and all(label.isdigit() for label in labels):
+        found.append(
+            Answer(
+                "2d",
+                "Five sample images with their labels",
+                f"The first five training images are labelled {', '.join(labels)} (figure "
+                f"`reports/data/mnist_first5.png` in the Data section).",
+                ("data/mnist_head.txt",),
             )
         )
     if has(stats, "mnist.train.class_counts"):
@@ -573,9 +634,24 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
                     ("ds5220_mlp/analysis/shape_trace.json", "ds5220_mlp/analysis/param_counts.json"),
                 )
             )
+    trace_cnn = inputs.json("ds5220_cnn/analysis/shape_trace.json")
+    trace_cnn = trace_cnn if has(trace_cnn, "chain") else None
     found += [
+        Answer(
+            "Q3.1",
+            "Design choices of a CNN",
+            "A few convolution blocks (convolution, ReLU, pooling) whose channel count grows as the maps shrink, "
+            "then one or two fully connected layers to the classes, as in LeNet-5 for MNIST; 3x3 or 5x5 kernels "
+            "(VGG showed that stacked 3x3 kernels see as far as one larger kernel with fewer parameters); max "
+            "pooling 2x2 to halve the maps; ReLU activations; batch normalization and dropout when the network "
+            "is deep enough to need them."
+            + (f" Our `ds5220_cnn` (the seed's design), shape by shape: `{trace_cnn['chain']}`." if trace_cnn else ""),
+            ("ds5220_cnn/analysis/shape_trace.json",) if trace_cnn else (),
+        ),
         _comparison_answer(inputs, "mlp_vs_cnn", "Q3.2", "Compare the MLP and the CNN", ("the MLP", "the CNN"), params),
+        _parameter_answer(inputs),
         _curve_answer(inputs, "ds5220_cnn", "4.1", "Training and test loss of the CNN over the epochs"),
+        _first_predictions_answer(inputs, "ds5220_cnn", "4.2", "Predictions on the first 20 test images"),
         _confusion_answer(inputs, "ds5220_cnn", "4.3", "Which digits does the CNN get wrong?"),
         _comparison_answer(
             inputs,

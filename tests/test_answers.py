@@ -141,3 +141,33 @@ def test_softmax_answer_explains_and_measures_both_ways():
     b = answer("prac5", "Q2 (softmax)", files(0.90, 0.9841))
     assert "Measured: with one (`prac5_softmax`) reaches 98.41%" in b.text
     assert [x.question for x in answers("prac5", Files({}))] == []  # nothing measured, nothing said
+
+
+def test_first_predictions_and_parameter_answers_follow_the_files():
+    rows = [{"index": str(i), "label": str(i % 10), "predicted": str(i % 10)} for i in range(25)]
+    assert answer("ds5220", "4.2", Files({"ds5220_cnn/eval/predictions.csv": csv_text(rows)})).text.endswith(
+        "20 are classified correctly: all correct."
+    )
+    rows[3]["predicted"] = "8"
+    assert (
+        "19 are classified correctly: 1 wrong (image 3: 3 read as 8)"
+        in answer("ds5220", "4.2", Files({"ds5220_cnn/eval/predictions.csv": csv_text(rows)})).text
+    )
+
+    def summary(*layers: tuple[str, str, int]) -> str:
+        lines = ["| Layer (type) | module | Output Shape | Param # |", "|---|---|---|---:|"]
+        return "\n".join(lines + [f"| {t}-{i} | `{m}` | [1, 10] | {p:,} |" for i, (t, m, p) in enumerate(layers, 1)])
+
+    def files(mlp_fc: int, cnn_fc: int) -> Files:
+        return Files(
+            {
+                "ds5220_mlp/analysis/layer_summary.md": summary(("Linear", "fc1", mlp_fc), ("Linear", "fc2", 10)),
+                "ds5220_cnn/analysis/layer_summary.md": summary(("Conv2d", "conv1", 260), ("Linear", "fc1", cnn_fc)),
+            }
+        )
+
+    small = answer("ds5220", "Q3.3", files(1000, 500)).text
+    assert small.startswith("The MLP has 1,010 parameters, the CNN 760: fewer for the CNN (1.33x).")
+    assert "in the CNN the largest layer, `fc1` (Linear), holds 500 of them (66%)" in small
+    big = answer("ds5220", "Q3.3", files(100, 5000)).text
+    assert "the CNN 5,260: more for the CNN" in big
