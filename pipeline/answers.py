@@ -308,17 +308,6 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 ("data/stats.json",),
             )
         )
-    labels = [line.split()[1] for line in (head or "").splitlines()[2:7] if len(line.split()) > 1]
-    if len(labels) == 5 and all(label.isdigit() for label in labels):
-        found.append(
-            Answer(
-                "2d",
-                "Five sample images with their labels",
-                f"The first five training images are labelled {', '.join(labels)} (figure "
-                f"`reports/data/mnist_first5.png` in the Data section).",
-                ("data/mnist_head.txt",),
-            )
-        )
     if has(stats, "mnist.train.class_counts"):
         counts = {d: int(n) for d, n in stats["mnist"]["train"]["class_counts"].items()}
         hi, lo = max(counts, key=counts.get), min(counts, key=counts.get)
@@ -332,6 +321,17 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 f"least ({counts[lo]:,}), a ratio of {ratio:.2f}. Accuracy is therefore a fair summary here; no class "
                 f"weighting or resampling is needed.",
                 ("data/stats.json",),
+            )
+        )
+    labels = [line.split()[1] for line in (head or "").splitlines()[2:7] if len(line.split()) > 1]
+    if len(labels) == 5 and all(label.isdigit() for label in labels):
+        found.append(
+            Answer(
+                "2d",
+                "Five sample images with their labels",
+                f"The first five training images are labelled {', '.join(labels)} (figure "
+                f"`reports/data/mnist_first5.png` in the Data section).",
+                ("data/mnist_head.txt",),
             )
         )
     found.append(
