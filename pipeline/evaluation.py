@@ -162,15 +162,19 @@ def _class_name(classes: Sequence[str], index: int) -> str:
 def plot_first_predictions(
     images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
 ):
-    """DS 5220 Part 4.2: the first 20 test images titled with the prediction (red when wrong)."""
+    """DS 5220 Part 4.2: the first 20 test images titled with the prediction and the true class
+    (red when they differ)."""
     n = min(GALLERY_SIZE, len(images_u8))
-    titles = [f"Pred: {_class_name(classes, int(predicted[i]))}" for i in range(n)]
+    titles = [
+        f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}"
+        for i in range(n)
+    ]
     colors = ["black" if int(predicted[i]) == int(labels[i]) else "tab:red" for i in range(n)]
     return image_grid(
         images_u8[:n],
         titles,
         cols=5,
-        title=f"First {n} test images: predicted class (red = wrong)",
+        title=f"First {n} test images: predicted and true class (red = wrong)",
         title_colors=colors,
     )
 
