@@ -47,14 +47,23 @@ def table(text: str | None, *columns: str) -> list[dict[str, str]] | None:
     return rows if rows and all(c in rows[0] for c in columns) else None
 
 
-def has(obj: Any, *dotted: str) -> bool:
+def dotted(mapping: Any, path: str) -> Any:
+    """``mapping["a"]["b"]`` for ``"a.b"``; KeyError naming the path when a part is missing."""
+    node = mapping
+    for part in path.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(path)
+        node = node[part]
+    return node
+
+
+def has(obj: Any, *paths: str) -> bool:
     """Whether every ``a.b`` path exists in ``obj`` (a file older than its reader may lack one)."""
-    for path in dotted:
-        node = obj
-        for part in path.split("."):
-            if not isinstance(node, Mapping) or part not in node:
-                return False
-            node = node[part]
+    try:
+        for path in paths:
+            dotted(obj, path)
+    except KeyError:
+        return False
     return True
 
 
@@ -133,9 +142,10 @@ def curve_behaviour(rows: Sequence[Mapping[str, str]], held_out: str) -> str:
             f"({pct(train_acc)}, averaged over the epoch while the weights still change): no gap that would "
             f"show overfitting."
         )
-    if len(train) >= 2 and train[-2] > 0 and (train[-2] - train[-1]) / train[-2] > 0.05:
+    last_fall = (train[-2] - train[-1]) / train[-2] if len(train) >= 2 and train[-2] > 0 else 0.0
+    if last_fall > 0.05:
         parts.append(
-            f"The training loss still fell {100 * (train[-2] - train[-1]) / train[-2]:.0f}% in the last epoch: "
+            f"The training loss still fell {100 * last_fall:.0f}% in the last epoch: "
             f"more epochs would likely still help (not converged)."
         )
     return " ".join(parts)

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from pipeline.config import ConfigError, section
 from pipeline.errors import PipelineError
 
 DEVIATIONS = Path("references/deviations.yaml")
@@ -59,24 +60,14 @@ def load_deviations(path: str | Path = DEVIATIONS) -> list[Deviation]:
     return out
 
 
-def dotted(mapping: Any, key: str) -> Any:
-    """``mapping["a"]["b"]`` for ``"a.b"``; KeyError naming the key when a part is missing."""
-    node = mapping
-    for part in key.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(key)
-        node = node[part]
-    return node
-
-
 def stale_entries(deviations: list[Deviation], params: Mapping[str, Any]) -> list[str]:
     """One line per pinned value that params.yaml no longer holds."""
     stale = []
     for d in deviations:
         for key, value in d.params.items():
             try:
-                actual = dotted(params, key)
-            except KeyError:
+                actual = section(params, key)
+            except ConfigError:
                 stale.append(f"{d.topic}: {key} is not in params.yaml")
                 continue
             if actual != value:

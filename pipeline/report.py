@@ -48,9 +48,9 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from pipeline.answers import answers
+from pipeline.answers import answers, dotted
 from pipeline.config import VariantConfig, build, load_params
-from pipeline.deviations import DEVIATIONS, dotted, load_deviations
+from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
 from pipeline.io import write_text
 
@@ -1240,17 +1240,11 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             ],
             rows,
         )
-        benchmark_reliability(doc, loader)
-        extra = {
-            k: v
-            for k, v in loader.items()
-            if k not in ("results", "reliable", "reliability_note") and not isinstance(v, (Mapping, list))
-        }
-        doc.para(
-            f"From {ref('benchmarks/loader.json')} (`benchmarks/bench_loader.py`; the loops interleaved, "
-            "each repeated, the minimum and median of each kept)"
-            + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else "")
-            + "."
+        benchmark_footer(
+            doc,
+            "benchmarks/loader.json",
+            loader,
+            "`benchmarks/bench_loader.py`; the loops interleaved, each repeated, the minimum and median of each kept",
         )
 
     doc.heading(3, "Custom layers vs torch")
@@ -1284,18 +1278,25 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             ],
             rows,
         )
-        benchmark_reliability(doc, layers)
-        extra = {
-            k: v
-            for k, v in layers.items()
-            if k not in ("results", "reliable", "reliability_note") and not isinstance(v, (Mapping, list))
-        }
-        doc.para(
-            f"From {ref('benchmarks/layers.json')} (`benchmarks/bench_layers.py`; custom and torch interleaved, "
-            "targets judged on the ratio of the minimums)"
-            + ("; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra and "results" in layers else "")
-            + "."
+        benchmark_footer(
+            doc,
+            "benchmarks/layers.json",
+            layers,
+            "`benchmarks/bench_layers.py`; custom and torch interleaved, targets judged on the ratio of the minimums",
         )
+
+
+def benchmark_footer(doc: Markdown, rel: str, bench: Mapping[str, Any], how: str) -> None:
+    """Below a benchmark's table: its verdict on the machine, then where the numbers come from
+    and the benchmark's scalar settings (cores, repeats, ...)."""
+    benchmark_reliability(doc, bench)
+    extra = {
+        k: v
+        for k, v in bench.items()
+        if k not in ("results", "reliable", "reliability_note") and not isinstance(v, (Mapping, list))
+    }
+    settings = "; " + ", ".join(f"{k} = {num(v)}" for k, v in extra.items()) if extra else ""
+    doc.para(f"From {ref(rel)} ({how}){settings}.")
 
 
 def benchmark_reliability(doc: Markdown, bench: Mapping[str, Any]) -> None:
