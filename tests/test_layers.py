@@ -119,6 +119,7 @@ CONV_CONFIGS = [
     (2, 1, 32, (28, 28), 5, 1, 0, True),  # SimpleCNN conv1
     (2, 32, 64, (12, 12), 5, 1, 0, True),  # SimpleCNN conv2
     (2, 6, 3, (10, 9), (4, 3), (1, 2), (2, 1), True),  # row path with padding and a column stride
+    (3, 6, 3, (10, 9), (4, 3), 1, 1, True),  # row path, a batch that does not halve evenly
     (2, 6, 3, (10, 9), (4, 3), (2, 1), (2, 1), True),  # row stride 2: always the full path
 ]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from pipeline.allocator import retain_freed_memory
 from pipeline.checkpoint import save_checkpoint
 from pipeline.cli import run_stage
 from pipeline.config import load_variant
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--models-dir", type=Path, default=Path("models"))
     parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
     args = parser.parse_args(argv)
+    retain_freed_memory()  # no page faults for the per-step temporaries (pipeline/allocator.py)
     run_stage(lambda: train_variant(args.variant, args.models_dir, args.reports_dir))
 
 
