@@ -171,18 +171,16 @@ def confusions(rows: Sequence[Mapping[str, str]], classes: Sequence[str] | None 
 # --------------------------------------------------------------------------- helpers over files
 
 
-def layer_rows(text: str | None) -> list[dict[str, Any]]:
-    """The rows of an ``analysis/layer_summary.md`` table: type, module, output shape, parameters."""
-    rows = []
-    for line in (text or "").splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[3].replace(",", "").isdigit():
-            shape = [int(v) for v in cells[2].strip("[]").split(",")]
-            rows.append(
-                {"type": cells[0].rsplit("-", 1)[0], "module": cells[1].strip("`"), "shape": shape,
-                 "params": int(cells[3].replace(",", ""))}
-            )  # fmt: skip
-    return rows
+def layer_rows(summary: Any) -> list[dict[str, Any]]:
+    """The layers of an ``analysis/layer_summary.json`` as ``{type, module, shape, params}``; [] when absent."""
+    layers = summary.get("layers") if isinstance(summary, Mapping) else None
+    if not isinstance(layers, list) or not all(has(r, "layer", "module", "output_shape", "params") for r in layers):
+        return []
+    return [
+        {"type": str(r["layer"]).rsplit("-", 1)[0], "module": r["module"], "shape": list(r["output_shape"] or []),
+         "params": int(r["params"])}
+        for r in layers
+    ]  # fmt: skip
 
 
 def _comparison_answer(
@@ -199,7 +197,34 @@ def _comparison_answer(
     text = accuracy_comparison(
         names[0], data["a"]["test_accuracy"], names[1], data["b"]["test_accuracy"], metrics["test_examples"]
     )
-    return Answer(question, asked, f"{text} {extra(data)}".strip(), (rel, f"{data['b']['variant']}/eval/metrics.json"))
+    sources = (rel, f"{data['b']['variant']}/eval/metrics.json")
+    study = seed_study_verdict(inputs, key)
+    if study:
+        text += f" Seed study: {study}"
+        sources += (SEED_STUDY,)
+    return Answer(question, asked, f"{text} {extra(data)}".strip(), sources)
+
+
+SEED_STUDY = "seed_study/summary.json"
+
+
+def seed_study_verdict(inputs: Reader, key: str) -> str | None:
+    """The seed study's sentence on comparison ``key`` (stage ``seed_study_summary``), if it was studied."""
+    for c in seed_study_comparisons(inputs):
+        if c["key"] == key:
+            return c["verdict"]
+    return None
+
+
+def seed_study_comparisons(inputs: Reader) -> list[Mapping[str, Any]]:
+    """The studied comparisons in ``seed_study/summary.json`` that carry a key and a verdict, or []."""
+    summary = inputs.json(SEED_STUDY)
+    comparisons = summary.get("comparisons") if isinstance(summary, Mapping) else None
+    return [
+        c
+        for c in comparisons or []
+        if isinstance(c, Mapping) and isinstance(c.get("key"), str) and isinstance(c.get("verdict"), str)
+    ]
 
 
 def _loss_sentence(data: Mapping) -> str:
@@ -244,8 +269,8 @@ def _first_predictions_answer(inputs: Reader, variant: str, question: str, asked
 
 
 def _parameter_answer(inputs: Reader) -> Answer | None:
-    rels = ("ds5220_mlp/analysis/layer_summary.md", "ds5220_cnn/analysis/layer_summary.md")
-    mlp, cnn = (layer_rows(inputs.text(rel)) for rel in rels)
+    rels = ("ds5220_mlp/analysis/layer_summary.json", "ds5220_cnn/analysis/layer_summary.json")
+    mlp, cnn = (layer_rows(inputs.json(rel)) for rel in rels)
     if not (mlp and cnn):
         return None
     totals = [sum(r["params"] for r in rows) for rows in (mlp, cnn)]
@@ -375,7 +400,7 @@ def tdm(inputs: Reader) -> list[Answer | None]:
         if pooling
         else None
     )
-    layers = layer_rows(inputs.text("tdm_max/analysis/layer_summary.md"))
+    layers = layer_rows(inputs.json("tdm_max/analysis/layer_summary.json"))
     convs = [r for r in layers if r["type"] == "Conv2d"]
     if convs:
         c = convs[0]
@@ -392,7 +417,7 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 f"connected layer producing the same {n_out:,} outputs from the {n_in} pixels would need "
                 f"{n_in} x {n_out:,} + {n_out:,} = {dense:,}. Sharing also makes a feature detected anywhere in the "
                 f"image.",
-                ("tdm_max/analysis/layer_summary.md",),
+                ("tdm_max/analysis/layer_summary.json",),
             )
         )
     found.append(

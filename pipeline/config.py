@@ -193,7 +193,8 @@ def _probability(value: float, key: str) -> None:
         raise ConfigError(f"{key}: must be a probability in [0, 1], got {value!r}")
 
 
-def _check_box(box: Any, key: str) -> None:
+def check_box(box: Any, key: str) -> None:
+    """``box`` is ``[top, left, height, width]``: non-negative integers, positive size."""
     ok = isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
     if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
         raise ConfigError(
@@ -248,7 +249,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     """
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
     for name, box in v.data.occlusion.items():
-        _check_box(box, f"{key}.data.occlusion.{name}")
+        check_box(box, f"{key}.data.occlusion.{name}")
     norm = v.data.normalize
     _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
     if norm.mode == "fixed":
@@ -264,7 +265,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     if aug.gaussian_noise_std < 0:
         raise ConfigError(f"{key}.data.augment.gaussian_noise_std: must be >= 0")
     if aug.patch_shuffle > 0 or aug.patch_box:
-        _check_box(aug.patch_box, f"{key}.data.augment.patch_box")
+        check_box(aug.patch_box, f"{key}.data.augment.patch_box")
 
     t = v.train
     _positive(t.epochs, f"{key}.train.epochs")

@@ -44,7 +44,7 @@ import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pipeline.checkpoint import LoadedModel, load_checkpoint, variant_from_checkpoint
-from pipeline.config import VariantConfig
+from pipeline.config import VariantConfig, check_box, check_box_fits
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
@@ -140,13 +140,10 @@ def confidences(logits: torch.Tensor) -> torch.Tensor:
 def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torch.Tensor:
     """A copy of uint8 images ``(N, C, H, W)`` with rows ``top..top+height-1`` and columns
     ``left..left+width-1`` set to ``value`` (0 = black) in every channel."""
-    top, left, height, width = (int(v) for v in box)
-    if height <= 0 or width <= 0 or top < 0 or left < 0:
-        raise PipelineError(f"occlusion box must be [top, left, height, width] with positive size, got {list(box)}")
-    if top + height > images_u8.shape[-2] or left + width > images_u8.shape[-1]:
-        raise PipelineError(
-            f"occlusion box {list(box)} does not fit in {images_u8.shape[-2]}x{images_u8.shape[-1]} images"
-        )
+    box = list(box)
+    check_box(box, "occlusion box")
+    check_box_fits(box, images_u8.shape[-2], images_u8.shape[-1], "occlusion box")
+    top, left, height, width = box
     out = images_u8.clone()
     out[..., top : top + height, left : left + width] = value
     return out

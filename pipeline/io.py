@@ -32,6 +32,17 @@ def _temporary_siblings(target: Path, suffix: str) -> list[Path]:
     return [p for p in target.parent.glob(f".{glob.escape(target.name)}.*.tmp") if pattern.fullmatch(p.name)]
 
 
+def _make_parent(target: Path) -> None:
+    """Create ``target``'s folder; a file standing where a folder should be is named, not a traceback."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (target.parent, *target.parent.parents) if p.exists() and not p.is_dir()), None)
+        raise NotADirectoryError(
+            f"{target}: cannot create its folder: {blocker or target.parent} is a file, not a folder"
+        ) from None
+
+
 @contextlib.contextmanager
 def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary sibling path; move it onto ``target`` only on success.
@@ -45,7 +56,7 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
     clean-up) are removed first: one writer per target, as in a DVC stage.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    _make_parent(target)
     for stale in _temporary_siblings(target, suffix):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)

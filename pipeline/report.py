@@ -48,7 +48,7 @@ import yaml
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from pipeline.answers import answers, dotted
+from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_comparisons, seed_study_verdict
 from pipeline.config import VariantConfig, build, load_params
 from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
@@ -68,6 +68,8 @@ FALLBACK_STAGES: list[tuple[str, str]] = [
     (r"reports/benchmarks/loader\.json", "bench_loader"),
     (r"reports/benchmarks/layers\.json", "bench_layers"),
     (r"reports/comparisons/([^/]+?)\.[^/]*", r"compare@\1"),
+    (r"reports/seed_study/runs/([^/]+?)\.json", r"seed_study@\1"),
+    (r"reports/seed_study/.*", "seed_study_summary"),
     (r"reports/analysis/padding_shapes\..*", "padding"),
     (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
     (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),
@@ -101,11 +103,6 @@ figcaption{color:#59636e;font-size:13px}blockquote{color:#59636e;border-left:.25
 
 
 # --------------------------------------------------------------------------- number formats
-
-
-def pct(x: float) -> str:
-    """0.9942 -> '99.42%'."""
-    return f"{100 * x:.2f}%"
 
 
 def signed(x: float, digits: int) -> str:
@@ -1104,6 +1101,10 @@ def analysis_section(doc: Markdown) -> None:
         doc.include_markdown(f"comparisons/{key}.md", level=4, title=str(spec.get("title") or key))
         if inputs.exists(f"comparisons/{key}.json"):
             doc.para(f"From {ref(f'comparisons/{key}.json')} (stage `{inputs.stage_for(f'comparisons/{key}.json')}`).")
+        verdict = seed_study_verdict(inputs, key)
+        if verdict:
+            doc.para(f"Seed study: {verdict} From {ref(SEED_STUDY)} (stage `seed_study_summary`).")
+    seed_study_section(doc)
     for file, title in [
         ("shape_trace.md", "Shape traces through each network"),
         ("layer_summary.md", "Layer summaries"),
@@ -1131,6 +1132,62 @@ def analysis_section(doc: Markdown) -> None:
             "From each `reports/<variant>/analysis/param_counts.json` (stage `analyze@<variant>`); "
             "the variant names link to the files."
         )
+
+
+def seed_study_section(doc: Markdown) -> None:
+    """Each studied variant's accuracy over N seeds, each studied comparison's paired
+    difference with its interval, and the figure with the error bars."""
+    inputs = doc.inputs
+    doc.heading(3, "Seed study: every comparison over several seeds")
+    summary = inputs.json(SEED_STUDY)
+    if not isinstance(summary, Mapping) or not has(summary, "seeds", "confidence", "variants", "comparisons"):
+        doc.missing(SEED_STUDY, "seed study")
+        return
+    n, level = summary["seeds"], round(100 * summary["confidence"])
+    doc.para(
+        f"Each variant of a studied comparison trained with {n} seeds (its own seed, whose run is the one reported "
+        f"above, and the next {n - 1}), each with the variant's own set-up; the two variants of a comparison share "
+        f"their seeds, so the differences are paired by seed. Interval: two-sided {level}% t-interval of the mean "
+        f"paired difference ({n - 1} degrees of freedom)."
+    )
+    rows = []
+    for name, v in summary["variants"].items():
+        acc = v.get("test_accuracy") or {}
+        if not has(acc, "mean", "std", "min", "max", "n"):
+            continue
+        rows.append(
+            [
+                f"[`{name}`]({link(f'seed_study/runs/{name}.json')})",
+                acc["n"],
+                pct(acc["mean"]),
+                f"{100 * acc['std']:.2f} points",
+                pct(acc["min"]),
+                pct(acc["max"]),
+            ]
+        )
+    doc.table(["variant", "seeds", "mean test accuracy", "std", "min", "max"], rows)
+    rows = [
+        [
+            str(c.get("title") or c["key"]),
+            f"`{c['a']}` - `{c['b']}`",
+            f"{c['mean_points']:+.2f}",
+            f"{c['ci_low_points']:+.2f} to {c['ci_high_points']:+.2f}",
+            f"{c['a_ahead']} / {c['b_ahead']}" + (f" ({c['ties']} tied)" if c.get("ties") else ""),
+            "yes" if c["distinguishable"] else "**no**",
+        ]
+        for c in seed_study_comparisons(inputs)
+        if has(c, "a", "b", "mean_points", "ci_low_points", "ci_high_points", "a_ahead", "b_ahead", "distinguishable")
+    ]
+    doc.table(
+        ["comparison", "a - b", "mean (points)", f"{level}% CI (points)", "seeds a ahead / b ahead", "distinguishable"],
+        rows,
+    )
+    doc.figure(
+        "seed_study/differences.png", f"Test accuracy per seed and paired differences with their {level}% intervals"
+    )
+    doc.para(
+        f"From {ref(SEED_STUDY)} (stage `seed_study_summary`) and `reports/seed_study/runs/` (stages `seed_study@<variant>`)."
+    )
 
 
 def generic_results_table(doc: Markdown, results: Mapping[str, Any], corner: str = "") -> None:
@@ -1278,6 +1335,37 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             ],
             rows,
         )
+        memory = [r for r in layers.get("results", []) if r.get("custom_working_mb") is not None]
+        if memory:
+            doc.para(
+                "Peak memory of one forward + backward (a fresh process per side; working memory = the peak "
+                "minus the output and gradients every implementation holds; target: at most one unfolded input)."
+            )
+            doc.table(
+                [
+                    "convolution",
+                    "custom peak",
+                    "torch.nn peak",
+                    "custom working",
+                    "torch.nn working",
+                    "one unfolded input",
+                    "custom working / unfolded",
+                    "",
+                ],
+                [
+                    [
+                        r["name"],
+                        f"{r['custom_peak_mb']:.1f} MB",
+                        f"{r['torch_peak_mb']:.1f} MB",
+                        f"{r['custom_working_mb']:.1f} MB",
+                        f"{r['torch_working_mb']:.1f} MB",
+                        f"{r['unfolded_input_mb']:.1f} MB",
+                        f"{r['working_per_unfolded_input']:.2f} (<= {r['peak_target']:g})",
+                        "met" if r["peak_pass"] else "**missed**",
+                    ]
+                    for r in memory
+                ],
+            )
         benchmark_footer(
             doc,
             "benchmarks/layers.json",

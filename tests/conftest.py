@@ -6,6 +6,7 @@
                          ``pipeline.data.sources`` patched to match it.
 * ``tiny_raw``        -- the raw folder the download stage builds from ``tiny_mirror``.
 * ``tiny_composite``  -- a small composite dataset built from ``tiny_raw`` (``TINY_SPEC``).
+* ``synthetic_digits(n, seed)`` -- an in-memory ImageSet a model learns in one epoch.
 """
 
 from __future__ import annotations
@@ -19,18 +20,33 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from pipeline.data import sources
 from pipeline.data.cifar import CLASSES
 from pipeline.data.common.idx import idx_bytes
 from pipeline.data.convert import CompositeSpec
+from pipeline.data.readers import ImageSet
 
 N_MNIST_TRAIN, N_MNIST_TEST = 300, 100
 CIFAR_PER_CLASS_TRAIN, CIFAR_PER_CLASS_TEST = 20, 5  # 200 / 50 images
 TINY_SPEC = CompositeSpec(
     seed=7, train_size=120, val_size=40, test_size=30, train_agreement=0.5, cifar_val_start=150, mnist_val_start=200
 )
+
+
+DIGIT_CLASSES = [str(i) for i in range(10)]
+
+
+def synthetic_digits(n: int, seed: int) -> ImageSet:
+    """28x28 images whose label is written in as a bright horizontal bar at row 2*label+4."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    images = torch.randint(0, 40, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    for i, y in enumerate(labels.tolist()):
+        images[i, 0, 2 * y + 4, 4:24] = 255
+    return ImageSet(images=images, labels=labels, classes=DIGIT_CLASSES)
 
 
 def mnist_arrays(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -195,6 +195,7 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
 
 ANALYSIS_FILES = [
     "filters.png",
+    "layer_summary.json",
     "layer_summary.md",
     "loss_curve.png",
     "param_counts.json",
@@ -261,6 +262,10 @@ def test_analyze_stage_writes_exactly_the_listed_files_for_a_conv_model(tmp_path
     counts = json.loads((out / "param_counts.json").read_text())
     assert set(counts) == {"total", "trainable", "non_trainable"} and counts["total"] == counts["trainable"] > 0
     assert (out / "layer_summary.md").read_text().startswith("## prac5 (`prac5_cnn`)")
+    summary = json.loads((out / "layer_summary.json").read_text())
+    assert summary["input_shape"] == [1, 784]  # the npz rows, reshaped by the model itself
+    assert [(r["layer"], r["output_shape"]) for r in summary["layers"]][0] == ("Conv2d-1", [1, 10, 11, 11])
+    assert sum(r["params"] for r in summary["layers"]) == counts["total"]
 
 
 def test_analyze_stage_draws_no_filters_for_an_mlp(tmp_path):

@@ -154,15 +154,18 @@ def test_first_predictions_and_parameter_answers_follow_the_files():
         in answer("ds5220", "4.2", Files({"ds5220_cnn/eval/predictions.csv": csv_text(rows)})).text
     )
 
-    def summary(*layers: tuple[str, str, int]) -> str:
-        lines = ["| Layer (type) | module | Output Shape | Param # |", "|---|---|---|---:|"]
-        return "\n".join(lines + [f"| {t}-{i} | `{m}` | [1, 10] | {p:,} |" for i, (t, m, p) in enumerate(layers, 1)])
+    def summary(*layers: tuple[str, str, int]) -> dict:
+        rows = [
+            {"layer": f"{t}-{i}", "module": m, "output_shape": [1, 10], "params": p}
+            for i, (t, m, p) in enumerate(layers, 1)
+        ]
+        return {"input_shape": [1, 1, 28, 28], "layers": rows}
 
     def files(mlp_fc: int, cnn_fc: int) -> Files:
         return Files(
             {
-                "ds5220_mlp/analysis/layer_summary.md": summary(("Linear", "fc1", mlp_fc), ("Linear", "fc2", 10)),
-                "ds5220_cnn/analysis/layer_summary.md": summary(("Conv2d", "conv1", 260), ("Linear", "fc1", cnn_fc)),
+                "ds5220_mlp/analysis/layer_summary.json": summary(("Linear", "fc1", mlp_fc), ("Linear", "fc2", 10)),
+                "ds5220_cnn/analysis/layer_summary.json": summary(("Conv2d", "conv1", 260), ("Linear", "fc1", cnn_fc)),
             }
         )
 
@@ -171,3 +174,25 @@ def test_first_predictions_and_parameter_answers_follow_the_files():
     assert "in the CNN the largest layer, `fc1` (Linear), holds 500 of them (66%)" in small
     big = answer("ds5220", "Q3.3", files(100, 5000)).text
     assert "the CNN 5,260: more for the CNN" in big
+
+
+def test_comparison_answers_carry_the_seed_studys_verdict_when_studied():
+    from pipeline import seed_study
+
+    def runs(accs):
+        return [{"seed": k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accs)]
+
+    files = pooling_files(0.9861, 0.9797)
+    assert "Seed study" not in answer("tdm", "5b", files).text  # not studied: the single run's wording only
+    for avg, expected in (
+        ([0.980, 0.982, 0.981], "`tdm_max` is more accurate than `tdm_avg`"),
+        ([0.990, 0.975, 0.992], "not distinguishable at 3 seeds"),
+    ):
+        c = seed_study.comparison_summary(
+            "pooling", "t", "tdm_max", "tdm_avg", {"tdm_max": runs([0.99, 0.991, 0.992]), "tdm_avg": runs(avg)}, 0.95
+        )
+        c["verdict"] = seed_study.verdict(c)
+        files.files["seed_study/summary.json"] = {"comparisons": [c]}
+        a = answer("tdm", "5b", files)
+        assert "Seed study: Over 3 seeds," in a.text and expected in a.text
+        assert a.sources[-1] == "seed_study/summary.json"

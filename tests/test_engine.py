@@ -11,22 +11,10 @@ from PIL import Image
 from torchvision import transforms
 
 from pipeline.config import AugmentConfig, ConfigError, load_params, load_variant
-from pipeline.data.readers import ImageSet
 from pipeline.datasets import BatchAugment, Splits, batches
 from pipeline.engine import check_model_and_loss, fit, make_loss
 from pipeline.normalizer import Normalizer, channel_stats
-
-CLASSES = [str(i) for i in range(10)]
-
-
-def synthetic_digits(n: int, seed: int) -> ImageSet:
-    """28x28 images whose label is written in as a bright horizontal bar at row 2*label+4."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 10, (n,), generator=g)
-    images = torch.randint(0, 40, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
-    for i, y in enumerate(labels.tolist()):
-        images[i, 0, 2 * y + 4, 4:24] = 255
-    return ImageSet(images=images, labels=labels, classes=CLASSES)
+from tests.conftest import synthetic_digits
 
 
 def tiny_variant(name: str = "tdm_max", **train_changes):

@@ -10,6 +10,7 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
+from pipeline.config import ConfigError
 from pipeline.data.readers import read_split
 from pipeline.evaluation import (
     classification_metrics,
@@ -97,8 +98,10 @@ def test_occlusion_blanks_exactly_the_box():
     cifar = occlude(images, [0, 0, 32, 32])
     assert bool((cifar[:, :, :32, :32] == 0).all()) and int((cifar == 0).sum()) == 2 * 3 * 32 * 32
     assert int(cifar[0, 0, 31, 32]) == 200 and int(cifar[0, 0, 32, 31]) == 200
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ConfigError, match=r"occlusion box: \[40, 40, 28, 28\] reaches beyond the 64x64 images"):
         occlude(images, [40, 40, 28, 28])
+    with pytest.raises(ConfigError, match=r"occlusion box: expected \[top, left, height, width\]"):
+        occlude(images, [0, 0, 0, 28])
 
 
 # --------------------------------------------------------------------------- the stage, end to end

@@ -34,7 +34,7 @@ from pipeline.datasets import Splits
 from pipeline.engine import TrainingDiverged, fit
 from pipeline.io import atomic_path, write_json, write_text
 from pipeline.predict import run_predict
-from tests.test_engine import synthetic_digits
+from tests.conftest import synthetic_digits
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -402,11 +402,7 @@ def test_bad_test_label_rows_name_their_line(tmp_path, rows, message):
 
 
 def test_an_output_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
-    """A stage whose output location cannot be written exits 1 with one line naming it, no traceback.
-
-    (An output whose parent folder is a regular file still ends in a traceback: ``atomic_path``
-    meets FileExistsError creating the folder. The fix is in pipeline/io.py, which every stage
-    imports, so it waits for the next full regeneration.)"""
+    """A stage whose output location cannot be written exits 1 with one line naming it, no traceback."""
     from pipeline.cli import run_stage
 
     target = tmp_path / "metrics.json"
@@ -420,3 +416,19 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert exc.value.code == 1 and len(err) == 1 and err[0].startswith("error: ") and str(target) in err[0], err
     assert not target.exists()
+
+
+@pytest.mark.parametrize("depth", ["parent", "grandparent"])
+def test_an_output_under_a_file_names_that_file(tmp_path, capsys, depth):
+    """A file where the output's folder (or a folder above it) should be: one line naming it, the file kept."""
+    from pipeline.cli import run_stage
+
+    blocker = tmp_path / "reports"
+    blocker.write_text("not a folder")
+    target = blocker / "metrics.json" if depth == "parent" else blocker / "v" / "metrics.json"
+    with pytest.raises(SystemExit) as exc:
+        run_stage(lambda: write_json(target, {"a": 1}))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert exc.value.code == 1 and len(err) == 1, err
+    assert err[0] == f"error: {target}: cannot create its folder: {blocker} is a file, not a folder"
+    assert blocker.read_text() == "not a folder"

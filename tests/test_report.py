@@ -241,6 +241,14 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
                     "ratio_median": 2.41,
                     "target": 2.0,
                     "pass": False,
+                    "custom_peak_mb": 17.58,
+                    "torch_peak_mb": 4.31,
+                    "custom_working_mb": 15.27,
+                    "torch_working_mb": 2.0,
+                    "unfolded_input_mb": 12.5,
+                    "working_per_unfolded_input": 1.2216,
+                    "peak_target": 1.0,
+                    "peak_pass": False,
                 },
                 {
                     "kind": "epoch",
@@ -332,6 +340,12 @@ def test_layer_benchmark_table(fake_repo):
     assert cells(md, "conv 32->64 5x5, 12x12")[1:] == ["27.67 ms", "12.32 ms", "2.25x", "2.41x", "<= 2x", "**missed**"]
     assert cells(md, "SimpleCNN epoch")[1:] == ["46.8 s", "28.3 s", "1.66x", "-", "<= 1.5x", "**missed**"]
     assert cells(md, "max-pool 2x2")[1:] == ["1.17 ms", "0.90 ms", "1.30x", "-", "<= 3x", "met"]
+    # peak memory: only rows that measured it, with its own verdict
+    memory = md.split("Peak memory of one forward + backward")[1]
+    assert cells(memory, "conv 32->64 5x5, 12x12")[1:] == [
+        "17.6 MB", "4.3 MB", "15.3 MB", "2.0 MB", "12.5 MB", "1.22 (<= 1)", "**missed**"
+    ]  # fmt: skip
+    assert "| max-pool 2x2 |" not in memory.split("From ")[0]
     # the benchmark's own verdict on the machine is shown, with its reason
     assert (
         "**Unreliable measurement**: the machine was busy during this benchmark (load average 1.80 before the run)"
@@ -722,3 +736,45 @@ def test_composite_channel_statistics_read_in_image_order(fake_repo):
     md = write_report(fake_repo).markdown
     rows = [line for line in md.splitlines() if line.startswith("| train |") and " R " in line]
     assert rows and all(row.index(" R ") < row.index(" G ") < row.index(" B ") for row in rows), rows
+
+
+def test_seed_study_tables_and_verdicts_follow_the_summary(fake_repo):
+    from pipeline import seed_study
+
+    def runs(accs):
+        return [{"seed": 7 + k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accs)]
+
+    study = {
+        "tdm_max": runs([0.990, 0.991, 0.992]),
+        "tdm_avg": runs([0.980, 0.982, 0.981]),
+        "ds5220_cnn": runs([0.990, 0.975, 0.992]),
+        "ds5220_cnn_raw": runs([0.980, 0.982, 0.981]),
+    }
+    comparisons = [
+        seed_study.comparison_summary("pooling", "Pooling", "tdm_max", "tdm_avg", study, 0.95),
+        seed_study.comparison_summary("normalization", "Norm", "ds5220_cnn", "ds5220_cnn_raw", study, 0.95),
+    ]
+    for c in comparisons:
+        c["verdict"] = seed_study.verdict(c)
+    variants = {
+        name: {"seeds": [7, 8, 9], "test_accuracy": seed_study.spread([r["test_accuracy"] for r in rs])}
+        for name, rs in study.items()
+    }
+    write_json(
+        fake_repo / "reports" / "seed_study" / "summary.json",
+        {"seeds": 3, "confidence": 0.95, "variants": variants, "comparisons": comparisons},
+    )
+    md = build_report(fake_repo).markdown
+    assert "Seed study: Over 3 seeds, `tdm_max` is more accurate than `tdm_avg`: a - b = +1.00 points" in md
+    assert "Seed study: Over 3 seeds, a - b = +0.47 points" in md and "not distinguishable at 3 seeds" in md
+    assert cells(md, "[`tdm_max`](../reports/seed_study/runs/tdm_max.json)")[1:] == [
+        "3", "99.10%", "0.10 points", "99.00%", "99.20%"
+    ]  # fmt: skip
+    assert cells(md, "Pooling")[1:] == ["`tdm_max` - `tdm_avg`", "+1.00", "+0.75 to +1.25", "3 / 0", "yes"]
+    assert cells(md, "Norm")[-1] == "**no**"
+
+
+def test_seed_study_missing_says_which_stage_writes_it(fake_repo):
+    md = build_report(fake_repo).markdown
+    assert "Seed study: every comparison over several seeds" in md
+    assert "seed_study_summary" in md.split("Seed study: every comparison over several seeds")[1].split("\n#")[0]

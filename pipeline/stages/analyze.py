@@ -13,6 +13,7 @@ nothing else (no params, no data). Writes the folder ``reports/<variant>/analysi
 ``shape_trace.json``   Practical 5 Fig. 6: the tensor shape after every layer for one input
 ``shape_trace.md``     the same as a table
 ``layer_summary.md``   torchsummary-like table (batch of one)
+``layer_summary.json`` the same rows (``input_shape``, ``layers`` [{layer, module, output_shape, params}])
 ``param_counts.json``  DS 5220 Q3.3: ``total``, ``trainable``, ``non_trainable`` (DVC metrics)
 """
 
@@ -39,6 +40,7 @@ OUTPUTS = (
     "shape_trace.json",
     "shape_trace.md",
     "layer_summary.md",
+    "layer_summary.json",
     "param_counts.json",
 )
 
@@ -73,9 +75,8 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     trace = analysis.shape_trace(model, x)
     counts = analysis.param_counts(model)
     batched = x if x.dim() == 4 else x.unsqueeze(0)  # the summary shows a batch of one
-    summary = analysis.summary_markdown(
-        variant_name, variant.model.name, batched, analysis.layer_summary(model, batched), counts
-    )
+    layers = analysis.layer_summary(model, batched)
+    summary = analysis.summary_markdown(variant_name, variant.model.name, batched, layers, counts)
     final = (
         (int(training.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"]))
         if "test_loss" in metrics
@@ -92,6 +93,7 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
         write_json(tmp / "shape_trace.json", trace)
         write_text(tmp / "shape_trace.md", analysis.trace_markdown(variant_name, trace))
         write_text(tmp / "layer_summary.md", summary)
+        write_json(tmp / "layer_summary.json", {"input_shape": list(batched.shape), "layers": layers})
         write_json(tmp / "param_counts.json", counts)
     log.info(
         "%s: %d parameters, trace %s; wrote %s in %.1f s",

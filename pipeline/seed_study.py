@@ -1,0 +1,214 @@
+"""Seed study: the variants of each studied comparison trained with N seeds, and the paired
+differences with their confidence intervals (params ``seed_study``).
+
+One training run cannot tell a 0.3-point difference from seed-to-seed noise. Here every
+variant that takes part in a studied comparison (``seed_study.comparisons``, keys of
+``analysis.comparisons``) is trained with the seeds ``seed, seed + 1, ..., seed + N - 1``
+(its own ``seed`` first), each with the variant's own set-up: same data, epochs,
+optimizer and schedule; only the seed differs, and with it the initial weights, the
+shuffling order and the augmentation draws. The first of those runs is the variant's
+committed one: training is deterministic, so ``train@<variant>``'s ``metrics.json`` *is*
+the run with seed ``seed`` and is read, not repeated.
+
+The two variants of every comparison here share their seed, so run k of one and run k of
+the other start from the same random state: the difference is *paired* by seed. Per
+comparison: the mean of the N paired differences (accuracy points, a - b), its
+two-sided t-interval (``scipy.stats.t``, N - 1 degrees of freedom) at
+``seed_study.confidence``, and in how many seeds each side is ahead. An interval that
+contains 0 means "not distinguishable at N seeds".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+from scipy import stats
+
+from pipeline.comparisons import load_comparison
+from pipeline.config import ConfigError, VariantConfig, build, section
+
+log = logging.getLogger(__name__)
+
+DIGITS = 6
+
+
+@dataclass(frozen=True)
+class SeedStudyConfig:
+    seeds: int  # N: runs per variant, the variant's own seed and the next N - 1
+    confidence: float  # of the t-interval of each paired difference, e.g. 0.95
+    comparisons: list[str] = field(default_factory=list)  # keys of analysis.comparisons
+
+
+def study_size(params: Mapping[str, Any]) -> int:
+    """``seed_study.seeds`` (N), checked: at least 2. All a per-variant study stage reads."""
+    n = section(params, "seed_study.seeds")
+    if isinstance(n, bool) or not isinstance(n, int):
+        raise ConfigError(f"seed_study.seeds: expected an integer, got {n!r}")
+    if n < 2:
+        raise ConfigError(f"seed_study.seeds: at least 2 runs per variant are needed for a spread, got {n}")
+    return n
+
+
+def load_study(params: Mapping[str, Any]) -> SeedStudyConfig:
+    """``seed_study`` from params, checked: N >= 2, 0 < confidence < 1, known comparisons."""
+    raw = section(params, "seed_study")
+    if not isinstance(raw, Mapping):
+        raise ConfigError("seed_study: expected a mapping with seeds, confidence, comparisons")
+    rest = {k: v for k, v in raw.items() if k != "seeds"}  # seeds: checked by study_size
+    study = build(SeedStudyConfig, rest, "seed_study", seeds=study_size(params))
+    if not 0 < study.confidence < 1:
+        raise ConfigError(f"seed_study.confidence: expected a number between 0 and 1, got {study.confidence}")
+    for i, key in enumerate(study.comparisons):
+        load_comparison(params, key)  # unknown keys fail naming the allowed ones
+        if study.comparisons.index(key) != i:
+            raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is listed twice")
+    return study
+
+
+def study_variants(params: Mapping[str, Any]) -> list[str]:
+    """The variants the studied comparisons name, each once, in order of first mention."""
+    names: list[str] = []
+    for key in load_study(params).comparisons:
+        cmp = load_comparison(params, key)
+        names += [v for v in (cmp.a, cmp.b) if v not in names]
+    return names
+
+
+def study_seeds(first: int, n: int) -> list[int]:
+    return [first + k for k in range(n)]
+
+
+def with_seed(variant: VariantConfig, seed: int) -> VariantConfig:
+    return dataclasses.replace(variant, seed=seed)
+
+
+def run_row(seed: int, metrics: Mapping[str, Any], train_seconds: float | None) -> dict:
+    """One run of a variant: its seed, test accuracy and loss (and the training time, if trained here)."""
+    return {
+        "seed": seed,
+        "test_accuracy": round(float(metrics["test_accuracy"]), DIGITS),
+        "test_loss": round(float(metrics["test_loss"]), DIGITS),
+        "train_seconds": None if train_seconds is None else round(float(train_seconds), 2),
+    }
+
+
+def spread(values: Sequence[float]) -> dict:
+    """Mean, sample standard deviation (N - 1), min and max of ``values``."""
+    array = np.asarray(values, dtype=np.float64)
+    return {
+        "n": int(array.size),
+        "mean": round(float(array.mean()), DIGITS),
+        "std": round(float(array.std(ddof=1)), DIGITS) if array.size > 1 else None,
+        "min": round(float(array.min()), DIGITS),
+        "max": round(float(array.max()), DIGITS),
+    }
+
+
+def paired_difference(a_runs: Sequence[Mapping], b_runs: Sequence[Mapping], confidence: float) -> dict:
+    """Test accuracy a - b in points, paired by seed: mean, t-interval, and who is ahead how often.
+
+    Both sides must hold the same seeds; a seed on one side only is an error (a pairing
+    that silently dropped runs would overstate the evidence).
+    """
+    a_by_seed = {int(r["seed"]): float(r["test_accuracy"]) for r in a_runs}
+    b_by_seed = {int(r["seed"]): float(r["test_accuracy"]) for r in b_runs}
+    if set(a_by_seed) != set(b_by_seed):
+        raise ConfigError(
+            f"seed_study: the two sides of a comparison were run with different seeds "
+            f"({sorted(a_by_seed)} against {sorted(b_by_seed)}); give both variants the same seed"
+        )
+    seeds = sorted(a_by_seed)
+    diffs = np.array([100.0 * (a_by_seed[s] - b_by_seed[s]) for s in seeds])
+    n = diffs.size
+    mean = float(diffs.mean())
+    sd = float(diffs.std(ddof=1)) if n > 1 else math.nan
+    if n < 2:
+        low = high = math.nan
+    elif sd == 0.0:
+        low = high = mean  # every seed gives the same difference: no spread to widen it
+    else:
+        low, high = stats.t.interval(confidence, df=n - 1, loc=mean, scale=sd / math.sqrt(n))
+    distinguishable = bool(n >= 2 and (low > 0 or high < 0))
+    return {
+        "seeds": seeds,
+        "differences_points": [round(float(d), DIGITS) for d in diffs],
+        "n": int(n),
+        "mean_points": round(mean, DIGITS),
+        "std_points": None if math.isnan(sd) else round(sd, DIGITS),
+        "confidence": confidence,
+        "ci_low_points": None if math.isnan(low) else round(float(low), DIGITS),
+        "ci_high_points": None if math.isnan(high) else round(float(high), DIGITS),
+        "a_ahead": int((diffs > 0).sum()),
+        "b_ahead": int((diffs < 0).sum()),
+        "ties": int((diffs == 0).sum()),
+        "distinguishable": distinguishable,
+    }
+
+
+def comparison_summary(
+    key: str, title: str, a: str, b: str, runs: Mapping[str, Sequence[Mapping]], confidence: float
+) -> dict:
+    return {
+        "key": key,
+        "title": title,
+        "a": a,
+        "b": b,
+        **paired_difference(runs[a], runs[b], confidence),
+    }
+
+
+def verdict(c: Mapping[str, Any]) -> str:
+    """The study's sentence for one comparison; its wording follows the interval."""
+    n, level = c["n"], round(100 * c["confidence"])
+    interval = f"{c['mean_points']:+.2f} points ({level}% CI {c['ci_low_points']:+.2f} to {c['ci_high_points']:+.2f})"
+    ahead = f"`{c['a']}` ahead in {c['a_ahead']} of {n} seeds, `{c['b']}` in {c['b_ahead']}"
+    if c["ties"]:
+        ahead += f", tied in {c['ties']}"
+    if c["distinguishable"]:
+        higher, lower = (c["a"], c["b"]) if c["mean_points"] > 0 else (c["b"], c["a"])
+        return (
+            f"Over {n} seeds, `{higher}` is more accurate than `{lower}`: a - b = {interval}, "
+            f"an interval that excludes 0; {ahead}."
+        )
+    return f"Over {n} seeds, a - b = {interval}: the interval contains 0, so the two are not distinguishable at {n} seeds; {ahead}."
+
+
+def differences_figure(runs: Mapping[str, Sequence[Mapping]], comparisons: Sequence[Mapping]) -> Figure:
+    """Left: each variant's test accuracy per seed (dots) with mean +- std; right: each
+    comparison's paired differences (dots) with their mean and t-interval, and 0 marked."""
+    names = list(runs)
+    height = 0.9 + 0.42 * max(len(names), len(comparisons))
+    fig = Figure(figsize=(11, height), layout="constrained")
+    left, right = fig.subplots(1, 2, width_ratios=[1, 1.15])
+    for y, name in enumerate(names):
+        acc = np.array([100 * float(r["test_accuracy"]) for r in runs[name]])
+        left.scatter(acc, np.full(acc.size, y), s=14, color="tab:blue", alpha=0.55, zorder=2)
+        std = float(acc.std(ddof=1)) if acc.size > 1 else 0.0
+        left.errorbar(acc.mean(), y, xerr=std, fmt="o", color="black", capsize=4, markersize=5, zorder=3)
+    left.set_yticks(range(len(names)), [f"{n}" for n in names], fontsize=8)
+    left.invert_yaxis()
+    left.set_xlabel("test accuracy (%): each seed, and mean +- std", fontsize=8)
+    left.set_title("Test accuracy over seeds", fontsize=10)
+    left.grid(axis="x", alpha=0.3)
+    for y, c in enumerate(comparisons):
+        diffs = np.asarray(c["differences_points"], dtype=np.float64)
+        right.scatter(diffs, np.full(diffs.size, y), s=14, color="tab:orange", alpha=0.6, zorder=2)
+        if c["ci_low_points"] is not None:
+            err = [[c["mean_points"] - c["ci_low_points"]], [c["ci_high_points"] - c["mean_points"]]]
+            color = "black" if c["distinguishable"] else "tab:gray"
+            right.errorbar(c["mean_points"], y, xerr=err, fmt="D", color=color, capsize=4, markersize=5, zorder=3)
+    right.axvline(0, color="tab:red", linewidth=1, linestyle="--")
+    right.set_yticks(range(len(comparisons)), [f"{c['a']} - {c['b']}" for c in comparisons], fontsize=8)
+    right.invert_yaxis()
+    level = round(100 * comparisons[0]["confidence"]) if comparisons else 95
+    right.set_xlabel(f"a - b (accuracy points): each seed, and mean with its {level}% t-interval", fontsize=8)
+    right.set_title("Paired differences (grey: interval contains 0)", fontsize=10)
+    right.grid(axis="x", alpha=0.3)
+    return fig

@@ -1,0 +1,155 @@
+"""The seed study: paired differences with t-intervals (against scipy), the wording that
+follows them, params validation, and the per-variant stage on synthetic data."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from scipy import stats
+
+from pipeline import seed_study
+from pipeline.config import ConfigError, load_params
+from pipeline.datasets import Splits
+from pipeline.engine import fit
+from pipeline.stages import seed_study as seed_study_stage
+from pipeline.stages import seed_study_summary
+from tests.conftest import synthetic_digits
+
+
+def runs(accuracies, first_seed=10):
+    return [{"seed": first_seed + k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accuracies)]
+
+
+def test_paired_difference_matches_scipys_paired_t_interval():
+    a = [0.9910, 0.9902, 0.9921, 0.9899, 0.9915]
+    b = [0.9890, 0.9895, 0.9900, 0.9901, 0.9893]
+    c = seed_study.paired_difference(runs(a), runs(b), 0.95)
+    expected = stats.ttest_rel(np.array(a) * 100, np.array(b) * 100).confidence_interval(0.95)
+    assert c["ci_low_points"] == pytest.approx(expected.low, abs=1e-6)
+    assert c["ci_high_points"] == pytest.approx(expected.high, abs=1e-6)
+    assert c["mean_points"] == pytest.approx(100 * (np.mean(a) - np.mean(b)), abs=1e-6)
+    assert (c["a_ahead"], c["b_ahead"], c["ties"], c["n"]) == (4, 1, 0, 5)
+    assert c["seeds"] == [10, 11, 12, 13, 14]
+
+
+def test_wording_follows_the_interval_and_its_sign():
+    clear = seed_study.comparison_summary(
+        "k", "t", "x", "y", {"x": runs([0.99, 0.991, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
+    )
+    assert clear["distinguishable"]
+    assert seed_study.verdict(clear).startswith("Over 3 seeds, `x` is more accurate than `y`")
+    flipped = seed_study.comparison_summary(
+        "k", "t", "y", "x", {"x": runs([0.99, 0.991, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
+    )
+    assert seed_study.verdict(flipped).startswith("Over 3 seeds, `x` is more accurate than `y`")
+    assert flipped["mean_points"] < 0 and "a - b = -1.00 points" in seed_study.verdict(flipped)
+    # planted: same means as above but one seed reversed -> the interval contains 0
+    noisy = seed_study.comparison_summary(
+        "k", "t", "x", "y", {"x": runs([0.99, 0.975, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
+    )
+    assert noisy["ci_low_points"] < 0 < noisy["ci_high_points"] and not noisy["distinguishable"]
+    text = seed_study.verdict(noisy)
+    assert "not distinguishable at 3 seeds" in text and "more accurate" not in text
+    assert "`x` ahead in 2 of 3 seeds, `y` in 1" in text
+
+
+def test_identical_differences_give_a_zero_width_interval():
+    c = seed_study.paired_difference(runs([0.9, 0.8]), runs([0.9, 0.8]), 0.95)
+    assert (c["ci_low_points"], c["ci_high_points"], c["ties"]) == (0.0, 0.0, 2)
+    assert not c["distinguishable"]
+
+
+def test_sides_with_different_seeds_are_refused():
+    with pytest.raises(ConfigError, match="different seeds"):
+        seed_study.paired_difference(runs([0.9, 0.8], 1), runs([0.9, 0.8], 2), 0.95)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"seeds": 1}, "seed_study.seeds: at least 2"),
+        ({"seeds": "five"}, "seed_study.seeds: expected an integer"),
+        ({"confidence": 1.5}, "seed_study.confidence: expected a number between 0 and 1"),
+        ({"comparisons": ["pooling", "nope"]}, "analysis.comparisons.nope: no such comparison"),
+        ({"comparisons": ["pooling", "pooling"]}, r"seed_study.comparisons\[1\]: 'pooling' is listed twice"),
+        ({"extra": 1}, "seed_study.extra: unknown key"),
+    ],
+)
+def test_bad_study_params_name_the_key(change, message):
+    params = copy.deepcopy(load_params())
+    params["seed_study"].update(change)
+    with pytest.raises(ConfigError, match=message):
+        seed_study.load_study(params)
+
+
+def test_studied_variants_come_from_the_comparisons_once_each():
+    params = copy.deepcopy(load_params())
+    params["seed_study"]["comparisons"] = ["normalization", "mlp_vs_cnn"]
+    assert seed_study.study_variants(params) == ["ds5220_cnn", "ds5220_cnn_raw", "ds5220_mlp"]
+
+
+@pytest.fixture
+def tiny_study(tmp_path, monkeypatch):
+    """params.yaml with tdm_max / tdm_avg shortened to one epoch and N = 3, synthetic splits,
+    and each variant's committed metrics.json as train@ would write it (seed = its own)."""
+    params = copy.deepcopy(load_params())
+    for name in ("tdm_max", "tdm_avg"):
+        params["variants"][name]["train"]["epochs"] = 1
+    params["seed_study"].update(seeds=3, comparisons=["pooling"])
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
+    monkeypatch.setattr(seed_study_stage, "load_splits", lambda data, seed: splits)
+    from pipeline.config import load_variant
+
+    committed = {}
+    for name in ("tdm_max", "tdm_avg"):
+        metrics = fit(load_variant(name, params), splits, torch.device("cpu")).metrics
+        (tmp_path / "reports" / name).mkdir(parents=True)
+        (tmp_path / "reports" / name / "metrics.json").write_text(json.dumps(metrics))
+        committed[name] = metrics
+    return tmp_path, splits, committed
+
+
+def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
+    root, splits, committed = tiny_study
+    out = root / "reports" / "seed_study" / "runs"
+    payload = seed_study_stage.run("tdm_max", root / "params.yaml", root / "reports", out)
+    assert payload["seeds"] == [40200, 40201, 40202]
+    first, *trained = payload["runs"]
+    assert first["test_accuracy"] == round(committed["tdm_max"]["test_accuracy"], 6) and first["train_seconds"] is None
+    assert all(r["train_seconds"] is not None for r in trained)
+    # the other runs are the variant's own set-up with only the seed changed
+    params = load_params(root / "params.yaml")
+    from pipeline.config import load_variant
+
+    again = fit(dataclasses.replace(load_variant("tdm_max", params), seed=40202), splits, torch.device("cpu"))
+    assert trained[1]["test_loss"] == round(again.metrics["test_loss"], 6)
+    assert len({r["test_loss"] for r in payload["runs"]}) == 3  # different seeds, different runs
+    assert json.loads((out / "tdm_max.json").read_text()) == payload
+    accs = [r["test_accuracy"] for r in payload["runs"]]
+    assert payload["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-6)
+
+    seed_study_stage.run("tdm_avg", root / "params.yaml", root / "reports", out)
+    summary = seed_study_summary.run(root / "params.yaml", out, root / "reports" / "seed_study")
+    (comparison,) = summary["comparisons"]
+    assert (comparison["a"], comparison["b"], comparison["n"]) == ("tdm_max", "tdm_avg", 3)
+    assert comparison["verdict"] == seed_study.verdict(comparison)
+    assert (root / "reports" / "seed_study" / "differences.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_summary_refuses_runs_from_another_n(tiny_study):
+    root, _, _ = tiny_study
+    out = root / "reports" / "seed_study" / "runs"
+    for name in ("tdm_max", "tdm_avg"):
+        seed_study_stage.run(name, root / "params.yaml", root / "reports", out)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["seed_study"]["seeds"] = 4
+    (root / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(ConfigError, match=r"tdm_max.json: 3 runs, but seed_study.seeds is 4"):
+        seed_study_summary.run(root / "params.yaml", out, root / "reports" / "seed_study")
