@@ -60,6 +60,55 @@ def plot_first_conv(model: nn.Module, variant: str) -> Figure | None:
     return filter_grid(w, title=title)
 
 
+COLOUR_SHARE = 0.5  # a filter with more than half its weight energy in channel differences is a colour filter
+BLOB_SHARE = 0.5  # a grey-level filter with more than half its energy in its mean is a brightness blob
+CHANNEL_NAMES = ("red", "green", "blue")
+
+
+def first_conv_filter_stats(model: nn.Module) -> dict | None:
+    """What each first-layer kernel responds to, measured on its weights (CSE 849 2.1).
+
+    A kernel ``w`` (C, k, k) splits into a grey-level part (the mean over channels, the same
+    for every channel) and a colour part (the rest): ``colour_share`` is the colour part's
+    share of ``||w||^2``. A colour kernel's ``prefers`` is the channel whose summed weight is
+    highest (red, green or blue for RGB input). A grey-level kernel's ``mean_share`` is the
+    share of its energy in its spatial mean: high for a brightness blob, low for an edge or
+    texture detector (weights of both signs that cancel). None without a convolution.
+    """
+    conv = first_conv(model)
+    if conv is None:
+        return None
+    name, module = conv
+    w = module.weight.detach().double().cpu()
+    out_channels, in_channels, kh, kw = w.shape
+    filters = []
+    for i in range(out_channels):
+        k = w[i]
+        energy = float((k**2).sum()) or 1.0
+        grey = k.mean(dim=0, keepdim=True)
+        colour_share = float(((k - grey) ** 2).sum()) / energy if in_channels > 1 else 0.0
+        grey_energy = float((grey**2).sum()) * in_channels or 1.0
+        mean_share = float(grey.mean() ** 2) * kh * kw * in_channels / grey_energy
+        kind = "colour" if colour_share > COLOUR_SHARE else "blob" if mean_share > BLOB_SHARE else "edge/texture"
+        entry = {"filter": i, "kind": kind, "colour_share": round(colour_share, 4), "mean_share": round(mean_share, 4)}
+        if kind == "colour" and in_channels == 3:
+            entry["prefers"] = CHANNEL_NAMES[int(k.sum(dim=(1, 2)).argmax())]
+        filters.append(entry)
+    kinds = [f["kind"] for f in filters]
+    summary = {
+        "layer": name,
+        "shape": [out_channels, in_channels, kh, kw],
+        "colour_share_threshold": COLOUR_SHARE,
+        "blob_share_threshold": BLOB_SHARE,
+        "counts": {kind: kinds.count(kind) for kind in ("colour", "blob", "edge/texture")},
+        "filters": filters,
+    }
+    if in_channels == 3:
+        colour = [f["prefers"] for f in filters if f["kind"] == "colour"]
+        summary["colour_preferences"] = {c: colour.count(c) for c in CHANNEL_NAMES}
+    return summary
+
+
 # --------------------------------------------------------------------------- hooks: traces and summaries
 
 

@@ -334,6 +334,19 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 ("data/mnist_head.txt", "data/stats.json"),
             )
         )
+    if has(stats, "mnist.train.count", "mnist.test.count") and head:
+        found.append(
+            Answer(
+                "2a",
+                "Output of the data-loading code",
+                f"Run here by the stages `convert_mnist` (the CSVs) and `stats`: the CSV dataset yields "
+                f"{stats['mnist']['train']['count']:,} training and {stats['mnist']['test']['count']:,} test images "
+                f"(2b), each a label and a 28x28 image rebuilt from the row's 784 pixel columns; the first rows as read "
+                f"are in `reports/data/mnist_head.txt`, the digit counts in `reports/data/mnist_class_distribution.png` "
+                f"(2c) and the first five images in `reports/data/mnist_first5.png` (2d).",
+                ("data/stats.json", "data/mnist_head.txt"),
+            )
+        )
     if has(stats, "mnist.train.count", "mnist.test.count"):
         found.append(
             Answer(
@@ -367,6 +380,38 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 f"The first five training images are labelled {', '.join(labels)} (figure "
                 f"`reports/data/mnist_first5.png` in the Data section).",
                 ("data/mnist_head.txt",),
+            )
+        )
+    found.append(
+        Answer(
+            "2e",
+            "The data-loading code, documented",
+            "Each module of this pipeline opens with what it does and why, and its functions say the same. The seed's "
+            "`MNISTDataset` corresponds to `pipeline/data/readers/mnist_csv.py` (the header `label,1x1,...,28x28` "
+            "checked, every cell an integer, the 784 pixel columns one image row after another, reshaped to 28x28; "
+            "an error names the file, row and column), its `DataLoader` to "
+            "`pipeline/datasets.py` (shuffled batches of the in-memory tensors) and `ToTensor` + "
+            "`Normalize((0.5,), (0.5,))` to `pipeline/normalizer.py` (applied to whole batches).",
+            (),
+        )
+    )
+    trace = inputs.json("tdm_max/analysis/shape_trace.json")
+    counts = inputs.json("tdm_max/analysis/param_counts.json")
+    steps = trace.get("steps") if isinstance(trace, Mapping) else None
+    if isinstance(steps, list) and steps and has(trace, "chain") and has(counts, "total"):
+        layers = [
+            f"`{s['layer']}` ({s['type']}) -> {'x'.join(map(str, s['shape'][1:]))}"
+            for s in steps
+            if has(s, "layer", "type", "shape") and s["type"] != "input"
+        ]
+        found.append(
+            Answer(
+                "3a-3b",
+                "The model's definition and the output of running it",
+                f"`pipeline/models/tdm_cnn/` defines the network (documented there): "
+                f"{'; '.join(layers)}. Run on one image it gives the shapes {trace['chain']}, and the model has "
+                f"{int(counts['total']):,} parameters.",
+                ("tdm_max/analysis/shape_trace.json", "tdm_max/analysis/param_counts.json"),
             )
         )
     found.append(
@@ -700,13 +745,75 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
     return found
 
 
+# Backgrounds a colour-preferring first-layer kernel matches in CIFAR-10 (an interpretation, said
+# only when such a kernel is measured).
+COLOUR_CUES = {
+    "blue": "the sky and water behind airplanes and ships",
+    "green": "the grass and foliage behind deer, frogs and horses",
+}
+
+
+def _filters_answer(inputs: Reader) -> Answer | None:
+    rel = "cse849/analysis/filters.json"
+    data = inputs.json(rel)
+    if not has(data, "counts.colour", "counts.blob", "counts.edge/texture", "shape", "filters"):
+        return None
+    counts, n = data["counts"], data["shape"][0]
+    prefs = [f["prefers"] for f in data["filters"] if f.get("kind") == "colour" and "prefers" in f]
+    by_colour = {c: prefs.count(c) for c in dict.fromkeys(prefs)}
+    colour = (
+        f"{counts['colour']} to colour ("
+        + ", ".join(f"{k} preferring {c}" for c, k in sorted(by_colour.items(), key=lambda kv: -kv[1]))
+        + ")"
+        if counts["colour"]
+        else "none to colour"
+    )
+    cues = [COLOUR_CUES[c] for c in by_colour if c in COLOUR_CUES]
+    text = (
+        f"Measured on the weights of the {n} kernels of `{data.get('layer', 'conv1')}`: {counts['edge/texture']} "
+        f"respond to grey-level structure with weights of both signs (edge and texture detectors), "
+        f"{counts['blob']} to overall brightness and {colour}; a kernel counts as colour when over "
+        f"{data.get('colour_share_threshold', 0.5):.0%} of its weight energy lies in differences between the RGB "
+        f"channels."
+    )
+    sources = (rel,)
+    norms_rel = "cse849/classwise_norms/classwise_norms.json"
+    norms = inputs.json(norms_rel)
+    first = next(iter(norms.values()), None) if isinstance(norms, Mapping) else None
+    if has(first, "summary.median_cv", "summary.cv_threshold", "summary.class_specific_filters", "summary.filters"):
+        summary = first["summary"]
+        generic = summary["class_specific_filters"] == 0
+        text += (
+            f" Their responses {'barely ' if generic else ''}depend on the class: the median coefficient of "
+            f"variation of the first layer's class-wise norms is {summary['median_cv']:.3f}, and "
+            f"{summary['class_specific_filters']} of {summary['filters']} filters pass the class-specific threshold "
+            f"({summary['cv_threshold']:g}). "
+            + (
+                "So these are low-level patterns that every class shares (edges, texture, colour contrast) rather "
+                "than parts of any one CIFAR-10 class"
+                if generic
+                else "So some first-layer filters already favour particular classes"
+            )
+            + (f"; the colour kernels fit {' and '.join(cues)}." if cues else ".")
+        )
+        sources += (norms_rel,)
+    elif cues:
+        text += f" The colour kernels fit {' and '.join(cues)}."
+    return Answer("2.1", "Do the first-layer filters remind you of CIFAR-10 patterns?", text, sources)
+
+
 def cse849(inputs: Reader) -> list[Answer | None]:
     found: list[Answer | None] = [
         _accuracy_answer(inputs, "cse849", "Q1 deliverable 3", "Validation accuracy of the kept model", "val")
     ]
+    found.append(_filters_answer(inputs))
     rel = "cse849/classwise_norms/classwise_norms.json"
     data = inputs.json(rel)
-    if not isinstance(data, Mapping) or len(data) < 2 or not all(has(v, "per_filter") for v in data.values()):
+    if (
+        not isinstance(data, Mapping)
+        or len(data) < 2
+        or not all(has(v, "per_filter") and v["per_filter"] for v in data.values())
+    ):
         return found
     layers = list(data)
     stats = {}

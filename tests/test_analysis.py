@@ -194,6 +194,7 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
 # --------------------------------------------------------------------------- the stages on tiny checkpoints
 
 ANALYSIS_FILES = [
+    "filters.json",
     "filters.png",
     "layer_summary.json",
     "layer_summary.md",
@@ -270,7 +271,7 @@ def test_analyze_stage_writes_exactly_the_listed_files_for_a_conv_model(tmp_path
 
 def test_analyze_stage_draws_no_filters_for_an_mlp(tmp_path):
     out = run_analyze(tmp_path, "ds5220_mlp")
-    assert sorted(p.name for p in out.iterdir()) == [f for f in ANALYSIS_FILES if f != "filters.png"]
+    assert sorted(p.name for p in out.iterdir()) == [f for f in ANALYSIS_FILES if not f.startswith("filters.")]
     assert json.loads((out / "param_counts.json").read_text()) == {
         "total": 101770,
         "trainable": 101770,
@@ -423,3 +424,21 @@ def test_classwise_norms_stage_end_to_end(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["classwise_norms", "data", "m.pt", "params.yaml"]
     table = pd.read_csv(out / "classwise_norms.csv")
     assert len(table) == 10 * (16 + 80)
+
+
+def test_first_conv_filter_stats_tell_colour_blobs_and_edges_apart():
+    conv = torch.nn.Conv2d(3, 3, 3, bias=False)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, 1] = 1.0  # green only: colour, prefers green
+        conv.weight[1] = 0.5  # the same positive weight everywhere, all channels: a brightness blob
+        conv.weight[2, :, :, 0] = -1.0  # a vertical edge, the same in every channel
+        conv.weight[2, :, :, 2] = 1.0
+    stats = analysis.first_conv_filter_stats(torch.nn.Sequential(conv))
+    kinds = [(f["kind"], f.get("prefers")) for f in stats["filters"]]
+    assert kinds == [("colour", "green"), ("blob", None), ("edge/texture", None)]
+    assert stats["counts"] == {"colour": 1, "blob": 1, "edge/texture": 1}
+    assert stats["colour_preferences"] == {"red": 0, "green": 1, "blue": 0}
+    assert stats["filters"][0]["colour_share"] == pytest.approx(2 / 3, abs=1e-4)  # green minus the grey mean of 1/3
+    assert stats["filters"][1]["mean_share"] == pytest.approx(1.0) and stats["filters"][2]["mean_share"] == 0.0
+    assert analysis.first_conv_filter_stats(torch.nn.Sequential(torch.nn.Linear(3, 2))) is None

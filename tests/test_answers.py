@@ -127,7 +127,7 @@ def test_missing_files_give_no_answer_rather_than_a_guess():
     for key in ("tdm", "hku", "prac5", "ds5220", "cse849"):
         left = answers(key, Files({}))
         assert all(not a.sources for a in left), (key, [a.question for a in left])
-    assert [a.question for a in answers("tdm", Files({}))] == ["3c", "4c", "4d"]
+    assert [a.question for a in answers("tdm", Files({}))] == ["2e", "3c", "4c", "4d"]
     assert answers("no_such_assignment", Files({})) == []
 
 
@@ -196,3 +196,58 @@ def test_comparison_answers_carry_the_seed_studys_verdict_when_studied():
         a = answer("tdm", "5b", files)
         assert "Seed study: Over 3 seeds," in a.text and expected in a.text
         assert a.sources[-1] == "seed_study/summary.json"
+
+
+def test_tdm_data_and_model_answers_follow_their_files():
+    head = "(60000, 785)\nlabel 1x1\n5 0\n0 0\n4 0\n1 0\n9 0\n"
+    stats = {"mnist": {"train": {"count": 60000, "mean": 0.13, "std": 0.31}, "test": {"count": 10000}}}
+    a = answer("tdm", "2a", Files({"data/stats.json": stats, "data/mnist_head.txt": head}))
+    assert "yields 60,000 training and 10,000 test images" in a.text
+    stats["mnist"]["test"]["count"] = 500
+    assert (
+        "60,000 training and 500 test images"
+        in answer("tdm", "2a", Files({"data/stats.json": stats, "data/mnist_head.txt": head})).text
+    )
+    assert "2a" not in [x.question for x in answers("tdm", Files({"data/stats.json": stats}))]  # no head: not said
+
+    def trace(channels: int) -> dict:
+        steps = [
+            {"layer": "input", "type": "input", "shape": [1, 1, 28, 28]},
+            {"layer": "conv1", "type": "Conv2d", "shape": [1, channels, 28, 28]},
+            {"layer": "fc1", "type": "Linear", "shape": [1, 10]},
+        ]
+        return {"chain": f"[1, 1, 28, 28] -> [1, {channels}, 28, 28] -> [1, 10]", "steps": steps}
+
+    files = {"tdm_max/analysis/shape_trace.json": trace(8), "tdm_max/analysis/param_counts.json": {"total": 9098}}
+    a = answer("tdm", "3a-3b", Files(files))
+    assert "`conv1` (Conv2d) -> 8x28x28; `fc1` (Linear) -> 10" in a.text and "9,098 parameters" in a.text
+    files["tdm_max/analysis/shape_trace.json"] = trace(16)
+    assert "`conv1` (Conv2d) -> 16x28x28" in answer("tdm", "3a-3b", Files(files)).text
+
+
+def test_cse849_filter_answer_follows_the_measured_kinds_and_class_dependence():
+    def filters(colours: list[str], edges: int) -> dict:
+        rows = [{"filter": i, "kind": "colour", "prefers": c} for i, c in enumerate(colours)]
+        rows += [{"filter": len(colours) + i, "kind": "edge/texture"} for i in range(edges)]
+        counts = {"colour": len(colours), "blob": 0, "edge/texture": edges}
+        return {"layer": "convs.0", "shape": [len(rows), 3, 5, 5], "counts": counts, "filters": rows}
+
+    def norms(class_specific: int) -> dict:
+        summary = {"median_cv": 0.03, "cv_threshold": 0.5, "class_specific_filters": class_specific, "filters": 16}
+        return {"conv1": {"per_filter": {}, "summary": summary}, "conv5": {"per_filter": {}, "summary": {}}}
+
+    files = {
+        "cse849/analysis/filters.json": filters(["blue", "blue", "red"], 13),
+        "cse849/classwise_norms/classwise_norms.json": norms(0),
+    }
+    text = answer("cse849", "2.1", Files(files)).text
+    assert "13 respond to grey-level structure" in text and "3 to colour (2 preferring blue, 1 preferring red)" in text
+    assert "barely depend on the class" in text and "rather than parts of any one CIFAR-10 class" in text
+    assert "sky and water" in text and "grass" not in text
+    files = {
+        "cse849/analysis/filters.json": filters(["green"], 15),
+        "cse849/classwise_norms/classwise_norms.json": norms(4),
+    }
+    text = answer("cse849", "2.1", Files(files)).text
+    assert "4 of 16 filters pass" in text and "already favour particular classes" in text and "barely" not in text
+    assert "grass and foliage" in text and "sky" not in text

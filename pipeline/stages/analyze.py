@@ -9,6 +9,7 @@ nothing else (no params, no data). Writes the folder ``reports/<variant>/analysi
 (atomically: on an error the previous folder, if any, is left as it was):
 
 ``filters.png``        the first convolution's kernels (absent for a model without one, e.g. an MLP)
+``filters.json``       what each of those kernels responds to: colour, brightness blob or edge/texture
 ``loss_curve.png``     DS 5220 Part 4.1: training loss vs training examples seen, test loss per epoch
 ``shape_trace.json``   Practical 5 Fig. 6: the tensor shape after every layer for one input
 ``shape_trace.md``     the same as a table
@@ -36,6 +37,7 @@ log = logging.getLogger("pipeline.stages.analyze")
 
 OUTPUTS = (
     "filters.png",
+    "filters.json",
     "loss_curve.png",
     "shape_trace.json",
     "shape_trace.md",
@@ -88,6 +90,7 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
         fig = analysis.plot_first_conv(model, variant_name)
         if fig is not None:
             save_figure(fig, tmp / "filters.png")
+            write_json(tmp / "filters.json", analysis.first_conv_filter_stats(model))
         fig = analysis.plot_loss_curve(steps, epochs, n_train, f"{variant_name}: loss curve", variant.train.loss, final)
         save_figure(fig, tmp / "loss_curve.png")
         write_json(tmp / "shape_trace.json", trace)
