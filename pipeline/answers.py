@@ -759,8 +759,7 @@ def _filters_answer(inputs: Reader) -> Answer | None:
     if not has(data, "counts.colour", "counts.blob", "counts.edge/texture", "shape", "filters"):
         return None
     counts, n = data["counts"], data["shape"][0]
-    prefs = [f["prefers"] for f in data["filters"] if f.get("kind") == "colour" and "prefers" in f]
-    by_colour = {c: prefs.count(c) for c in dict.fromkeys(prefs)}
+    by_colour = {c: k for c, k in (data.get("colour_preferences") or {}).items() if k}  # RGB input only
     colour = (
         f"{counts['colour']} to colour ("
         + ", ".join(f"{k} preferring {c}" for c, k in sorted(by_colour.items(), key=lambda kv: -kv[1]))

@@ -230,7 +230,11 @@ def test_cse849_filter_answer_follows_the_measured_kinds_and_class_dependence():
         rows = [{"filter": i, "kind": "colour", "prefers": c} for i, c in enumerate(colours)]
         rows += [{"filter": len(colours) + i, "kind": "edge/texture"} for i in range(edges)]
         counts = {"colour": len(colours), "blob": 0, "edge/texture": edges}
-        return {"layer": "convs.0", "shape": [len(rows), 3, 5, 5], "counts": counts, "filters": rows}
+        preferences = {c: colours.count(c) for c in ("red", "green", "blue")}
+        return {
+            "layer": "convs.0", "shape": [len(rows), 3, 5, 5], "counts": counts, "filters": rows,
+            "colour_preferences": preferences,
+        }  # fmt: skip
 
     def norms(class_specific: int) -> dict:
         summary = {"median_cv": 0.03, "cv_threshold": 0.5, "class_specific_filters": class_specific, "filters": 16}
