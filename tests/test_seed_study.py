@@ -14,7 +14,7 @@ import yaml
 from scipy import stats
 
 from pipeline import seed_study
-from pipeline.config import ConfigError, load_params
+from pipeline.config import ConfigError, load_params, load_variant
 from pipeline.datasets import Splits
 from pipeline.engine import fit
 from pipeline.stages import seed_study as seed_study_stage
@@ -105,8 +105,6 @@ def tiny_study(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
     monkeypatch.setattr(seed_study_stage, "load_splits", lambda data, seed: splits)
-    from pipeline.config import load_variant
-
     committed = {}
     for name in ("tdm_max", "tdm_avg"):
         metrics = fit(load_variant(name, params), splits, torch.device("cpu")).metrics
@@ -126,8 +124,6 @@ def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     assert all(r["train_seconds"] is not None for r in trained)
     # the other runs are the variant's own set-up with only the seed changed
     params = load_params(root / "params.yaml")
-    from pipeline.config import load_variant
-
     again = fit(dataclasses.replace(load_variant("tdm_max", params), seed=40202), splits, torch.device("cpu"))
     assert trained[1]["test_loss"] == round(again.metrics["test_loss"], 6)
     assert len({r["test_loss"] for r in payload["runs"]}) == 3  # different seeds, different runs
