@@ -185,8 +185,13 @@ def train_one_epoch(
     generator: torch.Generator,
     on_step: Callable[[int, float], None] | None = None,
     desc: str = "train",
+    on_first_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
 ) -> EpochStats:
-    """One pass over shuffled training batches; returns the mean loss and accuracy."""
+    """One pass over shuffled training batches; returns the mean loss and accuracy.
+
+    ``on_first_batch(x, y)`` sees the epoch's first batch as the model receives it
+    (normalized, augmented), before the step; it must not draw from ``generator``.
+    """
     model.train()
     device = prepare.device
     total_loss = torch.zeros((), dtype=torch.float64, device=device)
@@ -197,6 +202,8 @@ def train_one_epoch(
     for batch_images, batch_labels in batches(images, labels, cfg.batch_size, generator):
         x = prepare(batch_images, generator)
         y = batch_labels.to(device, non_blocking=True)
+        if on_first_batch is not None and seen == 0:
+            on_first_batch(x, y)
         optimizer.zero_grad(set_to_none=True)
         with autocast(device, cfg.precision):
             output = model(x)
@@ -311,6 +318,18 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
                 {"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)}
             )
 
+    first_batch: dict = {}
+
+    def record_first_batch(x: torch.Tensor, y: torch.Tensor) -> None:
+        # What the seeds print before training (DS 5220 Part 0): shapes, mean and std of
+        # the first batch the model is given.
+        first_batch.update(
+            images_shape=list(x.shape),
+            labels_shape=list(y.shape),
+            mean=round(float(x.float().mean()), 6),
+            std=round(float(x.float().std()), 6),
+        )
+
     log.info(
         "%s: %s on %s, %d parameters, %d train / %s val / %d test images",
         variant.name,
@@ -344,6 +363,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
             generator,
             on_step,
             desc=f"{variant.name} {epoch}/{cfg.epochs}",
+            on_first_batch=record_first_batch if epoch == 1 else None,
         )
         if scheduler is not None:
             scheduler.step()
@@ -392,6 +412,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         "checkpoint_epoch": best_epoch,
         "parameters": models.count_parameters(model),
         "train_examples": len(splits.train.labels),
+        "first_batch": first_batch,
     }
     result.timings = {
         "train_seconds": round(train_seconds, 2),

@@ -40,6 +40,7 @@ def test_fit_learns_and_reports_every_metric(splits):
         "checkpoint_epoch": 2,
         "parameters": result.facts["parameters"],
         "train_examples": 640,
+        "first_batch": result.facts["first_batch"],
     }
     assert set(result.timings) == {"train_seconds", "train_images_per_second"}
     assert [row["epoch"] for row in result.epochs] == [1, 2]
@@ -48,6 +49,23 @@ def test_fit_learns_and_reports_every_metric(splits):
     # one step row every 5 steps of batch 64 over 640 images = 10 steps/epoch -> 4 rows
     assert [row["step"] for row in result.steps] == [5, 10, 15, 20]
     assert result.steps[-1]["examples_seen"] == 2 * 640
+
+
+def test_first_batch_is_the_one_the_model_was_given(splits):
+    """DS 5220 Part 0 prints the first training batch's shapes, mean and std: the engine records
+    them from the batch it trains on, the same one a fresh shuffle with the variant's seed gives."""
+    variant = tiny_variant()
+    result = fit(variant, splits, torch.device("cpu"))
+    order = torch.randperm(640, generator=torch.Generator().manual_seed(variant.seed))
+    first = result.normalizer(splits.train.images[order[: variant.train.batch_size]])
+    assert result.facts["first_batch"] == {
+        "images_shape": [variant.train.batch_size, 1, 28, 28],
+        "labels_shape": [variant.train.batch_size],
+        "mean": pytest.approx(float(first.mean()), abs=1e-6),
+        "std": pytest.approx(float(first.std()), abs=1e-6),
+    }
+    raw = splits.train.images[order[: variant.train.batch_size]].float() / 255
+    assert result.facts["first_batch"]["mean"] != pytest.approx(float(raw.mean()), abs=1e-3)  # after Normalize
 
 
 def test_fit_is_deterministic(splits):
