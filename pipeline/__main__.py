@@ -2,7 +2,7 @@
 
     python -m pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
     python -m pipeline predict --model /tmp/m.pt --images some/folder --out preds.txt
-    python -m pipeline train|evaluate|analyze|compare|padding|classwise-norms ...   (the DVC stages, same arguments)
+    python -m pipeline train|evaluate|analyze|compare|padding|classwise-norms|export-weights ...   (the DVC stages, same arguments)
     python -m pipeline autograde --submission student/layers.py      (HKU A3; --submissions DIR for a class)
     python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv
     python -m pipeline check-data cse849_data.zip          (an image-folder dataset: layout, counts, mean/std)
@@ -32,6 +32,7 @@ STAGES = {
     "compare": "pipeline.stages.compare",
     "padding": "pipeline.stages.padding",
     "classwise-norms": "pipeline.stages.classwise_norms",
+    "export-weights": "pipeline.stages.export_weights",
     "autograde": "pipeline.autograder",
     "grade-cse849": "pipeline.cse849_grader",
 }

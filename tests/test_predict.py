@@ -17,6 +17,7 @@ from pipeline.evaluation import evaluate_checkpoint
 from pipeline.models import create_model
 from pipeline.normalizer import Normalizer
 from pipeline.predict import format_predictions, run_predict
+from pipeline.stages.export_weights import main as export_weights
 
 SIZE = 16  # CSE849CNN pools four times by 2: 16 -> 1
 CLASSES = [str(i) for i in range(10)]
@@ -213,3 +214,33 @@ def test_grayscale_flat_input_model(tmp_path):
     with torch.no_grad():
         expected = loaded.model(torch.from_numpy(images).float().view(7, 784) / 255.0).argmax(1)
     assert predicted == expected.tolist()
+
+
+def test_exported_weights_load_the_seeds_way_and_predict_the_same(dataset, tmp_path, capsys):
+    """CSE 849's q1_model.pt: ``model.load_state_dict(torch.load(path))`` into a network built by
+    hand gives the checkpoint's predictions; a checkpoint of another variant is refused."""
+    root, arrays, model = dataset
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "tiny.pt").write_bytes(model.read_bytes())
+    out = tmp_path / "submission" / "q1_model.pt"
+    export_weights(["--variant", "tiny", "--models-dir", str(models), "--out", str(out)])
+
+    torch.manual_seed(123)  # other initial weights: only the loaded state can make them agree
+    by_hand = create_model("cse849_cnn").eval()
+    by_hand.load_state_dict(torch.load(out))  # the seed's way (weights_only=True is torch's default)
+    x = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0
+    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+    with torch.no_grad():
+        assert by_hand(x).argmax(1).tolist() == manual_predictions(model, arrays["images"]).tolist()
+    assert set(torch.load(out)) == set(load_checkpoint(model).model.state_dict())
+
+    again = tmp_path / "again.pt"
+    export_weights(["--variant", "tiny", "--models-dir", str(models), "--out", str(again)])
+    assert again.read_bytes() == out.read_bytes()  # the same weights give the same bytes
+
+    (models / "other.pt").write_bytes(model.read_bytes())
+    error = run_failing(
+        ["export-weights", "--variant", "other", "--models-dir", str(models), "--out", str(tmp_path / "x.pt")], capsys
+    )
+    assert "holds variant 'tiny', not 'other'" in error and not (tmp_path / "x.pt").exists()

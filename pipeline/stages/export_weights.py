@@ -1,0 +1,39 @@
+"""Stage ``export_cse849``: a variant's weights alone, as the seeds ask for them.
+
+    python -m pipeline.stages.export_weights --variant cse849 --out reports/cse849/q1_model.pt
+
+CSE 849 wants the best model's weights submitted as ``q1_model.pt``, loaded the seed's way:
+``model.load_state_dict(torch.load("q1_model.pt"))`` into the network the student built. The
+train stage's checkpoint (``models/<variant>.pt``) carries more (normalization, classes,
+params); this writes ``torch.save(model.state_dict())`` only, after validating the checkpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from pipeline.checkpoint import export_state_dict
+from pipeline.cli import run_stage
+
+log = logging.getLogger("pipeline.stages.export_weights")
+
+
+def run(variant: str, models_dir: Path, out: Path) -> list[str]:
+    names = export_state_dict(models_dir / f"{variant}.pt", out, variant)
+    log.info("%s: %d tensors of %s", out, len(names), variant)
+    return names
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Write a variant's weights alone (a state_dict).")
+    parser.add_argument("--variant", required=True, help="a key under `variants:`; reads <models-dir>/<variant>.pt")
+    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
+    parser.add_argument("--out", type=Path, required=True, help="the .pt file to write")
+    args = parser.parse_args(argv)
+    run_stage(lambda: run(args.variant, args.models_dir, args.out))
+
+
+if __name__ == "__main__":
+    main()
