@@ -61,14 +61,14 @@ def report(tmp_path_factory, tiny_raw, tiny_composite):
     csv_dir = tmp_path / "csv"
     convert.convert_mnist(tiny_raw, csv_dir, tmp_path / "npz")
     out = tmp_path / "reports"
-    stats = run_stats(csv_dir, tiny_composite, out, seed=0)
+    stats = run_stats(csv_dir, tiny_composite, out, seed=0, npz_dir=tmp_path / "npz")
     return stats, out, csv_dir
 
 
 def test_stats_json_layout_and_values(report, tiny_mnist):
     stats, out, _ = report
     assert json.loads((out / "stats.json").read_text()) == stats
-    assert set(stats) == {"mnist", "composite"}
+    assert set(stats) == {"mnist", "mnist_npz", "composite"}
     train = stats["mnist"]["train"]
     assert set(train) == {"count", "mean", "std", "class_counts"}
     images, labels = tiny_mnist["train"]
@@ -77,6 +77,11 @@ def test_stats_json_layout_and_values(report, tiny_mnist):
     assert train["std"] == round(images.astype(np.float64).std(ddof=1) / 255, 6)
     assert train["class_counts"] == {str(d): int((labels == d).sum()) for d in range(10)}
     assert stats["mnist"]["test"]["count"] == 100
+    # Practical 5 Q1's printout: the npz arrays as stored, and Q3.1's labels in file order
+    assert stats["mnist_npz"] == {
+        "train": {"x_shape": [300, 784], "y_shape": [300], "first_labels": labels[:30].tolist()},
+        "test": {"x_shape": [100, 784], "y_shape": [100]},
+    }
 
     composite = stats["composite"]
     assert set(composite) == {"train", "val", "test"}
@@ -96,7 +101,7 @@ def test_stats_files_are_deterministic(report, tiny_composite, tmp_path):
         assert (out / name).is_file(), name
     assert (out / "mnist_first5.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     again = tmp_path / "again"
-    run_stats(csv_dir, tiny_composite, again, seed=0)
+    run_stats(csv_dir, tiny_composite, again, seed=0, npz_dir=csv_dir.parent / "npz")
     for name in ("stats.json", "mnist_head.txt", "mnist_random20.png", "composite_samples.png"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
 

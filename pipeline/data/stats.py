@@ -10,6 +10,9 @@ MNIST is read from the Kaggle-style CSVs, as TDM 40200 reads it:
 * pixel mean/std over all training pixels in [0, 1], computed as DS 5220 does
   (``data.double().mean() / 255``, ``data.double().std() / 255``): 0.1307 / 0.3081.
 
+The Practical 5 npz files are read with their reader: the arrays' shapes as the seed's Q1
+prints them and the first training labels (what its Q3.1 turns into one-hot rows).
+
 The composite dataset (CSE 849) is read with the same reader the training uses:
 
 * per-channel mean/std of the train split in [0, 1] (the normalisation the training uses);
@@ -36,10 +39,11 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from pipeline.data.common.formats import CSV_NAMES
+from pipeline.data.common.formats import CSV_NAMES, NPZ_NAMES
 from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.image_folder import read_composite_metadata
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
+from pipeline.data.readers.mnist_npz import read_mnist_npz
 from pipeline.io import atomic_path, write_json, write_text
 
 log = logging.getLogger(__name__)
@@ -200,6 +204,21 @@ def mnist_report(csv_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     return {"train": mnist_split_stats(train), "test": mnist_split_stats(test)}
 
 
+NPZ_FIRST_LABELS = 30  # the seed's Q3.1 printout shows a batch of 30 labels
+
+
+def npz_report(npz_dir: Path) -> dict[str, Any]:
+    """Practical 5 Q1: ``train_X``, ``train_Y``, ``test_X``, ``test_Y`` shapes as stored in the npz
+    files (``x`` (N, 784), ``y`` (N,), which the reader checks), and the first training labels."""
+    result: dict[str, Any] = {}
+    for split in ("train", "test"):
+        data = read_mnist_npz(npz_dir / NPZ_NAMES[split])
+        result[split] = {"x_shape": [len(data), int(data.images[0].numel())], "y_shape": [len(data)]}
+        if split == "train":
+            result[split]["first_labels"] = data.labels[:NPZ_FIRST_LABELS].tolist()
+    return result
+
+
 def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     """Composite numbers (train normalisation, label agreement) + captioned sample grid."""
     from pipeline.data.common.imageio import decode_image
@@ -253,7 +272,11 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
 
 
 def run_stats(
-    csv_dir: str | os.PathLike[str], composite_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], seed: int
+    csv_dir: str | os.PathLike[str],
+    composite_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    seed: int,
+    npz_dir: str | os.PathLike[str] = "data/mnist_npz",
 ) -> dict[str, Any]:
     """Write every report file of the stage; return the numbers written to ``stats.json``."""
     out_dir = Path(out_dir)
@@ -264,6 +287,6 @@ def run_stats(
     start = time.perf_counter()
     composite = composite_report(Path(composite_dir), out_dir, seed)
     log.info("composite statistics and figures in %.1f s", time.perf_counter() - start)
-    stats = {"mnist": mnist, "composite": composite}
+    stats = {"mnist": mnist, "mnist_npz": npz_report(Path(npz_dir)), "composite": composite}
     write_json(out_dir / "stats.json", stats)
     return stats

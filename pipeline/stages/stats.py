@@ -1,6 +1,6 @@
 """Stage ``stats``: dataset statistics and figures for MNIST and the composite dataset.
 
-    python -m pipeline.stages.stats [--mnist-csv data/mnist_csv] [--composite data/composite]
+    python -m pipeline.stages.stats [--mnist-csv data/mnist_csv] [--mnist-npz data/mnist_npz] [--composite data/composite]
                                     [--out reports/data] [--params params.yaml]
 
 Reads ``stats.seed`` (which random training images the sample grids show). Writes
@@ -24,6 +24,9 @@ log = logging.getLogger("pipeline.stages.stats")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Dataset statistics and figures.")
     parser.add_argument("--mnist-csv", default="data/mnist_csv", help="folder of the MNIST CSVs (default: %(default)s)")
+    parser.add_argument(
+        "--mnist-npz", default="data/mnist_npz", help="folder of the Practical 5 npz files (default: %(default)s)"
+    )
     parser.add_argument("--composite", default="data/composite", help="composite dataset folder (default: %(default)s)")
     parser.add_argument("--out", default="reports/data", help="output folder (default: %(default)s)")
     parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
@@ -35,7 +38,7 @@ def run(args: argparse.Namespace) -> None:
     seed = section(load_params(args.params), "stats.seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"stats.seed: expected an integer, got {seed!r}")
-    stats = run_stats(args.mnist_csv, args.composite, args.out, seed)
+    stats = run_stats(args.mnist_csv, args.composite, args.out, seed, args.mnist_npz)
     mnist = stats["mnist"]["train"]
     log.info("MNIST train mean %.4f std %.4f", mnist["mean"], mnist["std"])
     for split, entry in stats["composite"].items():
