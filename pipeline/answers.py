@@ -300,6 +300,34 @@ def _accuracy_answer(inputs: Reader, variant: str, question: str, asked: str, sp
     return Answer(question, asked, f"`{variant}`: {pct(metrics[f'{split}_accuracy'])} {name} accuracy.", (rel,))
 
 
+def _final_epoch_answer(inputs: Reader, variant: str, question: str, asked: str) -> Answer | None:
+    """The kept epoch's training and test accuracy and loss, printed as DS 5220 Part 3 prints them."""
+    rel, facts_rel = f"{variant}/plots/epochs.csv", f"{variant}/training.json"
+    rows = table(inputs.text(rel), "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
+    facts = inputs.json(facts_rel)
+    if not rows or not has(facts, "checkpoint_epoch"):
+        return None
+    row = next((r for r in rows if int(r["epoch"]) == facts["checkpoint_epoch"]), None)
+    if row is None:
+        return None
+    printed = "\n".join(
+        f"{split.capitalize()} {what}: {row[f'{split}_{what}']}"
+        for what in ("accuracy", "loss")
+        for split in ("train", "test")
+    )
+    gap = 100 * (float(row["train_accuracy"]) - float(row["test_accuracy"]))
+    reading = f"training accuracy {abs(gap):.2f} points {'above' if gap > 0 else 'below'} the test accuracy" + (
+        ": no sign of overfitting at this length" if gap < 1 else ": the model fits its training set better"
+    )
+    return Answer(
+        question,
+        asked,
+        f"After epoch {row['epoch']} (the kept checkpoint), in the seed's format:\n\n```\n{printed}\n```\n\n"
+        f"The training figures are means over that epoch's batches, as the seed counts them; {reading}.",
+        (rel, facts_rel),
+    )
+
+
 def _log_answer(
     inputs: Reader, variant: str, question: str, asked: str, line: Callable[[Mapping[str, str], int], str]
 ) -> Answer | None:
@@ -602,8 +630,51 @@ def hku(inputs: Reader) -> list[Answer | None]:
     ]
 
 
+def _npz_answers(inputs: Reader) -> tuple[Answer | None, Answer | None]:
+    """Practical 5 Q1 (the arrays' shapes) and Q3.1 (labels reformatted as one-hot rows), printed
+    the seed's way from what the stats stage read in the npz files."""
+    rel = "data/stats.json"
+    npz = (inputs.json(rel) or {}).get("mnist_npz")
+    if not has(npz, "train.x_shape", "train.y_shape", "test.x_shape", "test.y_shape"):
+        return None, None
+    shape = lambda dims: "(" + ", ".join(str(d) for d in dims) + ("," if len(dims) == 1 else "") + ")"  # noqa: E731
+    printout = "\n".join(
+        ["+" + 40 * "-"]
+        + [
+            f"| {split.capitalize()} {array.upper()}: {shape(npz[split][f'{array}_shape'])}"
+            for split in ("train", "test")
+            for array in ("x", "y")
+        ]
+        + ["+ " + 40 * "-"]
+    )
+    shapes = Answer(
+        "Q1",
+        "Read the npz datasets and print the arrays' shapes",
+        f"Read by the Practical 5 reader (`pipeline/data/readers/mnist_npz.py`) as the seed's `read_npz` "
+        f"does; its Q1 cell prints:\n\n```\n{printout}\n```\n\nEach image is a flat row of 784 pixels "
+        "(reshaped to 1x28x28 in the forward pass, answer 2.2); each label one integer.",
+        (rel,),
+    )
+    labels = npz["train"].get("first_labels")
+    if not (isinstance(labels, list) and labels):
+        return shapes, None
+    rows = [[1 if c == y else 0 for c in range(10)] for y in labels[:6]]
+    one_hot = "\n".join(f"[{', '.join(f'{v}.' for v in row)}]" for row in rows)
+    return shapes, Answer(
+        "Q3.1",
+        "The labels before and after reformatting as one-hot targets",
+        f"The loss `one_hot_cross_entropy` (`pipeline/engine.py`) gives CrossEntropyLoss the one-hot rows "
+        f"`F.one_hot(y, 10)` as probability targets, as the seed's Q3.1 does. The first {len(labels)} "
+        f"training labels, and the first {len(rows)} of them one-hot:\n\n```\n"
+        f"tensor({labels})\n{one_hot}\n```\n\nWith one-hot targets the loss equals the class-index "
+        "cross-entropy: -sum_c t_c log p_c = -log p_y.",
+        (rel,),
+    )
+
+
 def prac5(inputs: Reader) -> list[Answer | None]:
-    found: list[Answer | None] = []
+    shapes, one_hot = _npz_answers(inputs)
+    found: list[Answer | None] = [shapes]
     trace = inputs.json("prac5/analysis/shape_trace.json")
     if has(trace, "chain"):
         found.append(
@@ -643,9 +714,62 @@ def prac5(inputs: Reader) -> list[Answer | None]:
                 softmax.sources,
             )
         )
+    found.append(
+        Answer(
+            "Q2.3",
+            "The model, its loss function and its optimizer",
+            "The loss measures how far the predicted class probabilities are from the true class: cross-entropy "
+            "-log p_y, averaged over the batch, computed from the logits by a log-softmax inside the loss (so the "
+            "network ends with its dense layer, see the softmax answer). The seed's optimizer, SGD, moves every "
+            "weight against its gradient, w <- w - lr * dL/dw, once per batch; the learning rate is in "
+            "`params.yaml` (`variants.prac5.train.optimizer`).",
+            (),
+        )
+    )
+    found.append(one_hot)
+    found.append(
+        Answer(
+            "Q3.2",
+            "Updating the parameters: `optimizer.step()` and `optimizer.zero_grad()`",
+            "`loss.backward()` adds each parameter's gradient to its `.grad`; `optimizer.step()` applies the update "
+            "above from those gradients; `optimizer.zero_grad()` clears them before the next batch, since without "
+            "it gradients of earlier batches would accumulate into every later step (`pipeline/engine.py`, "
+            "`train_one_epoch`).",
+            (),
+        )
+    )
     found.append(_log_answer(inputs, "prac5", "Q3 (log)", "The per-epoch training log", seed_line))
     found.append(_curve_answer(inputs, "prac5", "Q3", "Train the network: how do loss and accuracy develop?"))
     return found
+
+
+def _first_batch_answer(inputs: Reader, variants: Sequence[str]) -> Answer | None:
+    """DS 5220 Part 0: the first training batch printed the seed's way, per variant."""
+    printed, said, rels = [], [], []
+    for variant in variants:
+        rel = f"{variant}/training.json"
+        batch = (inputs.json(rel) or {}).get("first_batch")
+        if not has(batch, "images_shape", "labels_shape", "mean", "std"):
+            continue
+        rels.append(rel)
+        printed.append(
+            f"# {variant}\nImages shape:  torch.Size({batch['images_shape']})\n"
+            f"Labels shape:  torch.Size({batch['labels_shape']})\nMean={batch['mean']}, Std={batch['std']}"
+        )
+        standard = abs(batch["mean"]) < 0.1 and abs(batch["std"] - 1) < 0.1
+        said.append(
+            f"`{variant}`'s batch has mean {batch['mean']:.4f} and std {batch['std']:.4f}, "
+            + ("close to 0 and 1: the pixels were standardized" if standard else "not standardized")
+        )
+    if not printed:
+        return None
+    return Answer(
+        "Part 0",
+        "Shapes, mean and std of the first training batch",
+        "Recorded by the training stage from the first batch the model was given (after normalization), printed "
+        "as the seed's cell prints it:\n\n```\n" + "\n\n".join(printed) + "\n```\n\n" + "; ".join(said) + ".",
+        tuple(rels),
+    )
 
 
 def ds5220(inputs: Reader) -> list[Answer | None]:
@@ -656,6 +780,7 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
         return f"The CNN has {b['parameters']:,} trainable parameters against {a['parameters']:,}: {fewer}."
 
     found: list[Answer | None] = [
+        _first_batch_answer(inputs, ("ds5220_cnn", "ds5220_cnn_raw")),
         Answer(
             "Q1.1",
             "Invariance, and how convolution provides it",
@@ -714,6 +839,9 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
                     ("ds5220_mlp/analysis/shape_trace.json", "ds5220_mlp/analysis/param_counts.json"),
                 )
             )
+    found.append(
+        _final_epoch_answer(inputs, "ds5220_mlp", "Part 3", "Train the MLP: final training and test accuracy and loss")
+    )
     trace_cnn = inputs.json("ds5220_cnn/analysis/shape_trace.json")
     trace_cnn = trace_cnn if has(trace_cnn, "chain") else None
     found += [
@@ -730,9 +858,23 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
         ),
         _comparison_answer(inputs, "mlp_vs_cnn", "Q3.2", "Compare the MLP and the CNN", ("the MLP", "the CNN"), params),
         _parameter_answer(inputs),
+        # Part 4 follows the MLP's problem in the seed and is asked again for the CNN: both answered
+        _curve_answer(inputs, "ds5220_mlp", "4.1 (MLP)", "Training and test loss of the MLP over the epochs"),
         _curve_answer(inputs, "ds5220_cnn", "4.1", "Training and test loss of the CNN over the epochs"),
+        _first_predictions_answer(
+            inputs, "ds5220_mlp", "4.2 (MLP)", "The MLP's predictions on the first 20 test images"
+        ),
         _first_predictions_answer(inputs, "ds5220_cnn", "4.2", "Predictions on the first 20 test images"),
+        _confusion_answer(inputs, "ds5220_mlp", "4.3 (MLP)", "Which digits does the MLP get wrong?"),
         _confusion_answer(inputs, "ds5220_cnn", "4.3", "Which digits does the CNN get wrong?"),
+        _comparison_answer(
+            inputs,
+            "normalization_mlp",
+            "4.4 (MLP)",
+            "Train the MLP without normalization: what changes?",
+            ("with normalization (`ds5220_mlp`)", "without (`ds5220_mlp_raw`)"),
+            _loss_sentence,
+        ),
         _comparison_answer(
             inputs,
             "normalization",
@@ -798,7 +940,7 @@ def _filters_answer(inputs: Reader) -> Answer | None:
         sources += (norms_rel,)
     elif cues:
         text += f" The colour kernels fit {' and '.join(cues)}."
-    return Answer("2.1", "Do the first-layer filters remind you of CIFAR-10 patterns?", text, sources)
+    return Answer("Q2 deliverable 2", "Do the first-layer filters remind you of CIFAR-10 patterns?", text, sources)
 
 
 def cse849(inputs: Reader) -> list[Answer | None]:
@@ -808,31 +950,32 @@ def cse849(inputs: Reader) -> list[Answer | None]:
     found.append(_filters_answer(inputs))
     rel = "cse849/classwise_norms/classwise_norms.json"
     data = inputs.json(rel)
-    if (
-        not isinstance(data, Mapping)
-        or len(data) < 2
-        or not all(has(v, "per_filter") and v["per_filter"] for v in data.values())
-    ):
+    keys = ("summary.median_cv", "summary.filters", "summary.class_specific_filters", "summary.cv_threshold")
+    if not isinstance(data, Mapping) or len(data) < 2 or not all(has(v, *keys) for v in data.values()):
         return found
-    layers = list(data)
-    stats = {}
-    for layer in layers:
-        cvs = sorted(f["cv"] for f in data[layer]["per_filter"].values())
-        stats[layer] = (cvs[len(cvs) // 2], len(cvs))
-    first, last = layers[0], layers[-1]
-    more = "more" if stats[last][0] > stats[first][0] else "less"
+    # the stage's own summary, not recomputed here: one median for the table and this sentence
+    summary = {layer: v["summary"] for layer, v in data.items()}
+    first, last = list(summary)[0], list(summary)[-1]
+    a, b = summary[first], summary[last]
+    more = "more" if b["median_cv"] > a["median_cv"] else "less"
     reading = (
         "early filters respond to generic patterns, late ones to classes"
         if more == "more"
         else "the usual picture (generic early, class-specific late) does not hold here"
     )
     text = (
-        f"Across the {stats[first][1]} filters of {first} the median coefficient of variation of the class-wise "
-        f"mean norms (std across the ten classes / mean) is {stats[first][0]:.3f}; across the {stats[last][1]} of "
-        f"{last} it is {stats[last][0]:.3f}. The late layer's responses depend {more} on the class than the "
-        f"early layer's: {reading}."
+        f"Across the {a['filters']} filters of {first} the median coefficient of variation of the class-wise "
+        f"mean norms (std across the ten classes / mean) is {a['median_cv']:.3f}; across the {b['filters']} of "
+        f"{last} it is {b['median_cv']:.3f}. Over the threshold of {a['cv_threshold']} (population std of the "
+        f"class means above {a['cv_threshold']} of their mean; since that std is at most half their range, the "
+        f"strongest class's mean norm is then over {1 + 2 * a['cv_threshold']:g} times the weakest's): "
+        f"{a['class_specific_filters']} of {a['filters']} in {first}, {b['class_specific_filters']} "
+        f"of {b['filters']} in {last}. The late layer's responses depend {more} on the class than the early "
+        f"layer's: {reading}."
     )
-    found.append(Answer("2.2", "Early vs late layers: what do the class-wise feature-map norms show?", text, (rel,)))
+    found.append(
+        Answer("Q2 deliverable 4", "Early vs late layers: what do the class-wise feature-map norms show?", text, (rel,))
+    )
     return found
 
 

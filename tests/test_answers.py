@@ -111,14 +111,19 @@ def test_confusions_name_the_most_frequent_mistakes_and_the_weakest_class():
 
 def test_classwise_answer_flips_when_the_early_layer_is_the_class_specific_one():
     def files(cv1: float, cv5: float) -> Files:
-        layer = lambda cv, n: {"per_filter": {f"filter_{i:02d}": {"cv": cv} for i in range(n)}}  # noqa: E731
+        def layer(cv: float, n: int) -> dict:
+            over = n if cv > 0.5 else 0
+            summary = {"median_cv": cv, "filters": n, "class_specific_filters": over, "cv_threshold": 0.5}
+            return {"summary": summary, "per_filter": {f"filter_{i:02d}": {"cv": 9.0} for i in range(n)}}
+
         return Files(
             {"cse849/classwise_norms/classwise_norms.json": {"conv1": layer(cv1, 16), "conv5": layer(cv5, 80)}}
         )
 
-    usual = answer("cse849", "2.2", files(0.03, 0.8)).text
+    usual = answer("cse849", "Q2 deliverable 4", files(0.03, 0.8)).text
     assert "across the 80 of conv5 it is 0.800" in usual and "depend more on the class" in usual
-    odd = answer("cse849", "2.2", files(0.8, 0.03)).text
+    assert "0 of 16 in conv1, 80 of 80 in conv5" in usual  # the stage's counts and median, not recomputed
+    odd = answer("cse849", "Q2 deliverable 4", files(0.8, 0.03)).text
     assert "depend less on the class" in odd and "does not hold here" in odd
 
 
@@ -140,7 +145,8 @@ def test_softmax_answer_explains_and_measures_both_ways():
     assert "Measured: without a softmax layer (`prac5`) reaches 98.41% test accuracy against 90.00%" in a.text
     b = answer("prac5", "Q2 (softmax)", files(0.90, 0.9841))
     assert "Measured: with one (`prac5_softmax`) reaches 98.41%" in b.text
-    assert [x.question for x in answers("prac5", Files({}))] == []  # nothing measured, nothing said
+    # nothing measured, nothing said: only the conceptual answers remain
+    assert [x.question for x in answers("prac5", Files({}))] == ["Q2.3", "Q3.2"]
 
 
 def test_first_predictions_and_parameter_answers_follow_the_files():
@@ -244,7 +250,7 @@ def test_cse849_filter_answer_follows_the_measured_kinds_and_class_dependence():
         "cse849/analysis/filters.json": filters(["blue", "blue", "red"], 13),
         "cse849/classwise_norms/classwise_norms.json": norms(0),
     }
-    text = answer("cse849", "2.1", Files(files)).text
+    text = answer("cse849", "Q2 deliverable 2", Files(files)).text
     assert "13 respond to grey-level structure" in text and "3 to colour (2 preferring blue, 1 preferring red)" in text
     assert "barely depend on the class" in text and "rather than parts of any one CIFAR-10 class" in text
     assert "sky and water" in text and "grass" not in text
@@ -252,6 +258,58 @@ def test_cse849_filter_answer_follows_the_measured_kinds_and_class_dependence():
         "cse849/analysis/filters.json": filters(["green"], 15),
         "cse849/classwise_norms/classwise_norms.json": norms(4),
     }
-    text = answer("cse849", "2.1", Files(files)).text
+    text = answer("cse849", "Q2 deliverable 2", Files(files)).text
     assert "4 of 16 filters pass" in text and "already favour particular classes" in text and "barely" not in text
     assert "grass and foliage" in text and "sky" not in text
+
+
+def test_first_batch_answer_prints_the_recorded_batch_and_follows_its_scale():
+    def batch(mean: float, std: float) -> dict:
+        return {"first_batch": {"images_shape": [64, 1, 28, 28], "labels_shape": [64], "mean": mean, "std": std}}
+
+    files = {"ds5220_cnn/training.json": batch(0.0123, 1.0071), "ds5220_cnn_raw/training.json": batch(0.1322, 0.3101)}
+    a = answer("ds5220", "Part 0", Files(files))
+    assert (
+        "Images shape:  torch.Size([64, 1, 28, 28])\nLabels shape:  torch.Size([64])\nMean=0.0123, Std=1.0071" in a.text
+    )
+    assert "`ds5220_cnn`'s batch has mean 0.0123 and std 1.0071, close to 0 and 1" in a.text
+    assert "`ds5220_cnn_raw`'s batch has mean 0.1322 and std 0.3101, not standardized" in a.text
+    assert a.sources == ("ds5220_cnn/training.json", "ds5220_cnn_raw/training.json")
+    # a normalization that did not standardize changes the sentence
+    files["ds5220_cnn/training.json"] = batch(-0.4, 0.6)
+    assert (
+        "`ds5220_cnn`'s batch has mean -0.4000 and std 0.6000, not standardized"
+        in answer("ds5220", "Part 0", Files(files)).text
+    )
+    # a training.json from before the engine recorded the batch gives no answer
+    assert all(a.question != "Part 0" for a in answers("ds5220", Files({"ds5220_cnn/training.json": {"epochs": 10}})))
+
+
+def test_practical5_printouts_come_from_the_npz_the_stats_stage_read():
+    npz = {
+        "train": {"x_shape": [600, 784], "y_shape": [600], "first_labels": [3, 0, 9]},
+        "test": {"x_shape": [100, 784], "y_shape": [100]},
+    }
+    files = Files({"data/stats.json": {"mnist_npz": npz}})
+    q1 = answer("prac5", "Q1", files)
+    assert "| Train X: (600, 784)\n| Train Y: (600,)\n| Test X: (100, 784)\n| Test Y: (100,)" in q1.text
+    one_hot = answer("prac5", "Q3.1", files)
+    assert "tensor([3, 0, 9])\n[0., 0., 0., 1., 0., 0., 0., 0., 0., 0.]\n[1., 0., " in one_hot.text
+    assert "The first 3 training labels, and the first 3 of them one-hot" in one_hot.text
+    del npz["train"]["first_labels"]  # a stats.json without the labels: the shapes alone
+    assert [a.question for a in answers("prac5", Files({"data/stats.json": {"mnist_npz": npz}}))][:2] == ["Q1", "Q2.3"]
+
+
+def test_final_epoch_answer_reads_the_kept_epoch_and_says_which_way_the_gap_goes():
+    rows = [
+        {"epoch": 1, "train_loss": 0.5, "train_accuracy": 0.90, "test_loss": 0.3, "test_accuracy": 0.93},
+        {"epoch": 2, "train_loss": 0.2, "train_accuracy": 0.97, "test_loss": 0.2, "test_accuracy": 0.95},
+    ]
+    files = {"ds5220_mlp/plots/epochs.csv": csv_text(rows), "ds5220_mlp/training.json": {"checkpoint_epoch": 2}}
+    a = answer("ds5220", "Part 3", Files(files))
+    assert "After epoch 2 (the kept checkpoint)" in a.text
+    assert "Train accuracy: 0.97\nTest accuracy: 0.95\nTrain loss: 0.2\nTest loss: 0.2" in a.text
+    assert "training accuracy 2.00 points above the test accuracy: the model fits its training set better" in a.text
+    files["ds5220_mlp/training.json"] = {"checkpoint_epoch": 1}  # an earlier kept epoch: its row, its reading
+    a = answer("ds5220", "Part 3", Files(files))
+    assert "Train accuracy: 0.9\n" in a.text and "3.00 points below the test accuracy: no sign of overfitting" in a.text
