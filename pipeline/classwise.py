@@ -123,20 +123,26 @@ def classwise_bar_titles(summary: Mapping[str, Any], classes: Sequence[str]) -> 
 
 
 def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence[str]) -> Figure:
-    """Each layer's ``(classes, filters)`` mean norms divided by the filter's mean over classes (1 = uniform)."""
+    """Each layer's ``(classes, filters)`` mean norms divided by the filter's mean over classes (1 = uniform).
+
+    Columns are grouped by the class each filter responds to most (then by how strongly), so a
+    layer of class-specific filters shows as a staircase of red blocks, one per class, and a
+    layer of generic ones as a pale band; the x labels keep each filter's own index.
+    """
     fig = Figure(figsize=(14, 2.6 * len(matrices) + 0.6), layout="constrained")
     axes = np.atleast_1d(fig.subplots(len(matrices), 1, squeeze=False).ravel())
     for ax, (name, m) in zip(axes, matrices.items()):
         m = np.asarray(m, dtype=np.float64)
         mean = m.mean(axis=0, keepdims=True)
         rel = np.divide(m, mean, out=np.ones_like(m), where=mean > 1e-12)
+        order = np.lexsort((-rel.max(axis=0), rel.argmax(axis=0)))  # by strongest class, then peak height
+        rel = rel[:, order]
         norm = TwoSlopeNorm(vcenter=1.0, vmin=min(float(np.nanmin(rel)), 0.999), vmax=max(float(np.nanmax(rel)), 1.001))
         image = ax.imshow(rel, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
         ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        step = 1 if m.shape[1] <= 20 else 5
-        ax.set_xticks(range(0, m.shape[1], step))
-        ax.tick_params(axis="x", labelsize=7)
-        ax.set_xlabel("filter", fontsize=8)
+        ax.set_xticks(range(m.shape[1]), [str(i) for i in order], rotation=90)
+        ax.tick_params(axis="x", labelsize=7 if m.shape[1] <= 20 else 5)
+        ax.set_xlabel("filter (grouped by the class it responds to most)", fontsize=8)
         ax.set_title(f"{name}: class-wise mean feature-map norm / filter mean over classes", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     return fig

@@ -346,9 +346,19 @@ class Markdown:
     inputs: Inputs
     blocks: list[str] = field(default_factory=list)
     images: list[str] = field(default_factory=list)  # link targets, relative to report/
+    anchors: Counter[str] = field(default_factory=Counter)  # heading slugs so far, for unique ids
+    answer_links: dict[str, list[str]] = field(default_factory=dict)  # assignment key -> links to its answers
 
-    def heading(self, level: int, text: str) -> None:
+    def heading(self, level: int, text: str) -> str:
+        """Add a heading; return its anchor (the id GitHub and :func:`markdown_to_html` give it)."""
         self.blocks.append(f"{'#' * level} {text}")
+        return self._anchor(text)
+
+    def _anchor(self, text: str) -> str:
+        base = slug(text)
+        anchor = base if not self.anchors[base] else f"{base}-{self.anchors[base]}"
+        self.anchors[base] += 1
+        return anchor
 
     def para(self, text: str) -> None:
         self.blocks.append(text)
@@ -420,6 +430,7 @@ class Markdown:
                 heading = _HEADING.match(line)
                 if heading:
                     line = "#" * max(1, min(6, len(heading.group(1)) + shift)) + line[len(heading.group(1)) :]
+                    self._anchor(line.lstrip("#").strip())  # counted, so later ids stay unique
                 line = _LINK.sub(lambda m: _rebase(m, base, self), line)
             out.append(line)
         self.blocks.append("\n".join(out))
@@ -930,15 +941,16 @@ def answers_section(doc: Markdown, key: str) -> None:
     if not found:
         return
     doc.heading(3, "Answers to the seed's questions, from our measurements")
+    index = len(doc.blocks)  # the list of links to every answer goes here, once their ids are known
+    links = []
     for a in found:
-        text = a.text[:1].upper() + a.text[1:]
-        sources = f"From {', '.join(ref(rel) for rel in a.sources)}." if a.sources else ""
-        if "```" in text:  # a code block ends its own paragraph
-            doc.para(f"**{a.question}.** *{md_escape(a.asked)}* {text}")
-            if sources:
-                doc.para(sources)
-        else:
-            doc.para(f"**{a.question}.** *{md_escape(a.asked)}* {text}" + (f" ({sources})" if sources else ""))
+        anchor = doc.heading(4, f"{a.question}. {md_escape(a.asked)}")
+        links.append(f"[{a.question}](#{anchor})")
+        doc.para(a.text[:1].upper() + a.text[1:])
+        if a.sources:
+            doc.para(f"From {', '.join(ref(rel) for rel in a.sources)}.")
+    doc.blocks.insert(index, "Questions: " + " · ".join(links))
+    doc.answer_links[key] = links
 
 
 DEVIATIONS_TITLE = "Where this pipeline departs from the seeds"
@@ -1026,7 +1038,19 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
             doc.para(f"`{REPORTS}/{rel}` has no `shortcut` / `occlusion` block (not composite data).")
             continue
         shortcut_occlusion(doc, variant, ev)
-    doc.heading(3, "Test-set predictions (`q1_test.txt`)")
+    doc.heading(3, "Deliverables: `q1_model.pt` and `q1_test.txt`")
+    weights = "cse849/q1_model.pt"
+    if inputs.exists(weights):
+        variant = inputs.variant("cse849")
+        built = describe_model(variant) if variant else "the network"
+        doc.para(
+            f"{ref(weights)} ({inputs.path(weights).stat().st_size / 1024:,.0f} KB, stage `export_cse849`): the kept "
+            f"model's weights alone, loadable the seed's way into {built}: "
+            f'`model.load_state_dict(torch.load("{REPORTS}/{weights}"))`. The input normalization is not in it '
+            "(the seed's notebook applies its own); `models/cse849.pt` carries it."
+        )
+    else:
+        doc.missing(weights)
     preds = inputs.text("cse849/q1_test.txt")
     if preds is None:
         doc.missing("cse849/q1_test.txt")
@@ -1419,7 +1443,7 @@ def build_markdown(inputs: Inputs) -> Markdown:
         "Analysis across assignments",
         "Time",
     ]
-    doc.bullets(f"[{s}](#{slug(s)})" for s in sections)
+    contents = len(doc.blocks)  # filled in last: it links every answer, whose ids exist once written
     summary(doc)
     data_section(doc)
     listed: list[str] = []
@@ -1432,6 +1456,13 @@ def build_markdown(inputs: Inputs) -> Markdown:
         deviations_section(doc)
     analysis_section(doc)
     time_section(doc, [*listed, *others])
+    answers_by_title = {a["title"]: doc.answer_links.get(key) for key, a in inputs.seeds.items()}
+    lines = []
+    for title in sections:
+        lines.append(f"- [{title}](#{slug(title)})")
+        if answers_by_title.get(title):
+            lines.append("  - Answers: " + " · ".join(answers_by_title[title]))
+    doc.blocks.insert(contents, "\n".join(lines))
     return doc
 
 
