@@ -463,6 +463,19 @@ def test_every_image_in_readme_exists(fake_repo):
         assert resolve(fake_repo, target).exists() or target == "index.html", target
 
 
+def test_every_link_within_the_report_reaches_a_heading(fake_repo):
+    """The contents list every answer; each ``#anchor`` is an id the HTML gives a heading, and the
+    ids are unique (answers headed alike in two sections get ``-1`` as on GitHub)."""
+    rep = write_report(fake_repo)
+    ids = re.findall(r'<h[1-6] id="([^"]+)"', rep.html)
+    assert len(ids) == len(set(ids))
+    links = re.findall(r"\]\(#([^)\s]+)\)", rep.markdown)
+    answers = re.findall(r"^  - Answers: (.*)$", rep.markdown, flags=re.M)
+    assert answers and all("](#" in line for line in answers)  # answers listed under their assignments
+    assert links and not sorted(set(links) - set(ids))
+    assert 'href="#' in rep.html
+
+
 def test_html_is_self_contained(fake_repo):
     rep = write_report(fake_repo)
     page = (fake_repo / "report" / "index.html").read_text(encoding="utf-8")
