@@ -234,6 +234,7 @@ def _png(path: Path) -> np.ndarray:
 def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
     root = tiny_composite
     assert sorted(p.name for p in root.iterdir()) == [
+        ".decoded",  # each split's images decoded (pipeline/data/common/decoded.py)
         "dataset.json",
         "metadata.csv",
         "test",

@@ -296,3 +296,34 @@ def test_read_image_dir_sorted_and_checked(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="empty: no image files"):
         read_image_dir(tmp_path / "empty")
+
+
+def test_composite_splits_load_decoded_as_decoding_would_give(tiny_composite, tmp_path):
+    """The converter stores each split decoded; the reader's images, labels, files and digit labels are
+    the same with and without that copy, and an edited folder is decoded again, not served stale."""
+    from pipeline.data.common.decoded import DECODED, load_decoded
+
+    copy = tmp_path / "composite"
+    shutil.copytree(tiny_composite, copy)
+    for split in ("train", "val", "test"):
+        files = read_split("image_folder", copy, split).files
+        assert load_decoded(copy / split, files) is not None, split  # the copy is there and used
+    stored = {split: read_split("image_folder", copy, split) for split in ("train", "val", "test")}
+    plain = tmp_path / "plain"
+    shutil.copytree(tiny_composite, plain, ignore=shutil.ignore_patterns(DECODED))
+    for split, a in stored.items():
+        b = read_split("image_folder", plain, split)
+        assert torch.equal(a.images, b.images) and torch.equal(a.labels, b.labels), split
+        assert a.files == b.files and torch.equal(a.digit_labels, b.digit_labels), split
+    test_images, _ = read_image_dir(copy / "test", size=(64, 64), channels=3)  # predict's path
+    assert torch.equal(test_images, stored["test"].images)
+
+    # one test image replaced by another picture of a different size in bytes
+    victim = copy / "test" / stored["test"].files[0]
+    Image.fromarray(np.full((64, 64, 3), 200, dtype=np.uint8)).save(victim)
+    assert load_decoded(copy / "test", stored["test"].files) is None
+    fresh = read_split("image_folder", copy, "test")
+    assert bool((fresh.images[0] == 200).all()) and torch.equal(fresh.images[1:], stored["test"].images[1:])
+    # one training image removed: other files than stored, decoded again
+    (copy / "train" / stored["train"].files[-1]).unlink()
+    assert len(read_split("image_folder", copy, "train")) == len(stored["train"]) - 1

@@ -60,6 +60,7 @@ import pandas as pd
 
 from pipeline.config import ConfigError, section
 from pipeline.data import cifar as cifar_mod
+from pipeline.data.common.decoded import write_decoded
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import (
     COMPOSITE_SPLITS,
@@ -331,14 +332,26 @@ def write_composite(
         cifar_col = plan["cifar_index"].to_numpy()
         mnist_col = plan["mnist_index"].to_numpy()
 
+        # Every composite is kept in memory too, to store each split decoded (the readers load
+        # that instead of decoding the PNGs again; PNG is lossless, so it is the same pixels).
+        rendered = np.empty((len(plan), CANVAS_SIZE, CANVAS_SIZE, 3), dtype=np.uint8)
+
         def work(start: int, stop: int) -> None:
             for i in range(start, stop):
                 test = split_col[i] == "test"
                 image = (cifar.test_images if test else cifar.train_images)[cifar_col[i]]
                 digit = (mnist_test if test else mnist_train)[mnist_col[i]]
-                encode_png(render_composite(image, digit), tmp / split_col[i] / file_col[i])
+                rendered[i] = render_composite(image, digit)
+                encode_png(rendered[i], tmp / split_col[i] / file_col[i])
 
         map_chunks(work, len(plan), workers, chunks_per_worker=8)
+        for split in SPLITS:
+            rows = np.flatnonzero(split_col == split)
+            files = file_col[rows].tolist()  # relative to the split folder: <class>/<file>, or <file> for test
+            order = sorted(
+                range(len(files)), key=files.__getitem__
+            )  # the readers' listing order: no reordering on load
+            write_decoded(tmp / split, [files[i] for i in order], rendered[rows[order]].transpose(0, 3, 1, 2))
         test_rows = plan[plan["split"] == "test"]
         test_rows[["filename", "label"]].to_csv(tmp / TEST_LABELS, index=False, lineterminator="\n")
         plan.to_csv(tmp / METADATA, index=False, lineterminator="\n")
