@@ -360,7 +360,8 @@ def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):
     from pipeline.stages.compare import main, run
 
     with pytest.raises(
-        ConfigError, match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, normalization_mlp, mlp_vs_cnn"
+        ConfigError,
+        match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, normalization_mlp, mlp_vs_cnn",
     ):
         run("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
     with pytest.raises(SystemExit) as exc:
