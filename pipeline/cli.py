@@ -1,16 +1,25 @@
-"""What every stage entry point shares: logging set-up and one-line errors.
+"""What every stage entry point shares: its shape, logging set-up and one-line errors.
 
-A stage's ``main()`` does its work inside :func:`run_stage`; an expected failure
-(bad params, bad data, a missing input: :data:`EXPECTED_ERRORS`) ends the process with
-exit code 1 and a single ``error: ...`` line naming the file or key, instead of a
-traceback.
+Every stage module ends the same way::
+
+    main = stage_main(__doc__, [VARIANT, MODELS_DIR, path_arg("--out", "reports", "output folder")],
+                      lambda args: run(args.variant, args.models_dir, args.out))
+
+:func:`stage_main` builds the parser from the argument specs (the common ones are defined
+here once), parses ``argv`` and does the work inside :func:`run_stage`: an expected failure
+(bad params, bad data, a missing input: :data:`EXPECTED_ERRORS`) ends the process with exit
+code 1 and a single ``error: ...`` line naming the file or key, instead of a traceback.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 from pipeline.errors import PipelineError
 
@@ -43,3 +52,50 @@ def run_stage(work: Callable[[], None]) -> None:
     except EXPECTED_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One command-line argument: what ``ArgumentParser.add_argument`` takes, as data."""
+
+    flags: tuple[str, ...]
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+def arg(*flags: str, **options: Any) -> Arg:
+    return Arg(flags, options)
+
+
+def path_arg(flag: str, default: str | None, what: str, **options: Any) -> Arg:
+    """A path option; its help says the default."""
+    if default is None:
+        return arg(flag, type=Path, help=what, **options)
+    return arg(flag, type=Path, default=Path(default), help=f"{what} (default: %(default)s)", **options)
+
+
+VARIANT = arg("variant", help="a key under `variants:` in params.yaml")
+PARAMS = path_arg("--params", "params.yaml", "parameter file")
+MODELS_DIR = path_arg("--models-dir", "models", "folder of the checkpoints <variant>.pt")
+REPORTS_DIR = path_arg("--reports-dir", "reports", "folder of the stages' reports")
+
+
+def stage_main(
+    doc: str | None,
+    arguments: Sequence[Arg],
+    work: Callable[[argparse.Namespace], object],
+    before: Callable[[], object] | None = None,
+) -> Callable[[list[str] | None], None]:
+    """A stage's ``main(argv=None)``: parse ``arguments`` (description: the first paragraph of
+    ``doc``), call ``before()`` (process set-up), then ``work(args)`` inside :func:`run_stage`."""
+
+    def main(argv: list[str] | None = None) -> None:
+        description = (doc or "").strip().split("\n\n")[0]
+        parser = argparse.ArgumentParser(description=description)
+        for a in arguments:
+            parser.add_argument(*a.flags, **a.options)
+        args = parser.parse_args(argv)
+        if before is not None:
+            before()
+        run_stage(lambda: work(args))
+
+    return main

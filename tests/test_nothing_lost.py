@@ -106,7 +106,9 @@ def test_predict_refuses_an_output_that_would_destroy_or_pollute_the_images(prec
 def test_autograde_stage_refuses_a_folder_as_output(precious, capsys):
     from pipeline.stages import autograde
 
-    assert autograde.main(["--out", f"{precious}/"]) == 1
+    with pytest.raises(SystemExit) as exit_info:
+        autograde.main(["--out", f"{precious}/"])
+    assert exit_info.value.code == 1
     assert "is a directory" in capsys.readouterr().err
     assert_intact(precious)
 

@@ -20,7 +20,6 @@ nothing else (no params, no data). Writes the folder ``reports/<variant>/analysi
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
@@ -29,7 +28,7 @@ import pandas as pd
 
 from pipeline import analysis
 from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
-from pipeline.cli import run_stage
+from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, path_arg, stage_main
 from pipeline.io import atomic_path, read_json, require_keys, write_json, write_text
 from pipeline.plots import save_figure
 
@@ -109,16 +108,16 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        description="Analyse one trained variant: filters, shapes, parameters, loss curve."
-    )
-    parser.add_argument("variant", metavar="VARIANT", help="variant name (reads <models-dir>/VARIANT.pt)")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, help="output folder (default: <reports-dir>/VARIANT/analysis)")
-    args = parser.parse_args(argv)
-    run_stage(lambda: analyze(args.variant, args.models_dir, args.reports_dir, args.out))
+main = stage_main(
+    __doc__,
+    [
+        VARIANT,
+        MODELS_DIR,
+        REPORTS_DIR,
+        path_arg("--out", None, "output folder (default: <reports-dir>/VARIANT/analysis)"),
+    ],
+    lambda args: analyze(args.variant, args.models_dir, args.reports_dir, args.out),
+)
 
 
 if __name__ == "__main__":

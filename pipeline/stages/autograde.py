@@ -12,18 +12,21 @@ a metrics file::
 
 Failed checks lower the scores but do not fail the stage: the file is still written
 and the exit code is 0 (the score is the result). The exit code is non-zero only when
-the grader itself cannot run or the file cannot be written.
+the grader itself cannot run or the file cannot be written (one ``error:`` line).
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
+import logging
+from pathlib import Path
 
 from pipeline.autograder import PROJECT_LAYERS
+from pipeline.cli import path_arg, stage_main
 from pipeline.grading.cases import QUESTIONS
 from pipeline.grading.sandbox import format_summary, grade_submission
 from pipeline.io import write_json
+
+log = logging.getLogger("pipeline.stages.autograde")
 
 METRIC_KEYS = ("score", "max", "passed", "total")
 
@@ -37,25 +40,19 @@ def build_report(results: dict) -> dict:
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline.stages.autograde",
-        description="Grade HKU A3 Questions 1-4 (pipeline.models.simple_cnn.layers).",
-    )
-    parser.add_argument("--out", default="reports/autograder.json", help="metrics JSON to write")
-    args = parser.parse_args(argv)
-
+def run(out: Path) -> dict:
     results = grade_submission(PROJECT_LAYERS)
     print(format_summary(results))
-    try:
-        write_json(args.out, build_report(results))
-    except OSError as exc:
-        print(f"autograde: cannot write {args.out}: {exc}", file=sys.stderr)
-        return 1
+    write_json(out, build_report(results))
     status = "all checks pass" if results["total"] == results["max_total"] else "some checks FAIL"
-    print(f"autograde: {results['total']}/{results['max_total']} points ({status}); wrote {args.out}")
-    return 0
+    log.info("%d/%d points (%s); wrote %s", results["total"], results["max_total"], status, out)
+    return results
+
+
+main = stage_main(
+    __doc__, [path_arg("--out", "reports/autograder.json", "metrics JSON to write")], lambda args: run(args.out)
+)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -24,7 +24,6 @@ The first-layer kernels are drawn by ``analyze@<variant>`` (``reports/<variant>/
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -34,7 +33,7 @@ import torch
 
 from pipeline import classwise
 from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.config import load_params
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import read_split
@@ -133,14 +132,16 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Class-wise average feature-map norms (CSE 849 2.2).")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
-    parser.add_argument("--model", type=Path, help="checkpoint (default: models/<analysis.classwise_norms.variant>.pt)")
-    parser.add_argument("--data", type=Path, help="dataset folder (default: the one stored in the checkpoint)")
-    parser.add_argument("--out", type=Path, help="output folder (default: reports/<variant>/classwise_norms)")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.params, args.model, args.data, args.out))
+main = stage_main(
+    __doc__,
+    [
+        PARAMS,
+        path_arg("--model", None, "checkpoint (default: models/<analysis.classwise_norms.variant>.pt)"),
+        path_arg("--data", None, "dataset folder (default: the one stored in the checkpoint)"),
+        path_arg("--out", None, "output folder (default: reports/<variant>/classwise_norms)"),
+    ],
+    lambda args: run(args.params, args.model, args.data, args.out),
+)
 
 
 if __name__ == "__main__":

@@ -13,11 +13,10 @@ checkpoint kept by training) and ``reports/<a>/analysis/param_counts.json``,
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
 from pipeline.comparisons import compare, comparison_markdown, load_comparison
 from pipeline.config import load_params
 from pipeline.io import read_json, require_keys, write_json, write_text
@@ -47,14 +46,16 @@ def run(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="One measured comparison of two variants (analysis.comparisons.KEY).")
-    parser.add_argument("key", metavar="KEY", help="a key of analysis.comparisons in params.yaml")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("reports/comparisons"), help="default: %(default)s")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.key, args.params, args.reports_dir, args.out))
+main = stage_main(
+    __doc__,
+    [
+        arg("key", metavar="KEY", help="a key of analysis.comparisons in params.yaml"),
+        PARAMS,
+        REPORTS_DIR,
+        path_arg("--out", "reports/comparisons", "output folder"),
+    ],
+    lambda args: run(args.key, args.params, args.reports_dir, args.out),
+)
 
 
 if __name__ == "__main__":

@@ -7,37 +7,31 @@ Formats: see ``pipeline.data.convert``.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import path_arg, stage_main
 from pipeline.data.convert import convert_mnist
 
 log = logging.getLogger("pipeline.stages.convert_mnist")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Convert the raw MNIST IDX files to CSV and npz.")
-    parser.add_argument(
-        "--raw", default="data/raw", help="raw folder written by the download stage (default: %(default)s)"
-    )
-    parser.add_argument("--csv-out", default="data/mnist_csv", help="output folder for the CSVs (default: %(default)s)")
-    parser.add_argument(
-        "--npz-out", default="data/mnist_npz", help="output folder for the npz files (default: %(default)s)"
-    )
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace) -> None:
+def run(raw: Path, csv_out: Path, npz_out: Path) -> None:
     start = time.perf_counter()
-    counts = convert_mnist(args.raw, args.csv_out, args.npz_out)
-    log.info("wrote %s and %s (%s) in %.1f s", args.csv_out, args.npz_out, counts, time.perf_counter() - start)
+    counts = convert_mnist(raw, csv_out, npz_out)
+    log.info("wrote %s and %s (%s) in %.1f s", csv_out, npz_out, counts, time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    run_stage(lambda: run(args))
+main = stage_main(
+    __doc__,
+    [
+        path_arg("--raw", "data/raw", "raw folder written by the download stage"),
+        path_arg("--csv-out", "data/mnist_csv", "output folder for the CSVs"),
+        path_arg("--npz-out", "data/mnist_npz", "output folder for the npz files"),
+    ],
+    lambda args: run(args.raw, args.csv_out, args.npz_out),
+)
 
 
 if __name__ == "__main__":

@@ -9,36 +9,30 @@ has no absolute paths or times: re-running from the same source gives the same b
 
 from __future__ import annotations
 
-import argparse
 import logging
+from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import path_arg, stage_main
 from pipeline.data.sources import MIRROR_ENV, download, mirror_from_env
 from pipeline.io import write_json
 
 log = logging.getLogger("pipeline.stages.download")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=f"Download and verify MNIST and CIFAR-10 (set {MIRROR_ENV} to use a local mirror)."
-    )
-    parser.add_argument("--raw", default="data/raw", help="output folder for the raw datasets (default: %(default)s)")
-    parser.add_argument(
-        "--provenance", default="reports/data/provenance.json", help="provenance JSON to write (default: %(default)s)"
-    )
-    return parser.parse_args(argv)
+def run(raw: Path, provenance: Path) -> None:
+    record = download(raw, mirror_from_env())
+    write_json(provenance, record)
+    log.info("wrote %s and %s", raw, provenance)
 
 
-def run(args: argparse.Namespace) -> None:
-    record = download(args.raw, mirror_from_env())
-    write_json(args.provenance, record)
-    log.info("wrote %s and %s", args.raw, args.provenance)
-
-
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    run_stage(lambda: run(args))
+main = stage_main(
+    f"Download and verify MNIST and CIFAR-10 (set {MIRROR_ENV} to use a local mirror).",
+    [
+        path_arg("--raw", "data/raw", "output folder for the raw datasets"),
+        path_arg("--provenance", "reports/data/provenance.json", "provenance JSON to write"),
+    ],
+    lambda args: run(args.raw, args.provenance),
+)
 
 
 if __name__ == "__main__":

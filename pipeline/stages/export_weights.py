@@ -10,12 +10,11 @@ params); this writes ``torch.save(model.state_dict())`` only, after validating t
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
 from pipeline.checkpoint import export_state_dict
-from pipeline.cli import run_stage
+from pipeline.cli import MODELS_DIR, arg, path_arg, stage_main
 
 log = logging.getLogger("pipeline.stages.export_weights")
 
@@ -26,13 +25,15 @@ def run(variant: str, models_dir: Path, out: Path) -> list[str]:
     return names
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Write a variant's weights alone (a state_dict).")
-    parser.add_argument("--variant", required=True, help="a key under `variants:`; reads <models-dir>/<variant>.pt")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, required=True, help="the .pt file to write")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.variant, args.models_dir, args.out))
+main = stage_main(
+    __doc__,
+    [
+        arg("--variant", required=True, help="a key under `variants:`; reads <models-dir>/<variant>.pt"),
+        MODELS_DIR,
+        path_arg("--out", None, "the .pt file to write", required=True),
+    ],
+    lambda args: run(args.variant, args.models_dir, args.out),
+)
 
 
 if __name__ == "__main__":

@@ -12,11 +12,10 @@ Writes to ``reports/analysis/``:
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.config import load_params
 from pipeline.data.common.formats import CSV_NAMES
 from pipeline.io import write_json, write_text
@@ -37,13 +36,15 @@ def run(params_path: Path, mnist_csv: Path, out: Path) -> dict:
     return result
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="TDM Q6: measured convolution output shapes vs the formula.")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
-    parser.add_argument("--mnist-csv", type=Path, default=Path("data/mnist_csv"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("reports/analysis"), help="default: %(default)s")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.params, args.mnist_csv, args.out))
+main = stage_main(
+    __doc__,
+    [
+        PARAMS,
+        path_arg("--mnist-csv", "data/mnist_csv", "folder of the MNIST CSVs"),
+        path_arg("--out", "reports/analysis", "output folder"),
+    ],
+    lambda args: run(args.params, args.mnist_csv, args.out),
+)
 
 
 if __name__ == "__main__":

@@ -11,33 +11,28 @@ reported as "not produced yet", not an error.
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import path_arg, stage_main
 from pipeline.report import OUT, write_report
 
 log = logging.getLogger("pipeline.stages.report")
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=Path("."), help="repository root (default: %(default)s)")
-    args = parser.parse_args(argv)
+def run(root: Path) -> None:
+    report = write_report(root)
+    log.info(
+        "wrote %s/README.md (%d bytes) and %s/index.html (%d bytes, %d images embedded)",
+        OUT,
+        len(report.markdown.encode()),
+        OUT,
+        len(report.html.encode()),
+        len(report.images),
+    )
 
-    def work() -> None:
-        report = write_report(args.root)
-        log.info(
-            "wrote %s/README.md (%d bytes) and %s/index.html (%d bytes, %d images embedded)",
-            OUT,
-            len(report.markdown.encode()),
-            OUT,
-            len(report.html.encode()),
-            len(report.images),
-        )
 
-    run_stage(work)
+main = stage_main(__doc__, [path_arg("--root", ".", "repository root")], lambda args: run(args.root))
 
 
 if __name__ == "__main__":

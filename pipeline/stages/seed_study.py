@@ -13,12 +13,11 @@ max of the test accuracy. No model file is kept: the study is about the spread.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
 from pipeline.config import load_params, load_variant
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
@@ -64,14 +63,16 @@ def run(name: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     return payload
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="One studied variant trained with the seed study's N seeds.")
-    parser.add_argument("variant", help="a variant named by one of seed_study.comparisons")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("reports/seed_study/runs"), help="default: %(default)s")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.variant, args.params, args.reports_dir, args.out))
+main = stage_main(
+    __doc__,
+    [
+        arg("variant", help="a variant named by one of seed_study.comparisons"),
+        PARAMS,
+        REPORTS_DIR,
+        path_arg("--out", "reports/seed_study/runs", "output folder"),
+    ],
+    lambda args: run(args.variant, args.params, args.reports_dir, args.out),
+)
 
 
 if __name__ == "__main__":

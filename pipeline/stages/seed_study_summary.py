@@ -15,11 +15,10 @@ Reads params ``seed_study`` and ``analysis.comparisons`` and every studied varia
 
 from __future__ import annotations
 
-import argparse
 import logging
 from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.comparisons import load_comparison
 from pipeline.config import ConfigError, load_params
 from pipeline.io import read_json, require_keys, write_json
@@ -56,13 +55,15 @@ def run(params_path: Path, runs_dir: Path, out: Path) -> dict:
     return payload
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Paired differences over the seed study's N seeds.")
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"), help="default: %(default)s")
-    parser.add_argument("--runs", type=Path, default=Path("reports/seed_study/runs"), help="default: %(default)s")
-    parser.add_argument("--out", type=Path, default=Path("reports/seed_study"), help="default: %(default)s")
-    args = parser.parse_args(argv)
-    run_stage(lambda: run(args.params, args.runs, args.out))
+main = stage_main(
+    __doc__,
+    [
+        PARAMS,
+        path_arg("--runs", "reports/seed_study/runs", "folder of the seed_study@ runs files"),
+        path_arg("--out", "reports/seed_study", "output folder"),
+    ],
+    lambda args: run(args.params, args.runs, args.out),
+)
 
 
 if __name__ == "__main__":

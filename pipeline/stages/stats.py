@@ -10,46 +10,42 @@ mnist_first5.png, mnist_random20.png, composite_samples.png}``; see ``pipeline.d
 
 from __future__ import annotations
 
-import argparse
 import logging
 import time
+from pathlib import Path
 
-from pipeline.cli import run_stage
+from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.config import ConfigError, load_params, section
 from pipeline.data.stats import run_stats
 
 log = logging.getLogger("pipeline.stages.stats")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description="Dataset statistics and figures.")
-    parser.add_argument("--mnist-csv", default="data/mnist_csv", help="folder of the MNIST CSVs (default: %(default)s)")
-    parser.add_argument(
-        "--mnist-npz", default="data/mnist_npz", help="folder of the Practical 5 npz files (default: %(default)s)"
-    )
-    parser.add_argument("--composite", default="data/composite", help="composite dataset folder (default: %(default)s)")
-    parser.add_argument("--out", default="reports/data", help="output folder (default: %(default)s)")
-    parser.add_argument("--params", default="params.yaml", help="parameter file (default: %(default)s)")
-    return parser.parse_args(argv)
-
-
-def run(args: argparse.Namespace) -> None:
+def run(mnist_csv: Path, mnist_npz: Path, composite: Path, out: Path, params: Path) -> None:
     start = time.perf_counter()
-    seed = section(load_params(args.params), "stats.seed")
+    seed = section(load_params(params), "stats.seed")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ConfigError(f"stats.seed: expected an integer, got {seed!r}")
-    stats = run_stats(args.mnist_csv, args.composite, args.out, seed, args.mnist_npz)
+    stats = run_stats(mnist_csv, composite, out, seed, mnist_npz)
     mnist = stats["mnist"]["train"]
     log.info("MNIST train mean %.4f std %.4f", mnist["mean"], mnist["std"])
     for split, entry in stats["composite"].items():
         if "label_agreement" in entry:
             log.info("composite %s: label agreement %.3f", split, entry["label_agreement"])
-    log.info("wrote %s in %.1f s", args.out, time.perf_counter() - start)
+    log.info("wrote %s in %.1f s", out, time.perf_counter() - start)
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_args(argv)
-    run_stage(lambda: run(args))
+main = stage_main(
+    __doc__,
+    [
+        path_arg("--mnist-csv", "data/mnist_csv", "folder of the MNIST CSVs"),
+        path_arg("--mnist-npz", "data/mnist_npz", "folder of the Practical 5 npz files"),
+        path_arg("--composite", "data/composite", "composite dataset folder"),
+        path_arg("--out", "reports/data", "output folder"),
+        PARAMS,
+    ],
+    lambda args: run(args.mnist_csv, args.mnist_npz, args.composite, args.out, args.params),
+)
 
 
 if __name__ == "__main__":

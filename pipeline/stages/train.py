@@ -8,12 +8,11 @@ so that a retrain changes no other file) and the per-epoch / per-step curves in 
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 from pipeline.allocator import retain_freed_memory
 from pipeline.checkpoint import save_checkpoint
-from pipeline.cli import run_stage
+from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
 from pipeline.config import load_variant
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
@@ -37,14 +36,12 @@ def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Pat
     return result.metrics
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("variant", help="a key under `variants:` in params.yaml")
-    parser.add_argument("--models-dir", type=Path, default=Path("models"))
-    parser.add_argument("--reports-dir", type=Path, default=Path("reports"))
-    args = parser.parse_args(argv)
-    retain_freed_memory()  # no page faults for the per-step temporaries (pipeline/allocator.py)
-    run_stage(lambda: train_variant(args.variant, args.models_dir, args.reports_dir))
+main = stage_main(
+    __doc__,
+    [VARIANT, MODELS_DIR, REPORTS_DIR],
+    lambda args: train_variant(args.variant, args.models_dir, args.reports_dir),
+    before=retain_freed_memory,  # no page faults for the per-step temporaries (pipeline/allocator.py)
+)
 
 
 if __name__ == "__main__":
