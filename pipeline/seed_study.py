@@ -21,7 +21,6 @@ contains 0 means "not distinguishable at N seeds".
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -33,8 +32,6 @@ from scipy import stats
 
 from pipeline.comparisons import load_comparison
 from pipeline.config import ConfigError, VariantConfig, build, section
-
-log = logging.getLogger(__name__)
 
 DIGITS = 6
 
@@ -72,10 +69,10 @@ def load_study(params: Mapping[str, Any]) -> SeedStudyConfig:
     return study
 
 
-def study_variants(params: Mapping[str, Any]) -> list[str]:
-    """The variants the studied comparisons name, each once, in order of first mention."""
+def study_variants(params: Mapping[str, Any], study: SeedStudyConfig) -> list[str]:
+    """The variants ``study``'s comparisons name, each once, in order of first mention."""
     names: list[str] = []
-    for key in load_study(params).comparisons:
+    for key in study.comparisons:
         cmp = load_comparison(params, key)
         names += [v for v in (cmp.a, cmp.b) if v not in names]
     return names
@@ -180,9 +177,12 @@ def verdict(c: Mapping[str, Any]) -> str:
     return f"Over {n} seeds, a - b = {interval}: the interval contains 0, so the two are not distinguishable at {n} seeds; {ahead}."
 
 
-def differences_figure(runs: Mapping[str, Sequence[Mapping]], comparisons: Sequence[Mapping]) -> Figure:
-    """Left: each variant's test accuracy per seed (dots) with mean +- std; right: each
-    comparison's paired differences (dots) with their mean and t-interval, and 0 marked."""
+def differences_figure(
+    runs: Mapping[str, Sequence[Mapping]], spreads: Mapping[str, Mapping], comparisons: Sequence[Mapping]
+) -> Figure:
+    """Left: each variant's test accuracy per seed (dots) with its mean +- std (``spreads``: what
+    :func:`spread` wrote into the runs files); right: each comparison's paired differences (dots)
+    with their mean and t-interval, and 0 marked."""
     names = list(runs)
     height = 0.9 + 0.42 * max(len(names), len(comparisons))
     fig = Figure(figsize=(11, height), layout="constrained")
@@ -190,8 +190,8 @@ def differences_figure(runs: Mapping[str, Sequence[Mapping]], comparisons: Seque
     for y, name in enumerate(names):
         acc = np.array([100 * float(r["test_accuracy"]) for r in runs[name]])
         left.scatter(acc, np.full(acc.size, y), s=14, color="tab:blue", alpha=0.55, zorder=2)
-        std = float(acc.std(ddof=1)) if acc.size > 1 else 0.0
-        left.errorbar(acc.mean(), y, xerr=std, fmt="o", color="black", capsize=4, markersize=5, zorder=3)
+        mean, std = 100 * spreads[name]["mean"], 100 * (spreads[name]["std"] or 0.0)
+        left.errorbar(mean, y, xerr=std, fmt="o", color="black", capsize=4, markersize=5, zorder=3)
     left.set_yticks(range(len(names)), [f"{n}" for n in names], fontsize=8)
     left.invert_yaxis()
     left.set_xlabel("test accuracy (%): each seed, and mean +- std", fontsize=8)

@@ -91,7 +91,11 @@ def test_bad_study_params_name_the_key(change, message):
 def test_studied_variants_come_from_the_comparisons_once_each():
     params = copy.deepcopy(load_params())
     params["seed_study"]["comparisons"] = ["normalization", "mlp_vs_cnn"]
-    assert seed_study.study_variants(params) == ["ds5220_cnn", "ds5220_cnn_raw", "ds5220_mlp"]
+    assert seed_study.study_variants(params, seed_study.load_study(params)) == [
+        "ds5220_cnn",
+        "ds5220_cnn_raw",
+        "ds5220_mlp",
+    ]
 
 
 @pytest.fixture

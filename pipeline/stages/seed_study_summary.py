@@ -32,7 +32,7 @@ def run(params_path: Path, runs_dir: Path, out: Path) -> dict:
     params = load_params(params_path)
     study = load_study(params)
     runs, variants = {}, {}
-    for name in study_variants(params):
+    for name in study_variants(params, study):
         path = runs_dir / f"{name}.json"
         data = require_keys(read_json(path), ("seeds", "runs", "test_accuracy"), path)
         if len(data["runs"]) != study.seeds:
@@ -49,7 +49,10 @@ def run(params_path: Path, runs_dir: Path, out: Path) -> dict:
         comparisons.append(summary)
         log.info("%s: %s", key, summary["verdict"])
     payload = {"seeds": study.seeds, "confidence": study.confidence, "variants": variants, "comparisons": comparisons}
-    save_figure(differences_figure(runs, comparisons), out / "differences.png")
+    save_figure(
+        differences_figure(runs, {n: v["test_accuracy"] for n, v in variants.items()}, comparisons),
+        out / "differences.png",
+    )
     write_json(out / "summary.json", payload)
     log.info("wrote %s and %s", out / "summary.json", out / "differences.png")
     return payload
