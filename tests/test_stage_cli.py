@@ -37,3 +37,40 @@ def test_the_console_command_is_the_module_command(tmp_path):
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1] == f"error: {tmp_path / 'missing.txt'}: prediction file not found"
+
+
+def test_stage_main_parses_sets_up_then_runs_and_turns_expected_errors_into_one_line(tmp_path, capsys):
+    import pytest
+
+    from pipeline.cli import PARAMS, VARIANT, path_arg, stage_main
+    from pipeline.errors import PipelineError
+
+    calls = []
+
+    def work(args):
+        calls.append(("work", args.variant, args.params, args.out))
+        if args.variant == "bad":
+            raise PipelineError("variants.bad: unknown variant")
+
+    main = stage_main(
+        "Stage ``x``: does a thing.\n\nMore text.",
+        [VARIANT, PARAMS, path_arg("--out", "r", "folder")],
+        work,
+        before=lambda: calls.append(("before",)),
+    )
+    main(["v1", "--out", str(tmp_path)])
+    assert calls == [("before",), ("work", "v1", Path("params.yaml"), tmp_path)]  # Path defaults, in order
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bad"])
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == "error: variants.bad: unknown variant"
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    shown = capsys.readouterr().out
+    assert "Stage ``x``: does a thing." in shown and "More text" not in shown and "(default: params.yaml)" in shown
+
+    def buggy(args):
+        raise KeyError("a bug")
+
+    with pytest.raises(KeyError):  # not an expected error: its traceback is kept
+        stage_main(None, [], buggy)([])
