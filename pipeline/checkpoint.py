@@ -50,6 +50,7 @@ class LoadedModel:
     input_shape: tuple[int, int, int]  # (channels, height, width)
     classes: list[str]
     params: dict
+    spec: VariantConfig  # ``params`` typed and validated: what the model was trained with
 
 
 def save_checkpoint(
@@ -150,6 +151,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
         input_shape=(info["channels"], info["height"], info["width"]),
         classes=payload["classes"],
         params=payload["params"],
+        spec=_spec(payload["params"], payload["variant"], str(path)),
     )
 
 
@@ -170,10 +172,10 @@ def export_state_dict(path: str | Path, out: str | Path, variant: str | None = N
     return list(state)
 
 
-def variant_from_checkpoint(loaded: LoadedModel, where: str = "checkpoint") -> VariantConfig:
+def _spec(params: dict, variant: str, where: str) -> VariantConfig:
     """The typed variant config stored in a checkpoint's ``params`` (what the model was trained with)."""
-    raw = dict(loaded.params)
-    name = raw.pop("name", loaded.variant)
-    variant = build(VariantConfig, raw, f"{where}: params", name=name)
-    validate_variant(variant, f"{where}: params")
-    return variant
+    raw = dict(params)
+    name = raw.pop("name", variant)
+    spec = build(VariantConfig, raw, f"{where}: params", name=name)
+    validate_variant(spec, f"{where}: params")
+    return spec

@@ -2,8 +2,9 @@
 
 Everything needed to feed the model comes from the checkpoint (``models/<variant>.pt``):
 the model, the normalizer measured at training time (never recomputed here), the data
-format and path, the loss and the evaluation batch size. The same :func:`infer_logits`
-serves this module and ``python -m pipeline predict``, so both see identical inputs.
+format and path, the loss and the evaluation batch size. The same
+:class:`~pipeline.predictor.Predictor` serves this module, ``python -m pipeline predict`` and
+the class-wise norms, so all see identical inputs.
 
 Outputs in ``reports/<variant>/eval/`` (see :func:`evaluate_checkpoint`):
 
@@ -43,54 +44,20 @@ from pathlib import Path
 import torch
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from pipeline.checkpoint import LoadedModel, load_checkpoint, variant_from_checkpoint
-from pipeline.config import VariantConfig, check_box, check_box_fits
+from pipeline.config import check_box, check_box_fits
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
-from pipeline.engine import InputPipeline, make_loss, predict_logits, select_device
-from pipeline.errors import PipelineError
+from pipeline.engine import make_loss
 from pipeline.io import write_json
 from pipeline.metrics import round_metric as _round
 from pipeline.metrics import shortcut_metrics
 from pipeline.plots import image_grid, save_figure
+from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
 
 log = logging.getLogger(__name__)
 
 GALLERY_SIZE = 20  # DS 5220 Part 4.2 / 4.3: the first 20 images
-
-
-# --------------------------------------------------------------------------- model + inputs
-
-
-def infer_logits(
-    loaded: LoadedModel,
-    images_u8: torch.Tensor,
-    batch_size: int = 1000,
-    precision: str = "float32",
-    channels_last: bool = False,
-    device: torch.device | None = None,
-) -> torch.Tensor:
-    """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order.
-
-    Exactly the evaluation preprocessing of training: the checkpoint's normalizer,
-    no augmentation, the same batch precision and memory format.
-    """
-    expected = tuple(loaded.input_shape)
-    if tuple(images_u8.shape[1:]) != expected:
-        raise PipelineError(f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}")
-    device = device or select_device()
-    model = loaded.model.to(device)
-    if channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    prepare = InputPipeline(loaded.normalizer, device, channels_last)
-    return predict_logits(model, images_u8, prepare, batch_size, precision)
-
-
-def model_logits(loaded: LoadedModel, variant: VariantConfig, images_u8: torch.Tensor) -> torch.Tensor:
-    """:func:`infer_logits` with the batch size, precision and memory format the variant trained with."""
-    t = variant.train
-    return infer_logits(loaded, images_u8, t.eval_batch_size, t.precision, t.channels_last)
 
 
 # --------------------------------------------------------------------------- numbers
@@ -254,8 +221,8 @@ def evaluate_checkpoint(
     """
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
-    loaded = load_checkpoint(model_path, variant=expected_variant)
-    variant = variant_from_checkpoint(loaded, str(model_path))
+    predictor = Predictor.load(model_path, variant=expected_variant)
+    loaded, variant = predictor.loaded, predictor.spec
     data = variant.data
     path = Path(data_path) if data_path is not None else Path(data.path)
     split, notes = "test", []
@@ -274,7 +241,7 @@ def evaluate_checkpoint(
         log.warning("%s: %s", loaded.variant, notes[-1])
     classes = loaded.classes
 
-    logits = model_logits(loaded, variant, test.images)
+    logits = predictor.logits(test.images)
     predicted = logits.argmax(1)
     n = len(test.labels)
     loss = float(make_loss(variant.train.loss, variant.model.name, reduction="sum")(logits, test.labels)) / n
@@ -298,7 +265,7 @@ def evaluate_checkpoint(
         metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
         metrics["occlusion"] = {}
         for name, box in (data.occlusion if occlusion is None else occlusion).items():
-            occluded = model_logits(loaded, variant, occlude(test.images, box)).argmax(1)
+            occluded = predictor.logits(occlude(test.images, box)).argmax(1)
             accuracy = _round((occluded == test.labels).double().mean())
             metrics["occlusion"][f"{name}_blanked"] = {
                 "accuracy": accuracy,

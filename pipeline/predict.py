@@ -22,11 +22,10 @@ from pathlib import Path
 
 import torch
 
-from pipeline.checkpoint import load_checkpoint
 from pipeline.data.readers.image_folder import dataset_root, read_image_dir
 from pipeline.errors import PipelineError
-from pipeline.evaluation import model_logits, variant_from_checkpoint
 from pipeline.io import write_text
+from pipeline.predictor import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -50,12 +49,10 @@ def predict_folder(
     sorted by name. ``variant_name``: the variant the caller names (another's checkpoint is refused)."""
     images_dir = images_folder(images_dir)
     model_path = Path(model_path)
-    loaded = load_checkpoint(model_path, variant=variant_name)
-    variant = variant_from_checkpoint(loaded, str(model_path))
-    channels, height, width = loaded.input_shape
+    predictor = Predictor.load(model_path, variant=variant_name)
+    channels, height, width = predictor.loaded.input_shape
     images, files = read_image_dir(images_dir, size=(height, width), channels=channels)
-    logits = model_logits(loaded, variant, images)
-    return files, logits.argmax(1)
+    return files, predictor.logits(images).argmax(1)
 
 
 def format_predictions(predicted: torch.Tensor) -> str:

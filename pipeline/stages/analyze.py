@@ -27,7 +27,7 @@ from pathlib import Path
 import pandas as pd
 
 from pipeline import analysis
-from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
+from pipeline.checkpoint import load_checkpoint
 from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, path_arg, stage_main
 from pipeline.io import atomic_path, read_json, require_keys, write_json, write_text
 from pipeline.plots import save_figure
@@ -64,7 +64,7 @@ def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | 
     training_path = run_dir / "training.json"
 
     loaded = load_checkpoint(model_path, variant=variant_name)
-    variant = variant_from_checkpoint(loaded, str(model_path))
+    variant = loaded.spec
     metrics = read_json(run_dir / "metrics.json")
     training = read_json(training_path)
     n_train = int(require_keys(training, ("train_examples",), training_path)["train_examples"])

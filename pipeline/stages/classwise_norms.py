@@ -29,18 +29,15 @@ import logging
 import time
 from pathlib import Path
 
-import torch
-
 from pipeline import classwise
-from pipeline.checkpoint import load_checkpoint, variant_from_checkpoint
 from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.config import load_params
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import read_split
 from pipeline.datasets import load_splits
-from pipeline.engine import InputPipeline, select_device
 from pipeline.io import atomic_path, write_json
 from pipeline.plots import bar_grid, save_figure
+from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
 
 log = logging.getLogger("pipeline.stages.classwise_norms")
@@ -65,17 +62,18 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
     model_path = model or Path("models") / f"{cfg.variant}.pt"
     out = out or Path("reports") / cfg.variant / "classwise_norms"
     # the params' variant's own checkpoint must hold that variant; an explicit --model is the caller's choice
-    loaded = load_checkpoint(model_path, variant=cfg.variant if model is None else None)
-    variant = variant_from_checkpoint(loaded, str(model_path))
+    predictor = Predictor.load(model_path, variant=cfg.variant if model is None else None)
+    variant = predictor.spec
     val = read_validation(variant, data or Path(variant.data.path))
-    classes = loaded.classes
-    device = select_device()
-    net = loaded.model.to(device)
-    if variant.train.channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    prepare = InputPipeline(loaded.normalizer, device, variant.train.channels_last)
+    classes = predictor.loaded.classes
     matrices = classwise.classwise_feature_norms(
-        net, val.images, val.labels, len(classes), cfg.layers, prepare, variant.train.eval_batch_size
+        predictor.model,
+        val.images,
+        val.labels,
+        len(classes),
+        cfg.layers,
+        predictor.prepare,
+        variant.train.eval_batch_size,
     )
 
     result, rows, plotted, figures = {}, [], {}, {}

@@ -1,0 +1,56 @@
+"""Inference from a checkpoint, in one place: evaluate, predict and the class-wise norms use it.
+
+A :class:`Predictor` is a checkpoint loaded once (:func:`pipeline.checkpoint.load_checkpoint`,
+with its typed variant config) and placed on the device in the memory format its variant
+trained with, fed by the training's evaluation input pipeline (the checkpoint's normalizer,
+no augmentation) at the variant's evaluation batch size and precision. Its logits are those
+the training stage's own evaluation computes for the same images.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from pipeline.checkpoint import LoadedModel, load_checkpoint
+from pipeline.config import VariantConfig
+from pipeline.engine import InputPipeline, predict_logits, select_device
+from pipeline.errors import PipelineError
+
+
+@dataclass
+class Predictor:
+    loaded: LoadedModel  # its model is on ``device``, in the variant's memory format
+    prepare: InputPipeline
+
+    @classmethod
+    def load(cls, path: str | Path, variant: str | None = None, device: torch.device | None = None) -> Predictor:
+        """``path``'s checkpoint ready for inference; ``variant``: the one the caller names (another's is refused)."""
+        loaded = load_checkpoint(path, variant=variant)
+        device = device or select_device()
+        channels_last = loaded.spec.train.channels_last
+        loaded.model = loaded.model.to(device)
+        if channels_last:
+            loaded.model = loaded.model.to(memory_format=torch.channels_last)
+        return cls(loaded, InputPipeline(loaded.normalizer, device, channels_last))
+
+    @property
+    def model(self) -> nn.Module:
+        return self.loaded.model
+
+    @property
+    def spec(self) -> VariantConfig:
+        return self.loaded.spec
+
+    def logits(self, images_u8: torch.Tensor) -> torch.Tensor:
+        """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order."""
+        expected = tuple(self.loaded.input_shape)
+        if tuple(images_u8.shape[1:]) != expected:
+            raise PipelineError(
+                f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}"
+            )
+        train = self.spec.train
+        return predict_logits(self.model, images_u8, self.prepare, train.eval_batch_size, train.precision)
