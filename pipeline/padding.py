@@ -52,8 +52,9 @@ def first_mnist_image(csv_dir: Path) -> tuple[torch.Tensor, int]:
     return image, int(row[0])
 
 
-def conv_output_size(size: int, kernel: int, padding: int, stride: int) -> int:
-    """``floor((size - kernel + 2 * padding) / stride) + 1``."""
+def conv_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """``floor((size - kernel + 2 * padding) / stride) + 1``. The HKU layers file computes the same
+    with the same argument order; it keeps its own copy because it is a student's self-contained file."""
     return (size - kernel + 2 * padding) // stride + 1
 
 
@@ -65,7 +66,7 @@ def padding_table(
     formula: Callable[[int, int, int, int], int] = conv_output_size,
 ) -> list[dict]:
     """Measured ``Conv2d(C, 1, k, stride, padding)`` output shapes of ``image`` ``(1, C, H, W)``
-    for every padding x stride, next to ``formula(size, k, p, s)`` per spatial side."""
+    for every padding x stride, next to ``formula(size, k, s, p)`` per spatial side."""
     if image.dim() != 4:
         raise ValueError(f"expected one image as (1, C, H, W), got shape {tuple(image.shape)}")
     _, channels, height, width = image.shape
@@ -75,7 +76,7 @@ def padding_table(
             for stride in strides:
                 conv = nn.Conv2d(channels, 1, kernel_size=kernel_size, stride=stride, padding=padding)
                 measured = list(conv(image.float()).shape)
-                expected = [formula(height, kernel_size, padding, stride), formula(width, kernel_size, padding, stride)]
+                expected = [formula(height, kernel_size, stride, padding), formula(width, kernel_size, stride, padding)]
                 rows.append(
                     {
                         "padding": padding,

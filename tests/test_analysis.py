@@ -38,9 +38,9 @@ def test_padding_table_measures_what_the_formula_says():
 @pytest.mark.parametrize(
     "wrong",
     [
-        lambda h, k, p, s: (h - k + p) // s + 1,  # padding counted once
-        lambda h, k, p, s: (h - k + 2 * p) / s + 1,  # no floor
-        lambda h, k, p, s: (h - k + 2 * p) // s,  # missing + 1
+        lambda h, k, s, p: (h - k + p) // s + 1,  # padding counted once
+        lambda h, k, s, p: (h - k + 2 * p) / s + 1,  # no floor
+        lambda h, k, s, p: (h - k + 2 * p) // s,  # missing + 1
     ],
 )
 def test_a_wrong_formula_is_caught(wrong):

@@ -27,7 +27,6 @@ so the same data gives the same bytes.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -44,7 +43,9 @@ from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.image_folder import read_composite_metadata
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.data.readers.mnist_npz import read_mnist_npz
-from pipeline.io import atomic_path, write_json, write_text
+from pipeline.io import write_json, write_text
+from pipeline.normalizer import channel_stats
+from pipeline.plots import image_grid, save_figure
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +66,6 @@ OUTPUT_FILES = (
 # --------------------------------------------------------------------------- numbers
 
 
-def pixel_mean_std(images: torch.Tensor, chunk: int = 8192) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (unbiased, as ``torch.std``) std of uint8 ``(N, C, H, W)`` images, in [0, 1].
-
-    Computed from a 256-bin histogram per channel, so the sums are exact integers: the
-    result does not depend on chunking or summation order (and is ~10x faster than
-    summing an int64 copy).
-    """
-    n_channels = images.shape[1]
-    hist = torch.zeros((n_channels, 256), dtype=torch.int64)
-    for start in range(0, len(images), chunk):
-        block = images[start : start + chunk]
-        for c in range(n_channels):
-            hist[c] += torch.bincount(block[:, c].reshape(-1), minlength=256)
-    means, stds = [], []
-    for c in range(n_channels):
-        counts = hist[c].tolist()
-        count = sum(counts)
-        total = sum(v * n for v, n in enumerate(counts))
-        squares = sum(v * v * n for v, n in enumerate(counts))
-        var = (
-            (count * squares - total * total) / (count * max(count - 1, 1)) if count else 0.0
-        )  # exact ints, one rounding
-        means.append(total / count / 255.0 if count else 0.0)
-        stds.append(math.sqrt(max(var, 0.0)) / 255.0)
-    return means, stds
-
-
 def class_counts(labels: torch.Tensor | np.ndarray, names: Sequence[str]) -> dict[str, int]:
     labels = np.asarray(labels)
     counts = np.bincount(labels[labels >= 0], minlength=len(names))
@@ -103,7 +77,7 @@ def _r(value: float) -> float:
 
 
 def mnist_split_stats(data: ImageSet) -> dict[str, Any]:
-    (mean,), (std,) = pixel_mean_std(data.images)
+    (mean,), (std,) = channel_stats(data.images)
     return {
         "count": len(data),
         "mean": _r(mean),
@@ -128,11 +102,6 @@ def label_agreement(metadata: pd.DataFrame, split: str) -> float | None:
 # --------------------------------------------------------------------------- figures
 
 
-def _save(fig: Figure, path: Path) -> None:
-    with atomic_path(path, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-
-
 def plot_class_distribution(train: ImageSet, test: ImageSet, path: Path) -> None:
     fig = Figure(figsize=(10, 4), layout="constrained")
     for ax, (name, data) in zip(fig.subplots(1, 2), (("training", train), ("test", test))):
@@ -141,40 +110,7 @@ def plot_class_distribution(train: ImageSet, test: ImageSet, path: Path) -> None
         ax.set_title(f"MNIST {name} set: examples per digit (n={len(data)})")
         ax.set_xlabel("digit")
         ax.set_ylabel("number of examples")
-    _save(fig, path)
-
-
-def plot_grid(
-    images: torch.Tensor,
-    titles: Sequence[str],
-    rows: int,
-    cols: int,
-    path: Path,
-    figsize: tuple[float, float],
-    fontsize: int = 12,
-) -> None:
-    """Images (uint8 ``(n, C, H, W)``) in a rows x cols grid with a title each, axes off.
-
-    Margins are computed from the title height (a layout engine costs about a second per figure).
-    """
-    fig = Figure(figsize=figsize)
-    title_in = max(t.count("\n") + 1 for t in titles) * fontsize * 1.25 / 72 + 0.08  # title height, inches
-    top = 1 - title_in / figsize[1]
-    cell_h = (figsize[1] * (top - 0.01)) / rows
-    fig.subplots_adjust(
-        left=0.01, right=0.99, bottom=0.01, top=top, wspace=0.05, hspace=title_in / max(cell_h - title_in, 0.1)
-    )
-    axes = np.atleast_1d(fig.subplots(rows, cols)).ravel()
-    for ax, image, title in zip(axes, images, titles):
-        pixels = image.permute(1, 2, 0).numpy()
-        if pixels.shape[2] == 1:
-            ax.imshow(pixels[:, :, 0], cmap="gray", vmin=0, vmax=255, interpolation="none")
-        else:
-            ax.imshow(pixels, interpolation="none")
-        ax.set_title(title, fontsize=fontsize)
-    for ax in axes:
-        ax.axis("off")
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- stage
@@ -188,19 +124,13 @@ def mnist_report(csv_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     del frame
     test = read_split("mnist_csv", csv_dir, "test")
     plot_class_distribution(train, test, out_dir / "mnist_class_distribution.png")
-    plot_grid(
-        train.images[:5], [f"Label: {int(y)}" for y in train.labels[:5]], 1, 5, out_dir / "mnist_first5.png", (10, 2.6)
+    first = image_grid(
+        train.images[:5], [f"Label: {int(y)}" for y in train.labels[:5]], cols=5, panel_size=2.0, fontsize=12
     )
+    save_figure(first, out_dir / "mnist_first5.png")
     picks = np.random.default_rng(seed).choice(len(train), size=min(20, len(train)), replace=False)
-    plot_grid(
-        train.images[picks],
-        [f"Label: {int(train.labels[i])}" for i in picks],
-        4,
-        5,
-        out_dir / "mnist_random20.png",
-        (12, 10),
-        14,
-    )
+    titles = [f"Label: {int(train.labels[i])}" for i in picks]  # DS 5220 Part 0's grid: 4 x 5, titles at 14 pt
+    save_figure(image_grid(train.images[picks], titles, cols=5, fontsize=14), out_dir / "mnist_random20.png")
     return {"train": mnist_split_stats(train), "test": mnist_split_stats(test)}
 
 
@@ -225,7 +155,7 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
 
     train = read_split("image_folder", composite_dir, "train")
     metadata = read_composite_metadata(composite_dir)
-    means, stds = pixel_mean_std(train.images)
+    means, stds = channel_stats(train.images)
     channels = CHANNEL_NAMES if len(means) == 3 else tuple(str(c) for c in range(len(means)))
     result: dict[str, Any] = {
         "train": {
@@ -240,7 +170,8 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
         log.warning("%s: no metadata.csv; label agreement and digit captions are skipped", composite_dir)
         picks = sorted(rng.choice(len(train), size=min(SAMPLES_PER_SPLIT, len(train)), replace=False))
         captions = [f"train: {train.classes[int(train.labels[i])]}" for i in picks]
-        plot_grid(train.images[picks], captions, 1, SAMPLES_PER_SPLIT, out_dir / "composite_samples.png", (12, 2.4), 11)
+        grid = image_grid(train.images[picks], captions, cols=SAMPLES_PER_SPLIT, panel_size=2.0)
+        save_figure(grid, out_dir / "composite_samples.png")
         return result
     sample_images, captions = [], []
     for split in ("train", "val", "test"):
@@ -258,16 +189,8 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
             sample_images.append(torch.from_numpy(decode_image(path, str(path)).transpose(2, 0, 1).copy()))
             captions.append(f"{split}: {train.classes[row['label']]}\ndigit {row['digit_label']}")
     if sample_images:
-        n_rows = math.ceil(len(sample_images) / SAMPLES_PER_SPLIT)
-        plot_grid(
-            torch.stack(sample_images),
-            captions,
-            n_rows,
-            SAMPLES_PER_SPLIT,
-            out_dir / "composite_samples.png",
-            (12, 2.4 * n_rows),
-            11,
-        )
+        grid = image_grid(torch.stack(sample_images), captions, cols=SAMPLES_PER_SPLIT, panel_size=2.0)
+        save_figure(grid, out_dir / "composite_samples.png")
     return result
 
 
