@@ -19,7 +19,11 @@ import yaml
 from PIL import Image
 
 from pipeline import report
-from pipeline.report import Inputs, build_report, markdown_to_html, pct, points, stage_outputs, write_report
+from pipeline.answers import pct
+from pipeline.report import build_report, write_report
+from pipeline.report.formats import points
+from pipeline.report.html import markdown_to_html
+from pipeline.report.inputs import Inputs, stage_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -734,7 +738,7 @@ def test_report_tables_the_time_per_stage(fake_repo):
 
 
 def test_rubric_latex_is_rendered_as_text():
-    from pipeline.report import latex_text
+    from pipeline.report.formats import latex_text
 
     assert latex_text(r"$\geq 70\%$ , but  $< 75\%$ : 15 pts") == "≥ 70%, but < 75% : 15 pts"
     assert latex_text(r"$< 60\%$ : 0 pts") == "< 60% : 0 pts"
