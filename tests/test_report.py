@@ -675,6 +675,10 @@ def test_real_repository_renders():
     assert "## Time" in rep.markdown and rep.html.startswith("<!DOCTYPE html>")
     for target in rep.images:
         assert (REPO / posixpath.normpath(posixpath.join(report.OUT, target))).is_file()
+    for name in yaml.safe_load((REPO / "params.yaml").read_text())["variants"]:
+        assert f"| `{name}` |" in rep.markdown, name  # every variant has its row (summary, time)
+    ids = set(re.findall(r'<h[1-6] id="([^"]+)"', rep.html))
+    assert not sorted(set(re.findall(r"\]\(#([^)\s]+)\)", rep.markdown)) - ids)  # every in-page link lands
 
 
 def test_timing_writes_seconds_only_on_success(tmp_path):
