@@ -49,10 +49,8 @@ def by_name(key: str, value: Any) -> str:
     if isinstance(value, (int, float)) and not isinstance(value, bool) and k.endswith("points"):
         return f"{signed(float(value), 2)} pp"  # already in percentage points
     if isinstance(value, float) and not isinstance(value, bool):
-        if "accuracy" in k or k.endswith("rate") or k in ("precision", "recall", "f1", "f1_score"):
+        if "accuracy" in k or k.endswith("rate") or k in ("precision", "recall", "f1"):
             return pct(value) if 0.0 <= value <= 1.0 else num(value)
-        if k == "gap" or k.endswith("_gap") or k.endswith(".gap"):
-            return points(value)
         if "seconds" in k:
             return seconds(value)
     return num(value)

@@ -234,20 +234,7 @@ def scalar_table(doc: Markdown, obj: Any, header: tuple[str, str] = ("quantity",
     return True
 
 
-_PER_CLASS_KEYS = ("precision", "recall")
-
-
-def per_class(eval_metrics: Mapping[str, Any]) -> tuple[str, list[tuple[str, Mapping[str, Any]]]] | None:
-    """Find the per-class table in an evaluate metrics file: (key, [(class, {precision, recall, ...})])."""
-    for key, value in eval_metrics.items():
-        if isinstance(value, Mapping) and value and all(isinstance(v, Mapping) for v in value.values()):
-            if all(all(k in v for k in _PER_CLASS_KEYS) for v in value.values()):
-                return key, [(str(c), v) for c, v in value.items()]
-        if isinstance(value, list) and value and all(isinstance(v, Mapping) for v in value):
-            if all(all(k in v for k in _PER_CLASS_KEYS) for v in value):
-                label = next((k for k in ("class", "label", "name") if k in value[0]), None)
-                return key, [(str(v[label]) if label else str(i), v) for i, v in enumerate(value)]
-    return None
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")  # evaluation.classification_metrics's per_class rows
 
 
 def eval_section(doc: Markdown, variant: str) -> None:
@@ -256,16 +243,17 @@ def eval_section(doc: Markdown, variant: str) -> None:
     if ev is None:
         doc.missing(rel, f"evaluation of `{variant}`")
         return
-    found = per_class(ev)
     # Everything but the per-class table and the CSE 849 blocks (shown in their own section).
-    rest = {k: v for k, v in ev.items() if k not in ("shortcut", "occlusion") and (not found or k != found[0])}
+    rest = {k: v for k, v in ev.items() if k not in ("shortcut", "occlusion", "per_class")}
     top = flat_scalars(rest)
     if top:
         doc.table(["quantity", "value"], [[k.replace(".", " "), by_name(k.rsplit(".", 1)[-1], v)] for k, v in top])
-    if found:
-        key, rows = found
-        cols = [c for c in ("precision", "recall", "f1", "f1_score", "support") if c in rows[0][1]]
-        doc.table(["class", *cols], [[c, *(by_name(col, r[col]) for col in cols)] for c, r in rows])
+    rows = ev.get("per_class")
+    if isinstance(rows, Mapping) and rows:
+        doc.table(
+            ["class", *PER_CLASS_COLUMNS],
+            [[str(c), *(by_name(col, r.get(col)) for col in PER_CLASS_COLUMNS)] for c, r in rows.items()],
+        )
     doc.para(f"From {ref(rel)}.")
 
 
