@@ -20,6 +20,7 @@ from PIL import Image
 
 from pipeline import report
 from pipeline.answers import pct
+from pipeline.errors import PipelineError
 from pipeline.report import build_report, write_report
 from pipeline.report.formats import points
 from pipeline.report.html import markdown_to_html
@@ -799,3 +800,22 @@ def test_seed_study_missing_says_which_stage_writes_it(fake_repo):
     md = build_report(fake_repo).markdown
     assert "Seed study: every comparison over several seeds" in md
     assert "seed_study_summary" in md.split("Seed study: every comparison over several seeds")[1].split("\n#")[0]
+
+
+def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
+    """Sections only one assignment has are listed in seed_results.yaml (``extras``), not keyed by assignment in code."""
+    seeds_file = fake_repo / "references" / "seed_results.yaml"
+    seeds = yaml.safe_load(seeds_file.read_text(encoding="utf-8"))
+    seeds["tdm"]["extras"] = ["autograder"]  # another assignment's section, moved by data alone
+    seeds["hku"].pop("extras")
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    md = build_report(fake_repo).markdown
+    tdm, hku = md.index("## TDM 40200"), md.index("## HKU A3")
+    assert tdm < md.index("### Autograder (Questions 1-4") < hku
+    assert "### Output shapes with and without padding" not in md
+    seeds["tdm"]["extras"] = ["no_such_section"]
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    with pytest.raises(
+        PipelineError, match=r"seed_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
+    ):
+        build_report(fake_repo)

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_comparisons, seed_study_verdict
+from pipeline.errors import PipelineError
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
 from pipeline.report.formats import by_name, num, points
 from pipeline.report.inputs import OUT, REPORTS, SEED_RESULTS, Inputs
@@ -206,8 +207,10 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
         grading_table(doc, a)
     doc.bullets(f"Note: {n}" for n in a.get("notes") or [])
     answers_section(doc, key)
-    if key in EXTRAS:
-        EXTRAS[key](doc, a)
+    for name in a.get("extras") or []:
+        if name not in EXTRAS:
+            raise PipelineError(f"{SEED_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}")
+        EXTRAS[name](doc, a)
     doc.heading(3, "Evaluation")
     for variant in variants:
         doc.heading(4, f"`{variant}`")
@@ -268,12 +271,17 @@ def deviations_section(doc: Markdown) -> None:
             )
 
 
-def tdm_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+# --------------------------------------------------------------------------- extras
+# Sections an assignment asks for beyond the common ones, named in references/seed_results.yaml
+# (``extras: [...]``, in the order shown): the report has no code keyed by assignment.
+
+
+def padding_shapes_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     doc.heading(3, "Output shapes with and without padding")
     doc.include_markdown("analysis/padding_shapes.md", level=4)
 
 
-def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     doc.heading(3, "Autograder (Questions 1-4: custom layers against torch)")
     grades = doc.inputs.json("autograder.json")
     if grades is None:
@@ -300,7 +308,7 @@ def hku_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
     )
 
 
-def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
+def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
     doc.heading(3, "Shortcut and occlusion tests")
     doc.para(
@@ -319,6 +327,10 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
             doc.para(f"`{REPORTS}/{rel}` has no `shortcut` / `occlusion` block (not composite data).")
             continue
         shortcut_occlusion(doc, variant, ev)
+
+
+def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
     doc.heading(3, "Deliverables: `q1_model.pt` and `q1_test.txt`")
     weights = "cse849/q1_model.pt"
     if inputs.exists(weights):
@@ -339,6 +351,10 @@ def cse849_extras(doc: Markdown, a: Mapping[str, Any]) -> None:
         lines = preds.splitlines()
         doc.para(f"{ref('cse849/q1_test.txt')}: {len(lines):,} lines, first ones:")
         doc.code("\n".join(lines[:5]))
+
+
+def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
     doc.heading(3, "Filters and class-wise feature-map norms (first and last conv layer)")
     variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
     folder = f"{variant}/classwise_norms"
@@ -390,7 +406,13 @@ def shortcut_occlusion(doc: Markdown, variant: str, ev: Mapping[str, Any]) -> No
     doc.para(f"From {ref(rel)} (stage `evaluate`).")
 
 
-EXTRAS = {"tdm": tdm_extras, "hku": hku_extras, "cse849": cse849_extras}
+EXTRAS = {
+    "padding_shapes": padding_shapes_section,
+    "autograder": autograder_section,
+    "shortcut_tests": shortcut_section,
+    "cse849_deliverables": cse849_deliverables_section,
+    "classwise_norms": classwise_norms_section,
+}
 
 
 def analysis_section(doc: Markdown) -> None:
