@@ -16,7 +16,6 @@ from pipeline.engine import check_model_and_loss, fit, make_loss
 from pipeline.normalizer import Normalizer, channel_stats
 from tests.conftest import synthetic_digits
 
-
 # The engine's unit tests use this set-up of their own (TDM 40200's network and optimizer), not
 # params.yaml's: an experiment on a real variant must not change what these tests check.
 TINY_VARIANT = {
