@@ -9,7 +9,7 @@ sentence (tests/test_answers.py changes an input file and reads the new sentence
 Each :class:`Answer` names the files it read (paths under ``reports/``) so the report
 links them. ``answers(key, inputs)`` gives one assignment's answers; ``inputs`` is any
 object with ``json(rel)`` and ``text(rel)`` returning None for a missing file (the
-report's :class:`pipeline.report.Inputs`).
+report's :class:`pipeline.report.inputs.Inputs`).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pipeline.errors import PipelineError
 
 @dataclass
 class Predictor:
-    loaded: LoadedModel  # its model is on ``device``, in the variant's memory format
+    loaded: LoadedModel  # its model on the device ``prepare`` feeds, in the variant's memory format
     prepare: InputPipeline
 
     @classmethod

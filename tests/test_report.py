@@ -19,7 +19,12 @@ import yaml
 from PIL import Image
 
 from pipeline import report
-from pipeline.report import Inputs, build_report, markdown_to_html, pct, points, stage_outputs, write_report
+from pipeline.answers import pct
+from pipeline.errors import PipelineError
+from pipeline.report import build_report, write_report
+from pipeline.report.formats import points
+from pipeline.report.html import markdown_to_html
+from pipeline.report.inputs import Inputs, stage_outputs
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -671,6 +676,10 @@ def test_real_repository_renders():
     assert "## Time" in rep.markdown and rep.html.startswith("<!DOCTYPE html>")
     for target in rep.images:
         assert (REPO / posixpath.normpath(posixpath.join(report.OUT, target))).is_file()
+    for name in yaml.safe_load((REPO / "params.yaml").read_text())["variants"]:
+        assert f"| `{name}` |" in rep.markdown, name  # every variant has its row (summary, time)
+    ids = set(re.findall(r'<h[1-6] id="([^"]+)"', rep.html))
+    assert not sorted(set(re.findall(r"\]\(#([^)\s]+)\)", rep.markdown)) - ids)  # every in-page link lands
 
 
 def test_timing_writes_seconds_only_on_success(tmp_path):
@@ -734,7 +743,7 @@ def test_report_tables_the_time_per_stage(fake_repo):
 
 
 def test_rubric_latex_is_rendered_as_text():
-    from pipeline.report import latex_text
+    from pipeline.report.formats import latex_text
 
     assert latex_text(r"$\geq 70\%$ , but  $< 75\%$ : 15 pts") == "≥ 70%, but < 75% : 15 pts"
     assert latex_text(r"$< 60\%$ : 0 pts") == "< 60% : 0 pts"
@@ -791,3 +800,22 @@ def test_seed_study_missing_says_which_stage_writes_it(fake_repo):
     md = build_report(fake_repo).markdown
     assert "Seed study: every comparison over several seeds" in md
     assert "seed_study_summary" in md.split("Seed study: every comparison over several seeds")[1].split("\n#")[0]
+
+
+def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
+    """Sections only one assignment has are listed in seed_results.yaml (``extras``), not keyed by assignment in code."""
+    seeds_file = fake_repo / "references" / "seed_results.yaml"
+    seeds = yaml.safe_load(seeds_file.read_text(encoding="utf-8"))
+    seeds["tdm"]["extras"] = ["autograder"]  # another assignment's section, moved by data alone
+    seeds["hku"].pop("extras")
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    md = build_report(fake_repo).markdown
+    tdm, hku = md.index("## TDM 40200"), md.index("## HKU A3")
+    assert tdm < md.index("### Autograder (Questions 1-4") < hku
+    assert "### Output shapes with and without padding" not in md
+    seeds["tdm"]["extras"] = ["no_such_section"]
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    with pytest.raises(
+        PipelineError, match=r"seed_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
+    ):
+        build_report(fake_repo)

@@ -348,9 +348,8 @@ def write_composite(
         for split in SPLITS:
             rows = np.flatnonzero(split_col == split)
             files = file_col[rows].tolist()  # relative to the split folder: <class>/<file>, or <file> for test
-            order = sorted(
-                range(len(files)), key=files.__getitem__
-            )  # the readers' listing order: no reordering on load
+            # in the readers' listing order (sorted names), so loading needs no reordering
+            order = sorted(range(len(files)), key=files.__getitem__)
             write_decoded(tmp / split, [files[i] for i in order], rendered[rows[order]].transpose(0, 3, 1, 2))
         test_rows = plan[plan["split"] == "test"]
         test_rows[["filename", "label"]].to_csv(tmp / TEST_LABELS, index=False, lineterminator="\n")

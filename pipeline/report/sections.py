@@ -1,0 +1,517 @@
+"""The report's sections: summary, data, one per assignment (answers, extras), deviations, cross-assignment analysis."""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Mapping
+from typing import Any
+
+from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_comparisons, seed_study_verdict
+from pipeline.errors import PipelineError
+from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
+from pipeline.report.formats import by_name, num, points
+from pipeline.report.inputs import OUT, REPORTS, SEED_RESULTS, Inputs
+from pipeline.report.tables import (
+    describe_model,
+    eval_section,
+    generic_results_table,
+    grading_table,
+    results_table,
+    run_table,
+    scalar_table,
+    seed_table,
+    variant_figures,
+)
+
+
+def summary(doc: Markdown) -> None:
+    """One row per variant: test accuracy, and the seed's where it reported one."""
+    doc.heading(2, "Summary")
+    seeds = doc.inputs.seeds
+    rows = []
+    for a in seeds.values():
+        seed_acc = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
+        for variant in a.get("variants") or []:
+            m = doc.inputs.metrics(variant)
+            ours = (
+                pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+            )
+            if variant in seed_acc:
+                seed, diff = (
+                    pct(seed_acc[variant]),
+                    (points(m["test_accuracy"] - seed_acc[variant]) if m and "test_accuracy" in m else "-"),
+                )
+            else:
+                seed, diff = "not reported", "-"
+            rows.append([f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})", f"`{variant}`", ours, seed, diff])
+    for variant in other_variants(doc.inputs):
+        m = doc.inputs.metrics(variant)
+        ours = pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
+        rows.append([f"[{OTHER_TITLE}](#{slug(OTHER_TITLE)})", f"`{variant}`", ours, "no seed", "-"])
+    doc.table(["assignment", "variant", "test accuracy", "seed reported", "difference"], rows)
+    seeds_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
+    doc.para(
+        "Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
+        f"percentage points (pp). Seed numbers: [`{SEED_RESULTS.as_posix()}`]({seeds_link}), "
+        "each with the line it quotes."
+    )
+
+
+def data_section(doc: Markdown) -> None:
+    inputs = doc.inputs
+    doc.heading(2, "Data")
+    stats = inputs.json("data/stats.json")
+    if stats is None:
+        doc.missing("data/stats.json", "dataset statistics")
+    else:
+        mnist = stats.get("mnist") or {}
+        if mnist:
+            doc.table(
+                ["MNIST split", "images", "pixel mean", "pixel std"],
+                [
+                    [s, num(e.get("count", "-")), num(e.get("mean", "-")), num(e.get("std", "-"))]
+                    for s, e in mnist.items()
+                ],
+            )
+        comp = stats.get("composite") or {}
+        if comp:
+
+            def chans(d: Any) -> str:
+                """Channel statistics in image order (R, G, B), whatever order the file keeps its keys in."""
+                if not isinstance(d, Mapping):
+                    return "-"
+                order = {"r": 0, "g": 1, "b": 2}
+                keys = sorted(d, key=lambda k: (order.get(k, 3), k))
+                return ", ".join(f"{k.upper() if k in order else k} {num(d[k])}" for k in keys)
+
+            doc.table(
+                ["composite split", "images", "digit = label", "mean", "std"],
+                [
+                    [
+                        s,
+                        num(e.get("count", "-")),
+                        pct(e["label_agreement"]) if "label_agreement" in e else "-",
+                        chans(e.get("mean")),
+                        chans(e.get("std")),
+                    ]
+                    for s, e in comp.items()
+                ],
+            )
+        doc.para(
+            f'From {ref("data/stats.json")} (stage `stats`). "digit = label": the fraction of '
+            "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut)."
+        )
+    composite = inputs.params.get("composite")
+    if isinstance(composite, Mapping):
+        doc.para(
+            "Composite set-up (`params.yaml` `composite`): "
+            + ", ".join(f"{k} = {num(v)}" for k, v in composite.items())
+            + "."
+        )
+    prov = inputs.json("data/provenance.json")
+    if prov is None:
+        doc.missing("data/provenance.json", "data provenance")
+    else:
+        doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
+        extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
+        doc.para(
+            f"From {ref('data/provenance.json')} (stage `download`)" + (f"; {', '.join(extra)}" if extra else "") + "."
+        )
+    head = inputs.text("data/mnist_head.txt")
+    if head is None:
+        doc.missing("data/mnist_head.txt")
+    else:
+        doc.para(f"First rows of the MNIST CSV ({ref('data/mnist_head.txt')}):")
+        doc.code(head)
+    for rel, caption in [
+        ("data/mnist_class_distribution.png", "MNIST class distribution"),
+        ("data/mnist_first5.png", "the first five MNIST training images"),
+        ("data/mnist_random20.png", "twenty random MNIST training images"),
+        ("data/composite_samples.png", "composite samples (CIFAR-10 image + MNIST digit)"),
+    ]:
+        doc.figure(rel, caption)
+
+
+def provenance_rows(prov: Mapping[str, Any]) -> list[list[str]]:
+    """One row per downloaded file (or per dataset when it lists no files)."""
+
+    def size(entry: Mapping[str, Any]) -> str:
+        if isinstance(entry.get("counts"), Mapping):
+            return ", ".join(f"{k} {num(v)}" for k, v in entry["counts"].items())
+        if isinstance(entry.get("shape"), list):
+            return " x ".join(str(n) for n in entry["shape"])
+        return "-"
+
+    rows = []
+    for name, entry in prov.items():
+        if not isinstance(entry, Mapping):
+            continue
+        files = entry.get("files")
+        if isinstance(files, Mapping) and files:
+            rows += [
+                [f"{name}: {f}", f"`{e.get('origin', '-')}`", f"`{e['md5']}`" if "md5" in e else "-", size(e)]
+                for f, e in files.items()
+                if isinstance(e, Mapping)
+            ]
+        else:
+            rows.append(
+                [name, f"`{entry.get('origin', '-')}`", f"`{entry['md5']}`" if "md5" in entry else "-", size(entry)]
+            )
+    return rows
+
+
+OTHER_TITLE = "Other variants"
+
+
+def other_variants(inputs: Inputs) -> list[str]:
+    """The params.yaml variants that no assignment of seed_results.yaml lists, in params order."""
+    listed = {v for a in inputs.seeds.values() for v in a.get("variants") or []}
+    return [v for v in inputs.variant_names() if v not in listed]
+
+
+def other_variants_section(doc: Markdown, variants: list[str]) -> None:
+    """Variants that are in params.yaml only: the same tables and figures, without a seed to compare with."""
+    doc.heading(2, OTHER_TITLE)
+    doc.para(
+        "In `params.yaml` `variants` but in no assignment of "
+        f"`{SEED_RESULTS.as_posix()}` (no seed numbers to compare with): " + ", ".join(f"`{v}`" for v in variants) + "."
+    )
+    doc.heading(3, "What was run")
+    run_table(doc, variants)
+    doc.heading(3, "Results")
+    results_table(doc, variants)
+    doc.heading(3, "Evaluation")
+    for variant in variants:
+        doc.heading(4, f"`{variant}`")
+        eval_section(doc, variant)
+        ev = doc.inputs.json(f"{variant}/eval/metrics.json")
+        if isinstance(ev, Mapping) and (ev.get("shortcut") is not None or ev.get("occlusion") is not None):
+            shortcut_occlusion(doc, variant, ev)
+    for variant in variants:
+        variant_figures(doc, variant)
+
+
+def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
+    variants = list(a.get("variants") or [])
+    doc.heading(2, a["title"])
+    doc.para(f"Seed: `{a.get('seed', '?')}`. Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + ".")
+    doc.heading(3, "What was run")
+    run_table(doc, variants)
+    doc.heading(3, "Results")
+    results_table(doc, variants)
+    if a.get("results"):
+        doc.heading(3, "Compared with the seed")
+        seed_table(doc, a)
+    if a.get("grading"):
+        doc.heading(3, "Grading tier (seed's rubric)")
+        grading_table(doc, a)
+    doc.bullets(f"Note: {n}" for n in a.get("notes") or [])
+    answers_section(doc, key)
+    for name in a.get("extras") or []:
+        if name not in EXTRAS:
+            raise PipelineError(f"{SEED_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}")
+        EXTRAS[name](doc, a)
+    doc.heading(3, "Evaluation")
+    for variant in variants:
+        doc.heading(4, f"`{variant}`")
+        eval_section(doc, variant)
+    for variant in variants:
+        variant_figures(doc, variant)
+
+
+def answers_section(doc: Markdown, key: str) -> None:
+    """The seed's written questions this pipeline's outputs answer (pipeline/answers.py)."""
+    found = answers(key, doc.inputs)
+    if not found:
+        return
+    doc.heading(3, "Answers to the seed's questions, from our measurements")
+    index = len(doc.blocks)  # the list of links to every answer goes here, once their ids are known
+    links = []
+    for a in found:
+        anchor = doc.heading(4, f"{a.question}. {md_escape(a.asked)}")
+        links.append(f"[{a.question}](#{anchor})")
+        doc.para(a.text[:1].upper() + a.text[1:])
+        if a.sources:
+            doc.para(f"From {', '.join(ref(rel) for rel in a.sources)}.")
+    doc.blocks.insert(index, Paragraph("Questions: " + " · ".join(links)))
+    doc.answer_links[key] = links
+
+
+DEVIATIONS_TITLE = "Where this pipeline departs from the seeds"
+
+
+def deviations_section(doc: Markdown) -> None:
+    """``references/deviations.yaml``, grouped by assignment, with the measured figures it names."""
+    doc.heading(2, DEVIATIONS_TITLE)
+    doc.para(
+        "From `references/deviations.yaml` (each entry pins the `params.yaml` values it describes; a test "
+        "fails when they change). Measured figures are read from the stages' outputs."
+    )
+    titles = {key: a["title"] for key, a in doc.inputs.seeds.items()}
+    for key in titles:
+        entries = [d for d in doc.inputs.deviations if d.seed == key]
+        if not entries:
+            continue
+        doc.heading(3, titles[key])
+        for d in entries:
+            figures = []
+            for m in d.measured:
+                data = doc.inputs.json(m.file)
+                try:
+                    value = dotted(data, m.key)
+                except KeyError:
+                    figures.append(f"{m.label}: {doc.inputs.missing(m.file)}")
+                    continue
+                figures.append(f"{m.label} {by_name(m.key.rsplit('.', 1)[-1], value)} ({ref(m.file)})")
+            doc.bullets(
+                [
+                    f"**{md_escape(d.topic)}.** Seed: {md_escape(d.seed_says)} Ours: {md_escape(d.ours)} "
+                    f"Why: {md_escape(d.why)}" + (f" Measured: {'; '.join(figures)}." if figures else "")
+                ]
+            )
+
+
+# --------------------------------------------------------------------------- extras
+# Sections an assignment asks for beyond the common ones, named in references/seed_results.yaml
+# (``extras: [...]``, in the order shown): the report has no code keyed by assignment.
+
+
+def padding_shapes_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    doc.heading(3, "Output shapes with and without padding")
+    doc.include_markdown("analysis/padding_shapes.md", level=4)
+
+
+def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    doc.heading(3, "Autograder (Questions 1-4: custom layers against torch)")
+    grades = doc.inputs.json("autograder.json")
+    if grades is None:
+        doc.missing("autograder.json", "autograder scores")
+        return
+    rows = [
+        [q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
+        for q, g in grades.items()
+        if isinstance(g, Mapping)
+    ]
+    if "total" in grades:
+        rows.append(["**total**", f"**{grades['total']} / {grades.get('max_total', '?')}**", ""])
+    doc.table(["question", "score", "checks passed"], rows)
+    uses = grades.get("forbidden_uses")
+    allowed = (
+        ""
+        if uses is None
+        else " Uses of operations the seed does not allow: "
+        + (f"**{uses}** (reported, not deducted)." if uses else "none.")
+    )
+    doc.para(
+        f"From {ref('autograder.json')} (stage `autograde`: this project's `layers.py` graded as a student's "
+        f"submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class).{allowed}"
+    )
+
+
+def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
+    doc.heading(3, "Shortcut and occlusion tests")
+    doc.para(
+        "On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
+        "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
+        "images predicted as the digit's class, and the accuracy with one region blanked out "
+        "(`params.yaml` `variants.<variant>.data.occlusion`)."
+    )
+    for variant in a.get("variants") or []:
+        rel = f"{variant}/eval/metrics.json"
+        ev = inputs.json(rel)
+        if ev is None:
+            doc.missing(rel, f"shortcut / occlusion metrics of `{variant}`")
+            continue
+        if ev.get("shortcut") is None and ev.get("occlusion") is None:
+            doc.para(f"`{REPORTS}/{rel}` has no `shortcut` / `occlusion` block (not composite data).")
+            continue
+        shortcut_occlusion(doc, variant, ev)
+
+
+def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
+    doc.heading(3, "Deliverables: `q1_model.pt` and `q1_test.txt`")
+    weights = "cse849/q1_model.pt"
+    if inputs.exists(weights):
+        variant = inputs.variant("cse849")
+        built = describe_model(variant) if variant else "the network"
+        doc.para(
+            f"{ref(weights)} ({inputs.path(weights).stat().st_size / 1024:,.0f} KB, stage `export_cse849`): the kept "
+            f"model's weights alone, loadable the seed's way into {built}: "
+            f'`model.load_state_dict(torch.load("{REPORTS}/{weights}"))`. The input normalization is not in it '
+            "(the seed's notebook applies its own); `models/cse849.pt` carries it."
+        )
+    else:
+        doc.missing(weights)
+    preds = inputs.text("cse849/q1_test.txt")
+    if preds is None:
+        doc.missing("cse849/q1_test.txt")
+    else:
+        lines = preds.splitlines()
+        doc.para(f"{ref('cse849/q1_test.txt')}: {len(lines):,} lines, first ones:")
+        doc.code("\n".join(lines[:5]))
+
+
+def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    inputs = doc.inputs
+    doc.heading(3, "Filters and class-wise feature-map norms (first and last conv layer)")
+    variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
+    folder = f"{variant}/classwise_norms"
+    doc.figure(f"{variant}/analysis/filters.png", f"{variant}: all first-layer filters")
+    doc.figure(
+        f"{folder}/classwise_norms_conv1.png",
+        f"{variant}: class-wise mean feature-map norm per filter, first conv layer",
+    )
+    doc.figure(
+        f"{folder}/classwise_norms_conv5.png",
+        f"{variant}: class-wise mean feature-map norm per filter, last conv layer",
+    )
+    doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
+    norms = inputs.json(f"{folder}/classwise_norms.json")
+    if norms is None:
+        doc.missing(f"{folder}/classwise_norms.json", "class-wise norm summary")
+    else:
+        summaries = {
+            layer: v["summary"]
+            for layer, v in norms.items()
+            if isinstance(v, Mapping) and isinstance(v.get("summary"), Mapping)
+        }
+        if summaries:
+            generic_results_table(doc, summaries)
+        elif not scalar_table(doc, norms):
+            doc.para("(structure not recognised; see the file)")
+        doc.para(
+            f"From {ref(f'{folder}/classwise_norms.json')}"
+            + (
+                f"; every value: {ref(f'{folder}/classwise_norms.csv')}"
+                if inputs.exists(f"{folder}/classwise_norms.csv")
+                else ""
+            )
+            + " (stage `classwise_norms`)."
+        )
+
+
+def shortcut_occlusion(doc: Markdown, variant: str, ev: Mapping[str, Any]) -> None:
+    """The ``shortcut`` / ``occlusion`` blocks of an evaluate metrics file (composite data)."""
+    rel = f"{variant}/eval/metrics.json"
+    shortcut, occlusion = ev.get("shortcut"), ev.get("occlusion")
+    if isinstance(shortcut, Mapping) and not scalar_table(doc, shortcut, (f"`{variant}` shortcut", "value")):
+        doc.para(f"(see `{REPORTS}/{rel}`, key `shortcut`)")
+    if isinstance(occlusion, Mapping) and occlusion:
+        if all(isinstance(v, Mapping) for v in occlusion.values()):
+            generic_results_table(doc, occlusion, f"`{variant}` occluded region")
+        elif not scalar_table(doc, occlusion, (f"`{variant}` occlusion", "value")):
+            doc.para(f"(see `{REPORTS}/{rel}`, key `occlusion`)")
+    doc.para(f"From {ref(rel)} (stage `evaluate`).")
+
+
+EXTRAS = {
+    "padding_shapes": padding_shapes_section,
+    "autograder": autograder_section,
+    "shortcut_tests": shortcut_section,
+    "cse849_deliverables": cse849_deliverables_section,
+    "classwise_norms": classwise_norms_section,
+}
+
+
+def analysis_section(doc: Markdown) -> None:
+    """Comparisons (params ``analysis.comparisons``, in order), then each params variant's analysis files."""
+    inputs = doc.inputs
+    variants = inputs.variant_names()
+    doc.heading(2, "Analysis across assignments")
+    doc.heading(3, "Comparisons")
+    comparisons = inputs.comparisons()
+    if not comparisons:
+        doc.para("`params.yaml` `analysis.comparisons` lists none.")
+    for key, spec in comparisons.items():
+        doc.include_markdown(f"comparisons/{key}.md", level=4, title=str(spec.get("title") or key))
+        if inputs.exists(f"comparisons/{key}.json"):
+            doc.para(f"From {ref(f'comparisons/{key}.json')} (stage `{inputs.stage_for(f'comparisons/{key}.json')}`).")
+        verdict = seed_study_verdict(inputs, key)
+        if verdict:
+            doc.para(f"Seed study: {verdict} From {ref(SEED_STUDY)} (stage `seed_study_summary`).")
+    seed_study_section(doc)
+    for file, title in [
+        ("shape_trace.md", "Shape traces through each network"),
+        ("layer_summary.md", "Layer summaries"),
+    ]:
+        doc.heading(3, title)
+        for variant in variants:
+            doc.include_markdown(f"{variant}/analysis/{file}", level=4, title=f"`{variant}`")
+    doc.heading(3, "Parameter counts")
+    rows = []
+    for variant in variants:
+        rel = f"{variant}/analysis/param_counts.json"
+        counts = inputs.json(rel)
+        if not isinstance(counts, Mapping):
+            rows.append([f"`{variant}`", inputs.missing(rel), "", ""])
+            continue
+        rows.append(
+            [
+                f"[`{variant}`]({link(rel)})",
+                *(num(counts[k]) if k in counts else "-" for k in ("total", "trainable", "non_trainable")),
+            ]
+        )
+    if rows:
+        doc.table(["variant", "parameters", "trainable", "non-trainable"], rows)
+        doc.para(
+            "From each `reports/<variant>/analysis/param_counts.json` (stage `analyze@<variant>`); "
+            "the variant names link to the files."
+        )
+
+
+def seed_study_section(doc: Markdown) -> None:
+    """Each studied variant's accuracy over N seeds, each studied comparison's paired
+    difference with its interval, and the figure with the error bars."""
+    inputs = doc.inputs
+    doc.heading(3, "Seed study: every comparison over several seeds")
+    summary = inputs.json(SEED_STUDY)
+    if not isinstance(summary, Mapping) or not has(summary, "seeds", "confidence", "variants", "comparisons"):
+        doc.missing(SEED_STUDY, "seed study")
+        return
+    n, level = summary["seeds"], round(100 * summary["confidence"])
+    doc.para(
+        f"Each variant of a studied comparison trained with {n} seeds (its own seed, whose run is the one reported "
+        f"above, and the next {n - 1}), each with the variant's own set-up; the two variants of a comparison share "
+        f"their seeds, so the differences are paired by seed. Interval: two-sided {level}% t-interval of the mean "
+        f"paired difference ({n - 1} degrees of freedom)."
+    )
+    rows = []
+    for name, v in summary["variants"].items():
+        acc = v.get("test_accuracy") or {}
+        if not has(acc, "mean", "std", "min", "max", "n"):
+            continue
+        rows.append(
+            [
+                f"[`{name}`]({link(f'seed_study/runs/{name}.json')})",
+                acc["n"],
+                pct(acc["mean"]),
+                f"{100 * acc['std']:.2f} points",
+                pct(acc["min"]),
+                pct(acc["max"]),
+            ]
+        )
+    doc.table(["variant", "seeds", "mean test accuracy", "std", "min", "max"], rows)
+    rows = [
+        [
+            str(c.get("title") or c["key"]),
+            f"`{c['a']}` - `{c['b']}`",
+            f"{c['mean_points']:+.2f}",
+            f"{c['ci_low_points']:+.2f} to {c['ci_high_points']:+.2f}",
+            f"{c['a_ahead']} / {c['b_ahead']}" + (f" ({c['ties']} tied)" if c.get("ties") else ""),
+            "yes" if c["distinguishable"] else "**no**",
+        ]
+        for c in seed_study_comparisons(inputs)
+        if has(c, "a", "b", "mean_points", "ci_low_points", "ci_high_points", "a_ahead", "b_ahead", "distinguishable")
+    ]
+    doc.table(
+        ["comparison", "a - b", "mean (points)", f"{level}% CI (points)", "seeds a ahead / b ahead", "distinguishable"],
+        rows,
+    )
+    doc.figure(
+        "seed_study/differences.png", f"Test accuracy per seed and paired differences with their {level}% intervals"
+    )
+    doc.para(
+        f"From {ref(SEED_STUDY)} (stage `seed_study_summary`) and `reports/seed_study/runs/` (stages `seed_study@<variant>`)."
+    )
