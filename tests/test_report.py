@@ -650,6 +650,13 @@ def test_stage_imports_only_what_it_needs():
         "pipeline.errors",
         "pipeline.io",
         "pipeline.report",
+        "pipeline.report.document",
+        "pipeline.report.formats",
+        "pipeline.report.html",
+        "pipeline.report.inputs",
+        "pipeline.report.sections",
+        "pipeline.report.tables",
+        "pipeline.report.timings",
         "pipeline.stages",
         "pipeline.stages.report",
     ]
