@@ -42,66 +42,22 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from pipeline.config import check_box, check_box_fits
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import make_loss
+from pipeline.evaluation_figures import plot_confusion, plot_first_predictions, plot_misclassified
 from pipeline.io import write_json
+from pipeline.metrics import classification_metrics, confidences, shortcut_metrics
 from pipeline.metrics import round_metric as _round
-from pipeline.metrics import shortcut_metrics
-from pipeline.plots import image_grid, save_figure
+from pipeline.plots import save_figure
 from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
 
 log = logging.getLogger(__name__)
 
-GALLERY_SIZE = 20  # DS 5220 Part 4.2 / 4.3: the first 20 images
-
-
 # --------------------------------------------------------------------------- numbers
-
-
-def classification_metrics(labels: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> dict:
-    """Accuracy, per-class precision / recall / F1 / support and their macro and weighted means.
-
-    Classes that are never predicted get precision 0 (scikit-learn's ``zero_division=0``).
-    ``per_class`` is keyed by the class index as a string (``"0"``, ``"1"``, ...).
-    """
-    y, p = labels.numpy(), predicted.numpy()
-    classes = list(range(n_classes))
-    precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=classes, zero_division=0)
-    out: dict = {"accuracy": _round((y == p).mean()) if len(y) else 0.0}
-    for average in ("macro", "weighted"):
-        pa, ra, fa, _ = precision_recall_fscore_support(y, p, labels=classes, average=average, zero_division=0)
-        out[average] = {"precision": _round(pa), "recall": _round(ra), "f1": _round(fa)}
-    out["per_class"] = {
-        str(c): {
-            "precision": _round(precision[c]),
-            "recall": _round(recall[c]),
-            "f1": _round(f1[c]),
-            "support": int(support[c]),
-        }
-        for c in classes
-    }
-    return out
-
-
-def first_misclassified(predicted: torch.Tensor, labels: torch.Tensor, k: int = GALLERY_SIZE) -> torch.Tensor:
-    """Indices of the first ``k`` samples whose prediction differs from the label, in dataset order.
-
-    ``predicted`` may be class indices ``(N,)`` or logits ``(N, classes)`` (argmax is taken).
-    """
-    if predicted.dim() == 2:
-        predicted = predicted.argmax(1)
-    wrong = torch.nonzero(predicted != labels, as_tuple=False).flatten()
-    return wrong[:k]
-
-
-def confidences(logits: torch.Tensor) -> torch.Tensor:
-    """Softmax probability of the predicted class (also right for log-softmax outputs: softmax(log p) = p)."""
-    return torch.softmax(logits.float(), dim=1).max(dim=1).values
 
 
 def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torch.Tensor:
@@ -114,69 +70,6 @@ def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torc
     out = images_u8.clone()
     out[..., top : top + height, left : left + width] = value
     return out
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _class_name(classes: Sequence[str], index: int) -> str:
-    return classes[index] if 0 <= index < len(classes) else str(index)
-
-
-def plot_first_predictions(
-    images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]
-):
-    """DS 5220 Part 4.2: the first 20 test images titled with the prediction and the true class
-    (red when they differ)."""
-    n = min(GALLERY_SIZE, len(images_u8))
-    titles = [
-        f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}"
-        for i in range(n)
-    ]
-    colors = ["black" if int(predicted[i]) == int(labels[i]) else "tab:red" for i in range(n)]
-    return image_grid(
-        images_u8[:n],
-        titles,
-        cols=5,
-        title=f"First {n} test images: predicted and true class (red = wrong)",
-        title_colors=colors,
-    )
-
-
-def plot_misclassified(images_u8: torch.Tensor, predicted: torch.Tensor, labels: torch.Tensor, classes: Sequence[str]):
-    """DS 5220 Part 4.3: the first 20 misclassified test images with predicted and true class."""
-    index = first_misclassified(predicted, labels)
-    titles = [
-        f"Pred: {_class_name(classes, int(predicted[i]))}\nLabel: {_class_name(classes, int(labels[i]))}  (#{int(i)})"
-        for i in index
-    ]
-    return image_grid(images_u8[index], titles, cols=5, title=f"First {len(index)} misclassified test images")
-
-
-def plot_confusion(labels: torch.Tensor, predicted: torch.Tensor, classes: Sequence[str], title: str):
-    """Confusion matrix (rows: true class, columns: predicted) as a seaborn heatmap."""
-    import seaborn as sns
-    from matplotlib.figure import Figure
-
-    matrix = confusion_matrix(labels.numpy(), predicted.numpy(), labels=list(range(len(classes))))
-    fig = Figure(figsize=(9, 7.5), layout="constrained")
-    ax = fig.subplots()
-    sns.heatmap(
-        matrix,
-        annot=True,
-        fmt="d",
-        cmap="Blues",
-        cbar=True,
-        square=True,
-        ax=ax,
-        xticklabels=list(classes),
-        yticklabels=list(classes),
-        annot_kws={"fontsize": 8},
-    )
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    ax.set_title(title)
-    return fig
 
 
 # --------------------------------------------------------------------------- the stage

@@ -1,4 +1,5 @@
-"""Metric values shared by evaluation and the graders: one rounding rule, the shortcut figures.
+"""Metric values computed from labels and predictions: one rounding rule, the classification
+report (scikit-learn), the softmax confidence, the shortcut figures.
 
 Kept apart from :mod:`pipeline.evaluation` (models, data, figures) so that a grader of a
 prediction file (:mod:`pipeline.cse849_grader`) computes the same figures as the
@@ -8,6 +9,7 @@ prediction file (:mod:`pipeline.cse849_grader`) computes the same figures as the
 from __future__ import annotations
 
 import torch
+from sklearn.metrics import precision_recall_fscore_support
 
 DIGITS = 6  # decimals kept in metrics.json and predictions.csv
 
@@ -42,3 +44,33 @@ def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torc
         "shortcut_rate": mean(disagree, predicted == digits),
         "predicted_digit_rate": mean(torch.ones_like(agree), predicted == digits),
     }
+
+
+def classification_metrics(labels: torch.Tensor, predicted: torch.Tensor, n_classes: int) -> dict:
+    """Accuracy, per-class precision / recall / F1 / support and their macro and weighted means.
+
+    Classes that are never predicted get precision 0 (scikit-learn's ``zero_division=0``).
+    ``per_class`` is keyed by the class index as a string (``"0"``, ``"1"``, ...).
+    """
+    y, p = labels.numpy(), predicted.numpy()
+    classes = list(range(n_classes))
+    precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=classes, zero_division=0)
+    out: dict = {"accuracy": round_metric((y == p).mean()) if len(y) else 0.0}
+    for average in ("macro", "weighted"):
+        pa, ra, fa, _ = precision_recall_fscore_support(y, p, labels=classes, average=average, zero_division=0)
+        out[average] = {"precision": round_metric(pa), "recall": round_metric(ra), "f1": round_metric(fa)}
+    out["per_class"] = {
+        str(c): {
+            "precision": round_metric(precision[c]),
+            "recall": round_metric(recall[c]),
+            "f1": round_metric(f1[c]),
+            "support": int(support[c]),
+        }
+        for c in classes
+    }
+    return out
+
+
+def confidences(logits: torch.Tensor) -> torch.Tensor:
+    """Softmax probability of the predicted class (also right for log-softmax outputs: softmax(log p) = p)."""
+    return torch.softmax(logits.float(), dim=1).max(dim=1).values

@@ -12,13 +12,9 @@ from sklearn.metrics import precision_recall_fscore_support
 
 from pipeline.config import ConfigError
 from pipeline.data.readers import read_split
-from pipeline.evaluation import (
-    classification_metrics,
-    evaluate_checkpoint,
-    first_misclassified,
-    occlude,
-    shortcut_metrics,
-)
+from pipeline.evaluation import evaluate_checkpoint, occlude
+from pipeline.evaluation_figures import first_misclassified
+from pipeline.metrics import classification_metrics, shortcut_metrics
 from tests.test_predict import make_checkpoint, make_folder_dataset, tiny_variant
 
 # --------------------------------------------------------------------------- misclassified gallery

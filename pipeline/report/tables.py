@@ -234,7 +234,7 @@ def scalar_table(doc: Markdown, obj: Any, header: tuple[str, str] = ("quantity",
     return True
 
 
-PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")  # evaluation.classification_metrics's per_class rows
+PER_CLASS_COLUMNS = ("precision", "recall", "f1", "support")  # metrics.classification_metrics's per_class rows
 
 
 def eval_section(doc: Markdown, variant: str) -> None:
