@@ -146,6 +146,13 @@ class Markdown:
     def missing(self, rel: str, what: str | None = None) -> None:
         self.blocks.append(Note(f"{what or f'`reports/{rel}`'}: {self.inputs.missing(rel)}."))
 
+    def json(self, rel: str, what: str) -> Any | None:
+        """``reports/<rel>`` parsed, or None after noting in the report why it is missing (``what`` names it)."""
+        value = self.inputs.json(rel)
+        if value is None:
+            self.missing(rel, what)
+        return value
+
     def figure(self, rel: str, caption: str) -> None:
         """Link ``reports/<rel>`` if it exists, else say why it is not there."""
         if self.inputs.exists(rel):

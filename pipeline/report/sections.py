@@ -60,10 +60,8 @@ def summary(doc: Markdown) -> None:
 def data_section(doc: Markdown) -> None:
     inputs = doc.inputs
     doc.heading(2, "Data")
-    stats = inputs.json("data/stats.json")
-    if stats is None:
-        doc.missing("data/stats.json", "dataset statistics")
-    else:
+    stats = doc.json("data/stats.json", "dataset statistics")
+    if stats is not None:
         mnist = stats.get("mnist") or {}
         if mnist:
             doc.table(
@@ -108,10 +106,8 @@ def data_section(doc: Markdown) -> None:
             + ", ".join(f"{k} = {num(v)}" for k, v in composite.items())
             + "."
         )
-    prov = inputs.json("data/provenance.json")
-    if prov is None:
-        doc.missing("data/provenance.json", "data provenance")
-    else:
+    prov = doc.json("data/provenance.json", "data provenance")
+    if prov is not None:
         doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
         extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
         doc.para(
@@ -283,9 +279,8 @@ def padding_shapes_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     doc.heading(3, "Autograder (Questions 1-4: custom layers against torch)")
-    grades = doc.inputs.json("autograder.json")
+    grades = doc.json("autograder.json", "autograder scores")
     if grades is None:
-        doc.missing("autograder.json", "autograder scores")
         return
     rows = [
         [q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
@@ -309,7 +304,6 @@ def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
-    inputs = doc.inputs
     doc.heading(3, "Shortcut and occlusion tests")
     doc.para(
         "On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
@@ -319,9 +313,8 @@ def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     )
     for variant in a.get("variants") or []:
         rel = f"{variant}/eval/metrics.json"
-        ev = inputs.json(rel)
+        ev = doc.json(rel, f"shortcut / occlusion metrics of `{variant}`")
         if ev is None:
-            doc.missing(rel, f"shortcut / occlusion metrics of `{variant}`")
             continue
         if ev.get("shortcut") is None and ev.get("occlusion") is None:
             doc.para(f"`{REPORTS}/{rel}` has no `shortcut` / `occlusion` block (not composite data).")
@@ -368,10 +361,8 @@ def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
         f"{variant}: class-wise mean feature-map norm per filter, last conv layer",
     )
     doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
-    norms = inputs.json(f"{folder}/classwise_norms.json")
-    if norms is None:
-        doc.missing(f"{folder}/classwise_norms.json", "class-wise norm summary")
-    else:
+    norms = doc.json(f"{folder}/classwise_norms.json", "class-wise norm summary")
+    if norms is not None:
         summaries = {
             layer: v["summary"]
             for layer, v in norms.items()

@@ -45,10 +45,8 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
     )
 
     doc.heading(3, "Whole pipeline")
-    timing = inputs.json("timing.json")
-    if timing is None:
-        doc.missing("timing.json", "wall time of `dvc repro`")
-    else:
+    timing = doc.json("timing.json", "wall time of `dvc repro`")
+    if timing is not None:
         rows = [
             ["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]
         ]
@@ -78,10 +76,8 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             )
 
     doc.heading(3, "Engine vs the seed-style data loader")
-    loader = inputs.json("benchmarks/loader.json")
-    if loader is None:
-        doc.missing("benchmarks/loader.json", "loader benchmark")
-    else:
+    loader = doc.json("benchmarks/loader.json", "loader benchmark")
+    if loader is not None:
         results = loader.get("results") or {}
         rows = [
             [
@@ -111,10 +107,8 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
         )
 
     doc.heading(3, "Custom layers vs torch")
-    layers = inputs.json("benchmarks/layers.json")
-    if layers is None:
-        doc.missing("benchmarks/layers.json", "layer benchmark")
-    else:
+    layers = doc.json("benchmarks/layers.json", "layer benchmark")
+    if layers is not None:
         # bench_layers.py writes one row per measurement: custom_s / torch_s / ratio are the
         # minimums over interleaved repeats (ratio_median: of the medians), target, pass
         rows = [
