@@ -50,14 +50,45 @@ class NormalizeConfig:
 
 
 @dataclass(frozen=True)
+class RandomErasingConfig:
+    """``torchvision.transforms.v2.RandomErasing(p, scale, ratio, value)``, drawn per image.
+
+    Applied after normalization, so ``value`` is in normalized units (0 = the mean colour)."""
+
+    p: float = 0.0  # probability that an image gets one rectangle erased (0 = off)
+    scale: list[float] = field(default_factory=lambda: [0.02, 0.33])  # erased area / image area
+    ratio: list[float] = field(default_factory=lambda: [0.3, 3.3])  # aspect ratio range (log-uniform)
+    value: float = 0.0
+
+
+@dataclass(frozen=True)
+class GaussianNoiseConfig:
+    """``torchvision.transforms.v2.GaussianNoise(mean, sigma, clip)`` on every image, after normalization
+    (the CSE 849 seed: ``clip=False`` there)."""
+
+    mean: float = 0.0
+    sigma: float = 0.0  # 0 = off
+    clip: bool = False
+
+
+@dataclass(frozen=True)
+class RegionAugmentConfig:
+    """A training-time change of one named region of a composite (``composite.layout``)."""
+
+    p: float = 0.0  # probability per image (0 = off)
+    region: str = ""  # "digit" or "cifar": a region of the dataset's layout (dataset.json)
+
+
+@dataclass(frozen=True)
 class AugmentConfig:
-    """Batch-level augmentations, applied to training batches only."""
+    """Batch-level augmentations, applied to training batches only (:class:`pipeline.datasets.BatchAugment`)."""
 
     hflip: float = 0.0  # probability of a horizontal flip of the whole image
-    gaussian_noise_std: float = 0.0  # std of additive noise after normalization (0 = off)
-    random_erasing: float = 0.0  # probability of erasing one random rectangle (torchvision defaults)
-    patch_shuffle: float = 0.0  # probability that a sample's patch is swapped with another sample's
-    patch_box: list[int] = field(default_factory=list)  # [top, left, height, width] of that patch
+    random_erasing: RandomErasingConfig = field(default_factory=RandomErasingConfig)
+    gaussian_noise: GaussianNoiseConfig = field(default_factory=GaussianNoiseConfig)
+    # The region is replaced by the same region of another image of the batch (its digit, say).
+    patch_shuffle: RegionAugmentConfig = field(default_factory=RegionAugmentConfig)
+    blank: RegionAugmentConfig = field(default_factory=RegionAugmentConfig)  # the region set to black (0)
 
 
 @dataclass(frozen=True)
@@ -67,8 +98,8 @@ class DataConfig:
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     val_fraction: float = 0.0  # held out of train when the format has no validation split
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    # Composite data: regions re-tested blanked by evaluate@<variant>, name -> [top, left, height, width].
-    occlusion: dict[str, list[int]] = field(default_factory=dict)
+    # Composite data: regions of the dataset's layout re-tested blanked by evaluate@<variant>.
+    occlusion: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -103,6 +134,9 @@ class TrainConfig:
     channels_last: bool = False
     checkpoint: str = "last"
     eval_batch_size: int = 1000
+    # Test-time augmentation: every evaluation (validation, test, the evaluate stage) averages
+    # the softmax of each image and of its left-right mirror. Off by default.
+    eval_hflip: bool = False
     log_every_steps: int = 100  # granularity of the per-step loss plot
     test_every_epoch: bool = True  # False: only the kept checkpoint sees the test set (saves time)
 
@@ -193,37 +227,6 @@ def _probability(value: float, key: str) -> None:
         raise ConfigError(f"{key}: must be a probability in [0, 1], got {value!r}")
 
 
-def check_box(box: Any, key: str) -> None:
-    """``box`` is ``[top, left, height, width]``: non-negative integers, positive size."""
-    ok = isinstance(box, list) and len(box) == 4 and all(isinstance(b, int) and not isinstance(b, bool) for b in box)
-    if not ok or box[0] < 0 or box[1] < 0 or box[2] <= 0 or box[3] <= 0:
-        raise ConfigError(
-            f"{key}: expected [top, left, height, width] (non-negative integers, positive size), got {box!r}"
-        )
-
-
-def check_boxes_fit(v: VariantConfig, height: int, width: int, key: str | None = None) -> None:
-    """Every ``[top, left, height, width]`` box of ``v`` lies inside ``height`` x ``width`` images.
-
-    Known only once the data is read; a box reaching past the image would make slicing
-    quietly blank or swap a smaller region, or nothing at all."""
-    key = key or f"variants.{v.name}"
-    boxes = {f"data.occlusion.{name}": box for name, box in v.data.occlusion.items()}
-    if v.data.augment.patch_box:
-        boxes["data.augment.patch_box"] = v.data.augment.patch_box
-    for where, box in boxes.items():
-        check_box_fits(box, height, width, f"{key}.{where}")
-
-
-def check_box_fits(box: list[int], height: int, width: int, key: str) -> None:
-    top, left, h, w = box
-    if top + h > height or left + w > width:
-        raise ConfigError(
-            f"{key}: [{top}, {left}, {h}, {w}] reaches beyond the {height}x{width} images "
-            f"(rows {top}-{top + h - 1}, columns {left}-{left + w - 1})"
-        )
-
-
 def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
     """What torch would refuse only after the data has loaded, or silently ignore (Adam has
     no momentum argument), refused here with the key named."""
@@ -239,6 +242,31 @@ def validate_optimizer(opt: OptimizerConfig, key: str) -> None:
         raise ConfigError(f"{key}.nesterov: Nesterov momentum needs momentum > 0")
 
 
+def _range(values: list[float], key: str, low: float, high: float | None = None) -> None:
+    """``[a, b]`` with ``low <= a <= b`` (``<= high``)."""
+    ok = len(values) == 2 and low <= values[0] <= values[1] and (high is None or values[1] <= high)
+    if not ok:
+        bound = f"within [{low}, {high}]" if high is not None else f"from {low} up"
+        raise ConfigError(f"{key}: expected [low, high] with low <= high, {bound}; got {values!r}")
+
+
+def validate_augment(aug: AugmentConfig, key: str) -> None:
+    """Probabilities in [0, 1], torchvision's RandomErasing ranges, and a region for each region change
+    (whether the data has that region is known once it is read: :class:`pipeline.datasets.BatchAugment`)."""
+    _probability(aug.hflip, f"{key}.hflip")
+    erasing = aug.random_erasing
+    _probability(erasing.p, f"{key}.random_erasing.p")
+    _range(erasing.scale, f"{key}.random_erasing.scale", 0.0, 1.0)
+    _range(erasing.ratio, f"{key}.random_erasing.ratio", 1e-9)
+    if aug.gaussian_noise.sigma < 0:
+        raise ConfigError(f"{key}.gaussian_noise.sigma: must be >= 0, got {aug.gaussian_noise.sigma!r}")
+    for name in ("patch_shuffle", "blank"):
+        change: RegionAugmentConfig = getattr(aug, name)
+        _probability(change.p, f"{key}.{name}.p")
+        if change.p > 0 and not change.region:
+            raise ConfigError(f"{key}.{name}.region: missing (a region of the composite layout, e.g. digit)")
+
+
 def validate_variant(v: VariantConfig, key: str) -> None:
     """Semantic checks beyond types: allowed names, positive sizes, consistent shapes.
 
@@ -248,8 +276,8 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     params must not depend on every model).
     """
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
-    for name, box in v.data.occlusion.items():
-        check_box(box, f"{key}.data.occlusion.{name}")
+    if len(set(v.data.occlusion)) != len(v.data.occlusion) or not all(v.data.occlusion):
+        raise ConfigError(f"{key}.data.occlusion: expected distinct region names, got {v.data.occlusion!r}")
     norm = v.data.normalize
     _choice(norm.mode, ("fixed", "train", "none"), f"{key}.data.normalize.mode")
     if norm.mode == "fixed":
@@ -259,13 +287,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
             _positive(s, f"{key}.data.normalize.std[{i}]")
     if not 0.0 <= v.data.val_fraction < 1.0:
         raise ConfigError(f"{key}.data.val_fraction: must be in [0, 1), got {v.data.val_fraction!r}")
-    aug = v.data.augment
-    for name in ("hflip", "random_erasing", "patch_shuffle"):
-        _probability(getattr(aug, name), f"{key}.data.augment.{name}")
-    if aug.gaussian_noise_std < 0:
-        raise ConfigError(f"{key}.data.augment.gaussian_noise_std: must be >= 0")
-    if aug.patch_shuffle > 0 or aug.patch_box:
-        check_box(aug.patch_box, f"{key}.data.augment.patch_box")
+    validate_augment(v.data.augment, f"{key}.data.augment")
 
     t = v.train
     _positive(t.epochs, f"{key}.train.epochs")

@@ -10,12 +10,13 @@ variant keeps its seed's semantics while the hot path has no per-sample Python.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import AugmentConfig, DataConfig
+from pipeline.config import AugmentConfig, ConfigError, DataConfig
+from pipeline.data.common.layout import Layout
 from pipeline.data.readers import ImageSet, read_split
 
 
@@ -60,72 +61,107 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 
 
 class BatchAugment:
-    """Training-time augmentations on a whole normalized batch, driven by one generator.
+    """Training-time augmentations of a whole batch, driven by one generator, no per-sample Python.
 
-    - ``hflip``: flip each image left-right with this probability (seed's RandomHorizontalFlip).
-    - ``gaussian_noise_std``: add N(0, std^2) noise after normalization (torchvision's
-      GaussianNoise with ``clip=False``, as the CSE 849 seed advises after Normalize).
-    - ``random_erasing``: with this probability, erase one rectangle of 2-33% of the area,
-      aspect ratio 0.3-3.3, with value 0 (torchvision's RandomErasing defaults).
-    - ``patch_shuffle``: with this probability, a sample's ``patch_box`` region is replaced
-      by the same region of another random sample in the batch. On the CSE 849 composites
-      the box is the MNIST digit: the digit stays a realistic digit but no longer tells
+    Each follows the torchvision v2 transform of the same name (the CSE 849 seed's suggestions),
+    drawn independently per image as the seed's per-image pipeline does:
+
+    - ``patch_shuffle`` (ours): with probability ``p``, the named region of the composite
+      layout is replaced by the same region of another random image of the batch. On the
+      CSE 849 composites the region is the digit: it stays a real digit but no longer tells
       the label, which removes the planted shortcut from the training signal.
+    - ``blank``: with probability ``p``, the named region is set to black (uint8 0, what the
+      occlusion test of ``evaluate@`` does).
+    - ``hflip``: ``RandomHorizontalFlip(p)`` of the whole image.
+    - ``random_erasing``: ``RandomErasing(p, scale, ratio, value)``: up to 10 tries per image
+      to draw a rectangle (area fraction uniform in ``scale``, aspect ratio log-uniform in
+      ``ratio``) that fits; an image where none fits is left as it is.
+    - ``gaussian_noise``: ``GaussianNoise(mean, sigma, clip)``: ``x + mean + sigma * N(0, 1)``
+      on every pixel, clamped to [0, 1] only with ``clip``.
+
+    Region changes work on the uint8 pixels (before normalization, so black is 0 exactly);
+    the rest on the normalized batch, as the seed places them after ``Normalize``.
     """
 
-    def __init__(self, cfg: AugmentConfig) -> None:
+    ERASING_TRIES = 10  # torchvision's RandomErasing.get_params
+
+    def __init__(self, cfg: AugmentConfig, layout: Layout | None = None, key: str = "data.augment") -> None:
         self.cfg = cfg
+        # The named regions resolved against the data's layout now, before any training step.
+        self.boxes: dict[str, tuple[int, int, int, int]] = {}
+        for name in ("patch_shuffle", "blank"):
+            change = getattr(cfg, name)
+            if change.p > 0:
+                if layout is None:
+                    raise ConfigError(
+                        f"{key}.{name}.region: the data has no composite layout (its dataset.json, written by "
+                        f"convert_composite), so region {change.region!r} is unknown"
+                    )
+                self.boxes[name] = layout.box(change.region, f"{key}.{name}.region")
 
     @property
     def active(self) -> bool:
         c = self.cfg
-        return bool(c.hflip or c.gaussian_noise_std or c.random_erasing or c.patch_shuffle)
+        return bool(c.hflip or c.random_erasing.p or c.gaussian_noise.sigma or c.gaussian_noise.mean or self.boxes)
 
-    def __call__(self, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def __call__(
+        self, images_u8: torch.Tensor, normalize: Callable[[torch.Tensor], torch.Tensor], generator: torch.Generator
+    ) -> torch.Tensor:
+        """uint8 batch -> normalized, augmented float batch. Every random draw comes from the CPU
+        ``generator`` (the same numbers on any device, so a run is reproducible)."""
         c = self.cfg
-        n = x.shape[0]
+        n = images_u8.shape[0]
 
-        # Every random draw comes from the CPU generator (the same numbers on any device,
-        # so a run is reproducible) and is moved to the batch's device.
         def chance(p: float) -> torch.Tensor:
-            return (torch.rand(n, generator=generator) < p).to(x.device)
+            return (torch.rand(n, generator=generator) < p).to(images_u8.device)
 
-        if c.patch_shuffle:
-            top, left, h, w = c.patch_box
-            donors = torch.randint(0, n, (n,), generator=generator).to(x.device)
-            take = chance(c.patch_shuffle)
-            region = x[:, :, top : top + h, left : left + w]
-            swapped = region[donors]
-            region[take] = swapped[take]  # region is a view: writes into x
+        if "patch_shuffle" in self.boxes:
+            top, left, h, w = self.boxes["patch_shuffle"]
+            images_u8 = images_u8.clone()
+            donors = torch.randint(0, n, (n,), generator=generator).to(images_u8.device)
+            take = chance(c.patch_shuffle.p)
+            region = images_u8[:, :, top : top + h, left : left + w]
+            region[take] = region[donors][take]  # region is a view: writes into the batch
+        if "blank" in self.boxes:
+            top, left, h, w = self.boxes["blank"]
+            images_u8 = images_u8.clone()
+            images_u8[chance(c.blank.p), :, top : top + h, left : left + w] = 0
+        x = normalize(images_u8)
         if c.hflip:
             flip = chance(c.hflip)
             x[flip] = x[flip].flip(-1)
-        if c.random_erasing:
-            x = self._erase(x, chance(c.random_erasing), generator)
-        if c.gaussian_noise_std:
-            x = x + c.gaussian_noise_std * torch.randn(x.shape, generator=generator).to(x.device)
+        if c.random_erasing.p:
+            x = self._erase(x, chance(c.random_erasing.p), generator)
+        noise = c.gaussian_noise
+        if noise.sigma or noise.mean:
+            x = x + (noise.mean + torch.randn(x.shape, generator=generator).to(x.device) * noise.sigma)
+            if noise.clip:
+                x = x.clamp(0.0, 1.0)
         return x
 
-    @staticmethod
-    def _erase(x: torch.Tensor, which: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-        """One rectangle per chosen sample, all samples at once (no per-sample Python).
-
-        Area and aspect ratio are drawn as in torchvision's RandomErasing; where the
-        rectangle would not fit, torchvision retries, here it is clipped to the image.
-        """
+    def _erase(self, x: torch.Tensor, which: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """One rectangle per chosen image, all images at once: the tries are drawn as an
+        ``(N, 10)`` table and each image keeps its first rectangle that fits."""
+        c = self.cfg.random_erasing
         n, _, height, width = x.shape
-        area = torch.empty(n).uniform_(0.02, 0.33, generator=generator) * (height * width)
-        ratio = torch.empty(n).uniform_(-1.2040, 1.1939, generator=generator).exp()  # log(0.3)..log(3.3)
-        h = (area * ratio).sqrt().round().clamp(1, height - 1).long()
-        w = (area / ratio).sqrt().round().clamp(1, width - 1).long()
-        top = (torch.rand(n, generator=generator) * (height - h + 1)).long()
+        tries = self.ERASING_TRIES
+        area = torch.empty(n, tries).uniform_(c.scale[0], c.scale[1], generator=generator) * (height * width)
+        log_ratio = torch.tensor(c.ratio, dtype=torch.float64).log().tolist()
+        aspect = torch.empty(n, tries).uniform_(log_ratio[0], log_ratio[1], generator=generator).exp()
+        h = (area * aspect).sqrt().round().long()
+        w = (area / aspect).sqrt().round().long()
+        fits = (h < height) & (w < width)
+        first = fits.long().argmax(1, keepdim=True)  # the first try that fits (0 if none does)
+        h, w = h.gather(1, first).squeeze(1), w.gather(1, first).squeeze(1)
+        which = which.cpu() & fits.any(1)
+        top = (torch.rand(n, generator=generator) * (height - h + 1)).long()  # randint(0, H - h + 1)
         left = (torch.rand(n, generator=generator) * (width - w + 1)).long()
         rows = torch.arange(height).view(1, -1)
         cols = torch.arange(width).view(1, -1)
         in_rows = (rows >= top.view(-1, 1)) & (rows < (top + h).view(-1, 1))  # (n, H)
         in_cols = (cols >= left.view(-1, 1)) & (cols < (left + w).view(-1, 1))  # (n, W)
-        mask = in_rows[:, :, None] & in_cols[:, None, :] & which.cpu().view(-1, 1, 1)
-        return x.masked_fill(mask[:, None].to(x.device), 0.0)
+        mask = in_rows[:, :, None] & in_cols[:, None, :] & which.view(-1, 1, 1)
+        return x.masked_fill(mask[:, None].to(x.device), c.value)
 
 
 # --------------------------------------------------------------------------- batching

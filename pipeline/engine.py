@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -30,7 +31,6 @@ from pipeline.config import (
     SchedulerConfig,
     TrainConfig,
     VariantConfig,
-    check_boxes_fit,
 )
 from pipeline.data.readers import UNLABELLED
 from pipeline.datasets import BatchAugment, Splits, batches, num_batches
@@ -151,9 +151,11 @@ class InputPipeline:
         self.augment = augment
 
     def __call__(self, images_u8: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        x = self.normalizer(images_u8.to(self.device, non_blocking=True))
+        images_u8 = images_u8.to(self.device, non_blocking=True)
         if generator is not None and self.augment is not None and self.augment.active:
-            x = self.augment(x, generator)
+            x = self.augment(images_u8, self.normalizer, generator)
+        else:
+            x = self.normalizer(images_u8)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
@@ -240,14 +242,29 @@ class EvalResult:
 
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, images: torch.Tensor, prepare: InputPipeline, batch_size: int, precision: str
+    model: nn.Module,
+    images: torch.Tensor,
+    prepare: InputPipeline,
+    batch_size: int,
+    precision: str,
+    hflip_average: bool = False,
 ) -> torch.Tensor:
-    """Model outputs for every image, in order, without augmentation."""
+    """Model outputs for every image, in order, without augmentation.
+
+    ``hflip_average`` (``train.eval_hflip``, test-time augmentation): the log of the mean
+    softmax of each image and its left-right mirror. These are valid logits (their softmax
+    is that mean), so accuracy and cross-entropy are computed from them unchanged.
+    """
     model.eval()
     outputs = []
     for batch_images, _ in batches(images, torch.empty(len(images)), batch_size):
         with autocast(prepare.device, precision):
-            outputs.append(model(prepare(batch_images)).float().cpu())
+            x = prepare(batch_images)
+            logits = model(x).float()
+            if hflip_average:
+                mirrored = model(x.flip(-1)).float()
+                logits = torch.logsumexp(torch.stack([logits.log_softmax(1), mirrored.log_softmax(1)]), 0) - math.log(2)
+        outputs.append(logits.cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, 10)
 
 
@@ -259,9 +276,10 @@ def evaluate(
     loss_fn: LossFn,
     batch_size: int,
     precision: str,
+    hflip_average: bool = False,
 ) -> EvalResult:
     """Mean loss (``loss_fn``: the training criterion with ``reduction="sum"``, divided by N) and accuracy."""
-    logits = predict_logits(model, images, prepare, batch_size, precision)
+    logits = predict_logits(model, images, prepare, batch_size, precision, hflip_average)
     loss = loss_fn(logits, labels)
     accuracy = (logits.argmax(1) == labels).double().mean()
     return EvalResult(loss=float(loss) / len(labels), accuracy=float(accuracy), logits=logits)
@@ -294,7 +312,6 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     cfg = variant.train
     check_model_and_loss(variant)
     seed_everything(variant.seed)
-    check_boxes_fit(variant, *splits.train.images.shape[-2:])
     normalizer = Normalizer.from_config(variant.data.normalize, splits.train.images)
     model = models.create_model(variant.model.name, **variant.model.args).to(device)
     if cfg.channels_last:
@@ -303,7 +320,8 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     scheduler = make_scheduler(cfg.scheduler, optimizer, cfg.epochs)
     loss_fn = make_loss(cfg.loss, variant.model.name)
     eval_loss = make_loss(cfg.loss, variant.model.name, reduction="sum")
-    train_input = InputPipeline(normalizer, device, cfg.channels_last, BatchAugment(variant.data.augment))
+    augment = BatchAugment(variant.data.augment, splits.train.layout, f"variants.{variant.name}.data.augment")
+    train_input = InputPipeline(normalizer, device, cfg.channels_last, augment)
     eval_input = InputPipeline(normalizer, device, cfg.channels_last)
     generator = torch.Generator().manual_seed(variant.seed)  # shuffling and augmentation
 
@@ -372,7 +390,14 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if splits.val is not None:
             val = evaluate(
-                model, splits.val.images, splits.val.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+                model,
+                splits.val.images,
+                splits.val.labels,
+                eval_input,
+                eval_loss,
+                cfg.eval_batch_size,
+                cfg.precision,
+                cfg.eval_hflip,
             )
             row.update(val_loss=val.loss, val_accuracy=val.accuracy)
             if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
@@ -380,7 +405,14 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
                 best_state = copy.deepcopy(model.state_dict())
         if cfg.test_every_epoch and test_labelled:
             test = evaluate(
-                model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+                model,
+                splits.test.images,
+                splits.test.labels,
+                eval_input,
+                eval_loss,
+                cfg.eval_batch_size,
+                cfg.precision,
+                cfg.eval_hflip,
             )
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
         result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
@@ -404,7 +436,14 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
         test = evaluate(
-            model, splits.test.images, splits.test.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision
+            model,
+            splits.test.images,
+            splits.test.labels,
+            eval_input,
+            eval_loss,
+            cfg.eval_batch_size,
+            cfg.precision,
+            cfg.eval_hflip,
         )
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
     result.facts = {

@@ -10,11 +10,14 @@ Outputs in ``reports/<variant>/eval/`` (see :func:`evaluate_checkpoint`):
 
 ``metrics.json``          test accuracy and loss (the training criterion), per-class
                           precision / recall / F1 / support (scikit-learn), macro and
-                          weighted averages; for composite data also ``shortcut`` and
-                          ``occlusion`` (below). Nested dicts only, floats to 6 decimals.
+                          weighted averages; with ``train.eval_hflip`` also
+                          ``single_view_accuracy`` (the image alone, no mirror); for
+                          composite data also ``shortcut``, ``occlusion`` and
+                          ``counterfactual`` (below). Nested dicts only, floats to 6 decimals.
 ``summary.json``          the few figures experiments compare (the stage's DVC metric):
                           ``<split>_macro_f1``; composite data also ``shortcut_rate``,
-                          ``shortcut_gap_points`` and ``digit_blanked_accuracy``.
+                          ``shortcut_gap_points``, ``digit_blanked_accuracy`` and
+                          ``counterfactual_flip_rate``.
 ``predictions.csv``       ``index,label,predicted,confidence[,file]`` for DVC's confusion plot.
 ``confusion_matrix.png``  seaborn heatmap of the confusion matrix.
 ``first20.png``           the first 20 test images with the predicted class (DS 5220 Part 4.2).
@@ -25,7 +28,10 @@ Shortcut analysis (CSE 849): decided by the data alone. When the dataset folder 
 accuracy is split by whether the digit agrees with the label, and the *shortcut rate*
 is the fraction of disagreeing samples predicted as the digit's class. The occlusion
 check re-evaluates with a region blanked (uint8 0 = black, before normalization), for
-each ``[top, left, height, width]`` box of the variant's ``data.occlusion`` params.
+each region the variant's ``data.occlusion`` names (its box: the dataset's layout,
+``dataset.json``). The counterfactual test (:mod:`pipeline.counterfactual`) re-draws
+each test image with a digit of another class and counts changed predictions
+(``counterfactual``: ``flip_rate``, ``accuracy``, ``predicted_digit_rate``).
 
 The course's own CSE 849 data has neither test labels nor digit labels. Then the
 validation split is evaluated instead (keys ``val_accuracy``, ``val_loss``,
@@ -43,8 +49,9 @@ from pathlib import Path
 
 import torch
 
-from pipeline.config import check_box, check_box_fits
+from pipeline.counterfactual import flip_metrics, load_counterfactuals
 from pipeline.data.common.errors import DataError
+from pipeline.data.common.layout import check_box
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import make_loss
 from pipeline.evaluation_figures import plot_confusion, plot_first_predictions, plot_misclassified
@@ -63,10 +70,7 @@ log = logging.getLogger(__name__)
 def occlude(images_u8: torch.Tensor, box: Sequence[int], value: int = 0) -> torch.Tensor:
     """A copy of uint8 images ``(N, C, H, W)`` with rows ``top..top+height-1`` and columns
     ``left..left+width-1`` set to ``value`` (0 = black) in every channel."""
-    box = list(box)
-    check_box(box, "occlusion box")
-    check_box_fits(box, images_u8.shape[-2], images_u8.shape[-1], "occlusion box")
-    top, left, height, width = box
+    top, left, height, width = check_box(box, images_u8.shape[-2], images_u8.shape[-1], "occlusion box")
     out = images_u8.clone()
     out[..., top : top + height, left : left + width] = value
     return out
@@ -93,6 +97,8 @@ def comparable_summary(metrics: Mapping, split: str = "test") -> dict:
         summary["shortcut_gap_points"] = metrics["shortcut"]["gap_points"]
     if "digit_blanked" in metrics.get("occlusion", {}):
         summary["digit_blanked_accuracy"] = metrics["occlusion"]["digit_blanked"]["accuracy"]
+    if "counterfactual" in metrics:
+        summary["counterfactual_flip_rate"] = metrics["counterfactual"]["flip_rate"]
     return summary
 
 
@@ -100,7 +106,7 @@ def evaluate_checkpoint(
     model_path: str | Path,
     out_dir: str | Path,
     data_path: str | Path | None = None,
-    occlusion: Mapping[str, Sequence[int]] | None = None,
+    occlusion: Sequence[str] | None = None,
     expected_variant: str | None = None,
 ) -> EvalOutputs:
     """Evaluate ``model_path`` on its variant's test split and write ``out_dir`` (module docstring).
@@ -109,8 +115,8 @@ def evaluate_checkpoint(
     refused before anything is written.
 
     ``data_path`` overrides the dataset folder stored in the checkpoint; ``occlusion``
-    (name -> ``[top, left, height, width]``, used only for composite data) overrides the
-    variant's ``data.occlusion`` boxes stored in the checkpoint.
+    (region names of the data's layout, used only for composite data) overrides the
+    variant's ``data.occlusion`` stored in the checkpoint.
     """
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
@@ -148,16 +154,23 @@ def evaluate_checkpoint(
         **report,
     }
 
+    if variant.train.eval_hflip:  # what the mirror averaging adds, measured on the same images
+        single = predictor.logits(test.images, hflip_average=False).argmax(1)
+        metrics["single_view_accuracy"] = _round((single == test.labels).double().mean())
+
     digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
-    if digits is None and data.occlusion:
+    regions = list(data.occlusion if occlusion is None else occlusion)
+    if (digits is None or test.layout is None) and regions:
         notes.append(
-            f"no digit labels for the {split} images (no composite metadata.csv): shortcut and occlusion tests skipped"
+            f"no digit labels or layout for the {split} images (not a composite with metadata.csv and "
+            f"dataset.json): shortcut, occlusion and counterfactual tests skipped"
         )
         log.warning("%s: %s", loaded.variant, notes[-1])
-    if digits is not None:
+    if digits is not None and test.layout is not None:
         metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
         metrics["occlusion"] = {}
-        for name, box in (data.occlusion if occlusion is None else occlusion).items():
+        for name in regions:
+            box = test.layout.box(name, f"variants.{loaded.variant}.data.occlusion")
             occluded = predictor.logits(occlude(test.images, box)).argmax(1)
             accuracy = _round((occluded == test.labels).double().mean())
             metrics["occlusion"][f"{name}_blanked"] = {
@@ -165,12 +178,19 @@ def evaluate_checkpoint(
                 "change_points": _round(100.0 * (accuracy - metrics[accuracy_key])),
                 "predicted_digit_rate": _round((occluded == digits).double().mean()),
             }
+        counterfactuals = None
+        if split == "test" and test.root is not None:
+            counterfactuals = load_counterfactuals(test.root, test.files, test.images, test.layout)
+        if counterfactuals is not None:
+            flipped = predictor.logits(counterfactuals.images).argmax(1)
+            metrics["counterfactual"] = flip_metrics(predicted, flipped, test.labels, counterfactuals)
         log.info(
-            "shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s",
+            "shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s; counterfactual %s",
             metrics["shortcut"]["agree_accuracy"],
             metrics["shortcut"]["disagree_accuracy"],
             metrics["shortcut"]["shortcut_rate"],
             {k: v["accuracy"] for k, v in metrics["occlusion"].items()},
+            metrics.get("counterfactual"),
         )
 
     conf = confidences(logits)

@@ -45,12 +45,21 @@ class Predictor:
     def spec(self) -> VariantConfig:
         return self.loaded.spec
 
-    def logits(self, images_u8: torch.Tensor) -> torch.Tensor:
-        """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order."""
+    def logits(self, images_u8: torch.Tensor, hflip_average: bool | None = None) -> torch.Tensor:
+        """Model outputs ``(N, classes)`` for uint8 images ``(N, C, H, W)``, in order; averaged over
+        each image and its mirror as the variant's ``train.eval_hflip`` says, unless
+        ``hflip_average`` says otherwise."""
         expected = tuple(self.loaded.input_shape)
         if tuple(images_u8.shape[1:]) != expected:
             raise PipelineError(
                 f"images have shape {tuple(images_u8.shape[1:])} (C, H, W); the model expects {expected}"
             )
         train = self.spec.train
-        return predict_logits(self.model, images_u8, self.prepare, train.eval_batch_size, train.precision)
+        return predict_logits(
+            self.model,
+            images_u8,
+            self.prepare,
+            train.eval_batch_size,
+            train.precision,
+            train.eval_hflip if hflip_average is None else hflip_average,
+        )

@@ -26,6 +26,7 @@ from PIL import Image
 from pipeline.data import sources
 from pipeline.data.cifar import CLASSES
 from pipeline.data.common.idx import idx_bytes
+from pipeline.data.common.layout import Layout
 from pipeline.data.convert import CompositeSpec
 from pipeline.data.readers import ImageSet
 
@@ -34,6 +35,9 @@ CIFAR_PER_CLASS_TRAIN, CIFAR_PER_CLASS_TEST = 20, 5  # 200 / 50 images
 TINY_SPEC = CompositeSpec(
     seed=7, train_size=120, val_size=40, test_size=30, train_agreement=0.5, cifar_val_start=150, mnist_val_start=200
 )
+# The course's geometry, as params.yaml's composite.layout block writes it.
+LAYOUT_PARAMS = {"canvas": [64, 64], "cifar": [0, 0, 32, 32], "digit": [36, 36, 28, 28]}
+TINY_LAYOUT = Layout.from_mapping(LAYOUT_PARAMS)
 
 
 DIGIT_CLASSES = [str(i) for i in range(10)]
@@ -178,5 +182,5 @@ def tiny_composite(tmp_path_factory, tiny_raw) -> Path:
     from pipeline.data.convert import convert_composite
 
     out = tmp_path_factory.mktemp("composite") / "composite"
-    convert_composite(tiny_raw, out, TINY_SPEC)
+    convert_composite(tiny_raw, out, TINY_SPEC, TINY_LAYOUT)
     return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import json
 import time
 from pathlib import Path
 
@@ -17,10 +18,11 @@ from pipeline.config import ConfigError
 from pipeline.data import cifar, convert
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.idx import idx_bytes
+from pipeline.data.common.layout import Layout, LayoutError, read_layout
 from pipeline.data.convert import CompositeSpec, csv_body, plan_composite, save_npz_deterministic, write_mnist_csv
 from pipeline.stages import convert_composite as composite_stage
 from pipeline.stages import convert_mnist as mnist_stage
-from tests.conftest import TINY_SPEC, write_cifar_jpeg_tar
+from tests.conftest import LAYOUT_PARAMS, TINY_LAYOUT, TINY_SPEC, write_cifar_jpeg_tar
 
 # --------------------------------------------------------------------------- CSV
 
@@ -235,6 +237,7 @@ def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
     root = tiny_composite
     assert sorted(p.name for p in root.iterdir()) == [
         ".decoded",  # each split's images decoded (pipeline/data/common/decoded.py)
+        "counterfactual_test.npz",  # sources of the counterfactual test (pipeline/counterfactual.py)
         "dataset.json",
         "metadata.csv",
         "test",
@@ -274,9 +277,52 @@ def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
             assert row["filename"].split("/")[0] == cifar.CLASSES[row["label"]]
 
 
+def test_layout_block_places_the_sources_and_travels_in_dataset_json(tiny_raw, tmp_path):
+    block = {"canvas": [40, 70], "cifar": [4, 2, 32, 32], "digit": [9, 40, 28, 28]}
+    out = tmp_path / "moved"
+    spec = dataclasses.replace(TINY_SPEC, train_size=10, val_size=10, test_size=10)
+    convert.convert_composite(tiny_raw, out, spec, Layout.from_mapping(block))
+    assert json.loads((out / "dataset.json").read_text())["layout"] == block
+    assert read_layout(out) == Layout.from_mapping(block)
+    meta = pd.read_csv(out / "metadata.csv")
+    row = meta.iloc[0]
+    data = cifar.load_cifar10(tiny_raw / "cifar10" / "cifar10-jpeg.tar.gz")
+    mnist_train, _ = convert.load_mnist_idx(tiny_raw / "mnist", "train")
+    with Image.open(out / row["split"] / row["filename"]) as img:
+        image = np.array(img)
+    assert image.shape == (40, 70, 3)
+    assert np.array_equal(image[4:36, 2:34], data.train_images[row["cifar_index"]])
+    assert np.array_equal(image[9:37, 40:68, 1], mnist_train[row["mnist_index"]])
+    image[4:36, 2:34] = 0
+    image[9:37, 40:68] = 0
+    assert not image.any()
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"digit": [20, 20, 28, 28]}, r"composite.layout: the cifar and digit boxes overlap"),
+        ({"digit": [36, 36, 20, 28]}, r"composite.layout.digit: a digit image is 28x28, the box is 20x28"),
+        ({"digit": [40, 36, 28, 28]}, r"composite.layout.digit: \[40, 36, 28, 28\] reaches beyond the 64x64 canvas"),
+        ({"cifar": [0, 0, 32]}, r"composite.layout.cifar: expected \[top, left, height, width\]"),
+        ({"canvas": [64, -1]}, r"composite.layout.canvas: expected \[height, width\]"),
+        ({"photo": [0, 0, 32, 32]}, r"composite.layout.photo: unknown key"),
+    ],
+)
+def test_layout_errors_name_the_key(change, message):
+    with pytest.raises(LayoutError, match=message):
+        Layout.from_mapping({**LAYOUT_PARAMS, **change})
+    with pytest.raises(LayoutError, match=r"composite.layout.digit: missing key"):
+        Layout.from_mapping({k: v for k, v in LAYOUT_PARAMS.items() if k != "digit"})
+    with pytest.raises(
+        LayoutError, match=r"variants.x.region: unknown region 'photo'; the composite layout has cifar, digit"
+    ):
+        TINY_LAYOUT.box("photo", "variants.x.region")
+
+
 def test_composite_is_deterministic(tiny_composite, tiny_raw, tmp_path):
     again = tmp_path / "again"
-    convert.convert_composite(tiny_raw, again, TINY_SPEC)
+    convert.convert_composite(tiny_raw, again, TINY_SPEC, TINY_LAYOUT)
 
     def digest(root: Path) -> dict[str, str]:
         return {
@@ -290,14 +336,19 @@ def test_composite_is_deterministic(tiny_composite, tiny_raw, tmp_path):
 
 def test_composite_stage_runs_and_reports_config_errors(tiny_raw, tmp_path, monkeypatch, capsys):
     params = tmp_path / "params.yaml"
-    params.write_text("composite: {seed: 7, train_size: 120, val_size: 40, test_size: 30, train_agreement: 0.5}\n")
+    layout = "layout: {canvas: [64, 64], cifar: [0, 0, 32, 32], digit: [36, 36, 28, 28]}"
+    params.write_text(
+        f"composite: {{seed: 7, train_size: 120, val_size: 40, test_size: 30, train_agreement: 0.5, {layout}}}\n"
+    )
     original = CompositeSpec.from_params
     small = lambda p: dataclasses.replace(original(p), cifar_val_start=150, mnist_val_start=200)  # noqa: E731
     monkeypatch.setattr(composite_stage.CompositeSpec, "from_params", staticmethod(small))
     composite_stage.main(["--raw", str(tiny_raw), "--out", str(tmp_path / "c"), "--params", str(params)])
     assert len(pd.read_csv(tmp_path / "c" / "metadata.csv")) == 190
 
-    params.write_text("composite: {seed: 7, train_size: 120, val_size: 40, test_size: 51, train_agreement: 0.5}\n")
+    params.write_text(
+        f"composite: {{seed: 7, train_size: 120, val_size: 40, test_size: 51, train_agreement: 0.5, {layout}}}\n"
+    )
     with pytest.raises(SystemExit) as exit_info:
         composite_stage.main(["--raw", str(tiny_raw), "--out", str(tmp_path / "d"), "--params", str(params)])
     assert exit_info.value.code == 1

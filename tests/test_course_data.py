@@ -70,7 +70,7 @@ def course_variant(path: Path) -> VariantConfig:
             "path": str(path),
             "normalize": {"mode": "train"},
             "augment": {"hflip": 0.5},
-            "occlusion": {"digit": [8, 8, 8, 8]},
+            "occlusion": ["digit"],
         },
         "model": {"name": "cse849_cnn", "args": {"pool_kernel": 2, "pool_stride": 2}},
         "train": {
@@ -134,7 +134,7 @@ def test_train_evaluate_predict_and_grade_on_the_course_zip(course_zip, tmp_path
     assert metrics["val_examples"] == 10 and "test_accuracy" not in metrics and "shortcut" not in metrics
     assert metrics["val_accuracy"] == pytest.approx(result.metrics["val_accuracy"], abs=1e-6)
     assert any("evaluated on the validation split" in n for n in metrics["notes"])
-    assert any("shortcut and occlusion tests skipped" in n for n in metrics["notes"])
+    assert any("shortcut, occlusion and counterfactual tests skipped" in n for n in metrics["notes"])
     assert len(outputs.predicted) == 10 and (tmp_path / "eval" / "confusion_matrix.png").is_file()
 
     predictions = tmp_path / "q1_test.txt"

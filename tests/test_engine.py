@@ -13,8 +13,9 @@ from torchvision import transforms
 from pipeline.config import AugmentConfig, ConfigError, VariantConfig, build, load_params, load_variant
 from pipeline.datasets import BatchAugment, Splits, batches
 from pipeline.engine import check_model_and_loss, fit, make_loss
+from pipeline.errors import PipelineError
 from pipeline.normalizer import Normalizer, channel_stats
-from tests.conftest import synthetic_digits
+from tests.conftest import TINY_LAYOUT, synthetic_digits
 
 # The engine's unit tests use this set-up of their own (TDM 40200's network and optimizer), not
 # params.yaml's: an experiment on a real variant must not change what these tests check.
@@ -123,26 +124,99 @@ def test_shuffled_batches_cover_every_sample_once():
     assert torch.cat(got).tolist() != list(range(10))
 
 
-def test_patch_shuffle_only_touches_the_box_and_moves_whole_patches():
+def identity(x_u8: torch.Tensor) -> torch.Tensor:
+    return x_u8.float()
+
+
+def augment(**changes) -> BatchAugment:
+    cfg = build(AugmentConfig, changes, "augment")
+    return BatchAugment(cfg, TINY_LAYOUT, "augment")
+
+
+def test_patch_shuffle_only_touches_the_region_and_moves_whole_patches():
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(16, 3, 64, 64)
-    out = BatchAugment(AugmentConfig(patch_shuffle=1.0, patch_box=[36, 36, 28, 28]))(x.clone(), g)
+    x = torch.randint(0, 256, (16, 3, 64, 64), dtype=torch.uint8)
+    out = augment(patch_shuffle={"p": 1.0, "region": "digit"})(x, identity, g)
     outside = torch.ones(64, 64, dtype=torch.bool)
     outside[36:, 36:] = False
-    assert torch.equal(out[:, :, outside], x[:, :, outside])
-    patches = x[:, :, 36:, 36:]
+    assert torch.equal(out[:, :, outside], x[:, :, outside].float())
+    patches = x[:, :, 36:, 36:].float()
     for i in range(16):  # each new patch is some sample's original patch
         assert any(torch.equal(out[i, :, 36:, 36:], patches[j]) for j in range(16))
+    assert not torch.equal(out, x.float())
 
 
-def test_hflip_and_erasing():
+def test_blank_sets_the_region_to_black_before_normalization():
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(8, 1, 10, 10)
-    flipped = BatchAugment(AugmentConfig(hflip=1.0))(x.clone(), g)
-    torch.testing.assert_close(flipped, x.flip(-1))
-    erased = BatchAugment(AugmentConfig(random_erasing=1.0))(x.clone() + 100, g)
-    zeros = (erased == 0).flatten(1).sum(1)
-    assert (zeros >= 2).all() and (zeros <= 50).all()  # 2%..33% of 100 pixels, clipped to fit
+    x = torch.full((64, 3, 64, 64), 200, dtype=torch.uint8)
+    out = augment(blank={"p": 0.5, "region": "cifar"})(x, lambda u8: u8.float() / 255 - 0.5, g)
+    blanked = (out[:, :, :32, :32] == -0.5).flatten(1).all(1)
+    untouched = (out == 200 / 255 - 0.5).flatten(1).all(1)
+    assert bool((blanked | untouched).all()) and 16 < int(blanked.sum()) < 48
+    assert bool((out[:, :, 32:, :] == 200 / 255 - 0.5).all())  # outside the region: never
+
+
+def test_region_names_are_checked_against_the_data_layout():
+    cfg = build(AugmentConfig, {"blank": {"p": 1.0, "region": "photo"}}, "augment")
+    with pytest.raises(
+        PipelineError, match=r"v.blank.region: unknown region 'photo'; the composite layout has cifar, digit"
+    ):
+        BatchAugment(cfg, TINY_LAYOUT, "v")
+    with pytest.raises(ConfigError, match=r"v.blank.region: the data has no composite layout"):
+        BatchAugment(cfg, None, "v")
+
+
+def test_hflip():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 256, (8, 1, 10, 10), dtype=torch.uint8)
+    torch.testing.assert_close(augment(hflip=1.0)(x, identity, g), x.float().flip(-1))
+
+
+def test_gaussian_noise_equals_torchvision_on_the_same_draws():
+    from torchvision.transforms import v2
+
+    x = torch.randint(0, 256, (4, 3, 8, 8), dtype=torch.uint8)
+    ours = augment(gaussian_noise={"mean": 0.1, "sigma": 0.3})(x, identity, torch.Generator().manual_seed(5))
+    torch.manual_seed(5)  # torchvision draws from the global generator: the same numbers
+    theirs = v2.GaussianNoise(mean=0.1, sigma=0.3, clip=False)(x.float())
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=0)
+    clipped = augment(gaussian_noise={"sigma": 0.3, "clip": True})(x, lambda u8: u8.float() / 255, torch.Generator())
+    assert float(clipped.min()) >= 0.0 and float(clipped.max()) <= 1.0
+
+
+def _erased_boxes(images: torch.Tensor, value: float) -> list[tuple[int, int]]:
+    """(height, width) of the erased rectangle of each image, (0, 0) when none."""
+    sizes = []
+    for image in images:
+        mask = (image[0] == value).nonzero()
+        sizes.append((0, 0) if len(mask) == 0 else tuple((mask.max(0).values - mask.min(0).values + 1).tolist()))
+    return sizes
+
+
+def test_random_erasing_matches_torchvision_in_distribution():
+    """Draws cannot be shared (torchvision draws per image from the global generator), so the
+    rectangles' sizes are compared: the same distribution of heights, widths and misses."""
+    from scipy.stats import ks_2samp
+    from torchvision.transforms import v2
+
+    n, scale, ratio = 3000, [0.5, 0.95], [1.0, 3.0]  # large, tall rectangles: about 6% find no fit in 10 tries
+    x = torch.ones(n, 1, 20, 20)
+    ours = augment(random_erasing={"p": 1.0, "scale": scale, "ratio": ratio, "value": -7.0})
+    ours_sizes = _erased_boxes(ours(x.to(torch.uint8), identity, torch.Generator().manual_seed(0)), -7.0)
+    torch.manual_seed(0)
+    transform = v2.RandomErasing(p=1.0, scale=scale, ratio=ratio, value=-7.0)
+    their_sizes = _erased_boxes(torch.stack([transform(image) for image in x]), -7.0)
+    for k in (0, 1):  # heights, then widths (0 = nothing erased)
+        ours_k = [s[k] for s in ours_sizes]
+        theirs_k = [s[k] for s in their_sizes]
+        assert ks_2samp(ours_k, theirs_k).pvalue > 0.001
+    miss_ours = sum(s == (0, 0) for s in ours_sizes) / n
+    miss_theirs = sum(s == (0, 0) for s in their_sizes) / n
+    assert 0.02 < miss_theirs and abs(miss_ours - miss_theirs) < 0.03
+    # p: the share of images touched
+    some = augment(random_erasing={"p": 0.3})(x.to(torch.uint8), identity, torch.Generator().manual_seed(1))
+    touched = (some == 0).flatten(1).any(1).double().mean()
+    assert abs(float(touched) - 0.3) < 0.04
 
 
 def test_one_hot_cross_entropy_equals_index_cross_entropy():
@@ -200,3 +274,21 @@ def test_the_hku_loss_is_available_to_its_model():
         make_loss("custom_cross_entropy", "simple_cnn")(logits, labels),
         torch.nn.functional.cross_entropy(logits, labels),
     )
+
+
+def test_flip_averaged_predictions_are_the_mean_softmax_of_image_and_mirror():
+    from pipeline.engine import InputPipeline, predict_logits
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 6, 5))
+    images = torch.randint(0, 256, (7, 3, 4, 6), dtype=torch.uint8)
+    prepare = InputPipeline(Normalizer([0.5] * 3, [0.25] * 3), torch.device("cpu"), channels_last=False)
+    averaged = predict_logits(model, images, prepare, 3, "float32", hflip_average=True)
+    with torch.no_grad():
+        x = prepare(images)
+        expected = (model(x).softmax(1) + model(x.flip(-1)).softmax(1)) / 2
+        plain = predict_logits(model, images, prepare, 3, "float32")
+    torch.testing.assert_close(averaged.softmax(1), expected)
+    torch.testing.assert_close(averaged.exp().sum(1), torch.ones(7))  # log-probabilities: valid logits
+    torch.testing.assert_close(plain, model(x))
+    assert not torch.allclose(averaged.softmax(1), plain.softmax(1))

@@ -10,7 +10,9 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from pipeline.config import ConfigError
+from pipeline.counterfactual import Counterfactuals, flip_metrics, load_counterfactuals
+from pipeline.data.common.errors import DataError
+from pipeline.data.common.layout import LayoutError
 from pipeline.data.readers import read_split
 from pipeline.evaluation import evaluate_checkpoint, occlude
 from pipeline.evaluation_figures import first_misclassified
@@ -94,26 +96,30 @@ def test_occlusion_blanks_exactly_the_box():
     cifar = occlude(images, [0, 0, 32, 32])
     assert bool((cifar[:, :, :32, :32] == 0).all()) and int((cifar == 0).sum()) == 2 * 3 * 32 * 32
     assert int(cifar[0, 0, 31, 32]) == 200 and int(cifar[0, 0, 32, 31]) == 200
-    with pytest.raises(ConfigError, match=r"occlusion box: \[40, 40, 28, 28\] reaches beyond the 64x64 images"):
+    with pytest.raises(LayoutError, match=r"occlusion box: \[40, 40, 28, 28\] reaches beyond the 64x64 canvas"):
         occlude(images, [40, 40, 28, 28])
-    with pytest.raises(ConfigError, match=r"occlusion box: expected \[top, left, height, width\]"):
+    with pytest.raises(LayoutError, match=r"occlusion box: height and width must be positive"):
         occlude(images, [0, 0, 0, 28])
 
 
 # --------------------------------------------------------------------------- the stage, end to end
 
 
-# 16x16 stand-ins for the 64x64 composites: the "digit" bottom right, the "CIFAR image" top left.
-BOXES = {"digit": [9, 9, 7, 7], "cifar": [0, 0, 8, 8]}
+REGIONS = ["digit", "cifar"]
 
 
 @pytest.fixture(scope="module")
-def composite(tmp_path_factory):
-    root = tmp_path_factory.mktemp("composite") / "data"
-    arrays = make_folder_dataset(root, n_test=27)
-    model = make_checkpoint(root.parent / "model.pt", tiny_variant(root))
-    out = root.parent / "eval"
-    result = evaluate_checkpoint(model, out, occlusion=BOXES)
+def composite(tiny_composite, tmp_path_factory):
+    """The converter's tiny composite dataset (64x64, its layout and counterfactual sources) and an
+    untrained CSE 849 network: its predictions are arbitrary but fixed, and depend on the digit."""
+    root = tiny_composite
+    meta = pd.read_csv(root / "metadata.csv")
+    test = meta[meta["split"] == "test"]
+    arrays = {"labels": test["label"].to_numpy(), "digits": test["digit_label"].to_numpy()}
+    work = tmp_path_factory.mktemp("evaluate")
+    model = make_checkpoint(work / "model.pt", tiny_variant(root), input_shape=(3, 64, 64))
+    out = work / "eval"
+    result = evaluate_checkpoint(model, out, occlusion=REGIONS)
     return root, arrays, model, out, result
 
 
@@ -128,6 +134,7 @@ def test_evaluate_writes_metrics_predictions_and_figures(composite):
         "shortcut_rate": metrics["shortcut"]["shortcut_rate"],
         "shortcut_gap_points": metrics["shortcut"]["gap_points"],
         "digit_blanked_accuracy": metrics["occlusion"]["digit_blanked"]["accuracy"],
+        "counterfactual_flip_rate": metrics["counterfactual"]["flip_rate"],
     }
     table = pd.read_csv(out / "predictions.csv")
     assert list(table.columns) == ["index", "label", "predicted", "confidence", "file"]
@@ -155,7 +162,7 @@ def test_evaluate_writes_metrics_predictions_and_figures(composite):
 
 def test_evaluate_is_byte_for_byte_reproducible(composite, tmp_path):
     root, arrays, model, out, result = composite
-    again = evaluate_checkpoint(model, tmp_path / "again", occlusion=BOXES)
+    again = evaluate_checkpoint(model, tmp_path / "again", occlusion=REGIONS)
     for name in (
         "metrics.json",
         "summary.json",
@@ -175,7 +182,8 @@ def test_occlusion_accuracy_is_measured_on_blanked_images(composite):
     root, arrays, model, out, result = composite
     loaded = load_checkpoint(model)
     test = read_split("image_folder", root, "test")
-    for name, box in BOXES.items():
+    for name in REGIONS:
+        box = test.layout.regions[name]
         with torch.no_grad():
             predicted = loaded.model(loaded.normalizer(occlude(test.images, box))).argmax(1)
         accuracy = float((predicted == test.labels).double().mean())
@@ -188,8 +196,9 @@ def test_no_shortcut_section_without_metadata(tmp_path):
     model = make_checkpoint(tmp_path / "m.pt", tiny_variant(root))
     test = read_split("image_folder", root, "test")
     assert test.digit_labels is None
-    metrics = evaluate_checkpoint(model, tmp_path / "eval", occlusion={"digit": [0, 0, 4, 4]}).metrics
-    assert "shortcut" not in metrics and "occlusion" not in metrics
+    metrics = evaluate_checkpoint(model, tmp_path / "eval", occlusion=["digit"]).metrics
+    assert "shortcut" not in metrics and "occlusion" not in metrics and "counterfactual" not in metrics
+    assert any("shortcut, occlusion and counterfactual tests skipped" in note for note in metrics["notes"])
 
 
 def test_unlabelled_test_split_is_evaluated_on_val_and_says_so(tmp_path):
@@ -227,3 +236,58 @@ def test_data_override_and_mnist_shaped_model(tmp_path):
     model = make_checkpoint(tmp_path / "tdm.pt", variant, input_shape=(1, 28, 28), normalizer=Normalizer([0.5], [0.5]))
     metrics = evaluate_checkpoint(model, tmp_path / "eval", data_path=root).metrics
     assert metrics["test_examples"] == 6 and "shortcut" not in metrics
+
+
+# --------------------------------------------------------------------------- counterfactual
+
+
+def test_counterfactuals_change_the_digit_and_nothing_else(composite, tiny_raw):
+    """Drawn from the raw sources by the converter's code: same photo, a digit of another class."""
+    from pipeline.data import convert
+
+    root, arrays, model, out, result = composite
+    test = read_split("image_folder", root, "test")
+    cf = load_counterfactuals(root, test.files, test.images, test.layout)
+    top, left, h, w = test.layout.regions["digit"]
+    outside = torch.ones(64, 64, dtype=torch.bool)
+    outside[top : top + h, left : left + w] = False
+    assert torch.equal(cf.images[:, :, outside], test.images[:, :, outside])
+    assert bool((cf.digit_labels != torch.tensor(arrays["digits"])).all())  # always another class
+    mnist_test, mnist_labels = convert.load_mnist_idx(tiny_raw / "mnist", "test")
+    patches = cf.images[:, 0, top : top + h, left : left + w].numpy()
+    for patch, digit in zip(patches, cf.digit_labels.tolist()):  # a real MNIST test digit of that class
+        matches = [i for i in range(len(mnist_test)) if np.array_equal(mnist_test[i], patch)]
+        assert matches and all(mnist_labels[i] == digit for i in matches)
+    # the stage's flip rate: how many predictions the counterfactual changes
+    from pipeline.predictor import Predictor
+
+    predictor = Predictor.load(model)
+    flipped = predictor.logits(cf.images).argmax(1)
+    expected = float((flipped != result.predicted).double().mean())
+    assert result.metrics["counterfactual"]["flip_rate"] == pytest.approx(expected, abs=1e-6)
+    assert result.metrics["counterfactual"]["images"] == len(arrays["labels"])
+
+
+def test_flip_metrics_on_a_hand_made_example():
+    labels = torch.tensor([0, 1, 2, 3])
+    predicted = torch.tensor([0, 1, 2, 9])
+    cf = Counterfactuals(images=torch.zeros(4, 3, 1, 1, dtype=torch.uint8), digit_labels=torch.tensor([5, 5, 7, 7]))
+    m = flip_metrics(predicted, torch.tensor([0, 5, 7, 9]), labels, cf)
+    assert m == {"flip_rate": 0.5, "accuracy": 0.25, "predicted_digit_rate": 0.5, "images": 4}
+
+
+def test_counterfactual_refuses_sources_that_do_not_redraw_the_images(tiny_composite, tmp_path):
+    import shutil
+
+    root = tmp_path / "copy"
+    shutil.copytree(tiny_composite, root)
+    test = read_split("image_folder", root, "test")
+    images = test.images.clone()
+    images[3, :, 0, 0] ^= 1  # one pixel of the photo differs from what the sources draw
+    with pytest.raises(
+        DataError,
+        match=r"counterfactual_test.npz: the stored sources do not redraw 1 test image\(s\) \(first: test/00003.png\)",
+    ):
+        load_counterfactuals(root, test.files, images, test.layout)
+    (root / "counterfactual_test.npz").unlink()
+    assert load_counterfactuals(root, test.files, test.images, test.layout) is None

@@ -286,10 +286,10 @@ TDM_OPTIMIZER = "      optimizer: {name: adam, lr: 0.001}"
             r"variants\.tdm_max\.train\.optimizer: momentum and nesterov are SGD settings; 'adam'",
         ),
         (
-            "        patch_box:          # [top, left, height, width] of the MNIST digit\n        - 36\n",
-            "        patch_box:\n        - -1\n",
+            "        patch_shuffle: {p: 1.0, region: digit}",
+            "        patch_shuffle: {p: 1.0}",
             "cse849",
-            r"variants\.cse849\.data\.augment\.patch_box: expected \[top, left, height, width\]",
+            r"variants\.cse849\.data\.augment\.patch_shuffle\.region: missing",
         ),
     ],
     ids=[
@@ -298,7 +298,7 @@ TDM_OPTIMIZER = "      optimizer: {name: adam, lr: 0.001}"
         "momentum-1.5",
         "nesterov-without-momentum",
         "adam-momentum",
-        "negative-box",
+        "region-missing",
     ],
 )
 def test_bad_params_are_refused_with_the_key_named(tmp_path, old, new, variant, message):
@@ -313,16 +313,13 @@ def test_exponent_notation_is_a_number_as_dvc_reads_it(tmp_path):
     assert load_variant("prac5", load_params(path)) == load_variant("prac5")
 
 
-def test_a_box_beyond_the_images_stops_training_before_it_starts():
+def test_a_region_the_data_lacks_stops_training_before_it_starts():
     variant = load_variant("cse849")
-    data = dataclasses.replace(
-        variant.data, occlusion={}, augment=dataclasses.replace(variant.data.augment, patch_box=[10, 10, 28, 28])
-    )
-    splits = Splits(train=synthetic_digits(64, 0), val=None, test=synthetic_digits(16, 1))  # 28x28 images
+    data = dataclasses.replace(variant.data, occlusion=[])
+    splits = Splits(train=synthetic_digits(64, 0), val=None, test=synthetic_digits(16, 1))  # no layout: MNIST
     with pytest.raises(
         ConfigError,
-        match=r"variants\.cse849\.data\.augment\.patch_box: \[10, 10, 28, 28\] "
-        r"reaches beyond the 28x28 images \(rows 10-37, columns 10-37\)",
+        match=r"variants\.cse849\.data\.augment\.patch_shuffle\.region: the data has no composite layout",
     ):
         fit(dataclasses.replace(variant, data=data), splits, torch.device("cpu"))
 

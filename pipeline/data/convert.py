@@ -13,9 +13,10 @@ MNIST -> npz (Practical 5)
     time), so the file bytes depend on the data only.
 
 CIFAR-10 + MNIST -> composite dataset (CSE 849 Project 2)
-    64x64 RGB canvas, black background; the CIFAR-10 image (32x32) at rows 0-31,
-    cols 0-31; an MNIST digit (28x28, white on black, copied to the three channels) at
-    rows 36-63, cols 36-63. The label is the CIFAR-10 class.
+    RGB canvas, black background, with the CIFAR-10 image (32x32) and an MNIST digit
+    (28x28, white on black, copied to the three channels) pasted where ``composite.layout``
+    says (:mod:`pipeline.data.common.layout`; today 64x64, the image at rows/cols 0-31,
+    the digit at rows/cols 36-63). The label is the CIFAR-10 class.
 
     split  CIFAR-10 images                    digits drawn from
     train  train 0 .. train_size-1 (<45,000)  MNIST train 0-49,999
@@ -38,7 +39,7 @@ CIFAR-10 + MNIST -> composite dataset (CSE 849 Project 2)
         train/<class>/<NNNNN>.png   val/<class>/<NNNNN>.png   test/<NNNNN>.png
         test_labels.csv   filename,label                 (filename relative to test/)
         metadata.csv      split,filename,label,digit_label,cifar_index,mnist_index
-        dataset.json      sizes, seed, agreement counts, CIFAR format and index order
+        dataset.json      sizes, seed, layout, agreement counts, CIFAR format and index order
 
     ``NNNNN`` is the sample's index within its split; class folders are the CIFAR-10
     class names, which sort alphabetically in label order (ImageFolder index = label).
@@ -64,6 +65,7 @@ from pipeline.data.common.decoded import write_decoded
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import (
     COMPOSITE_SPLITS,
+    COUNTERFACTUAL,
     CSV_NAMES,
     METADATA,
     METADATA_COLUMNS,
@@ -77,6 +79,7 @@ from pipeline.data.common.formats import (
 )
 from pipeline.data.common.idx import read_idx
 from pipeline.data.common.imageio import WORKERS, encode_png, map_chunks
+from pipeline.data.common.layout import Layout
 from pipeline.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
@@ -178,15 +181,13 @@ def convert_mnist(
 
 # --------------------------------------------------------------------------- composite
 
-CANVAS_SIZE = 64
-CIFAR_TOP_LEFT = (0, 0)  # rows 0-31, cols 0-31
-DIGIT_TOP_LEFT = (36, 36)  # rows 36-63, cols 36-63
 SPLITS = COMPOSITE_SPLITS
 
 
 @dataclass(frozen=True)
 class CompositeSpec:
-    """What ``convert_composite`` builds; the first five fields are ``composite.*`` in params.yaml."""
+    """Which samples ``convert_composite`` builds (where they are drawn is the :class:`Layout`);
+    the first five fields are ``composite.*`` in params.yaml."""
 
     seed: int
     train_size: int = 45_000
@@ -208,7 +209,7 @@ class CompositeSpec:
         agreement = section(params, "composite.train_agreement")
         if isinstance(agreement, bool) or not isinstance(agreement, (int, float)) or not 0 <= agreement <= 1:
             raise ConfigError(f"composite.train_agreement: expected a number in [0, 1], got {agreement!r}")
-        unknown = sorted(set(node) - {*values, "train_agreement"})
+        unknown = sorted(set(node) - {*values, "train_agreement", "layout"})
         if unknown:
             raise ConfigError(f"composite.{unknown[0]}: unknown key")
         if values["train_size"] < 1:
@@ -301,14 +302,17 @@ def plan_composite(
     return pd.concat(frames, ignore_index=True)
 
 
-def render_composite(cifar_image: np.ndarray, digit: np.ndarray) -> np.ndarray:
-    """One 64x64x3 uint8 composite: CIFAR image top-left, digit (gray -> RGB) bottom-right."""
-    canvas = np.zeros((CANVAS_SIZE, CANVAS_SIZE, 3), dtype=np.uint8)
-    r, c = CIFAR_TOP_LEFT
-    canvas[r : r + 32, c : c + 32] = cifar_image
-    r, c = DIGIT_TOP_LEFT
-    canvas[r : r + 28, c : c + 28] = digit[:, :, None]
-    return canvas
+def plan_counterfactuals(
+    spec: CompositeSpec, test_digit_labels: np.ndarray, mnist_test_labels: np.ndarray
+) -> np.ndarray:
+    """For each test sample (in plan order), the MNIST test index of a digit of another class
+    (class uniform over the nine others, image uniform within the class), from a stream of
+    ``composite.seed`` of its own, so the composites themselves do not change. Drawn here, once
+    per dataset, so every model is tested on the same counterfactual images."""
+    rng = np.random.default_rng([spec.seed, len(SPLITS)])
+    other = (test_digit_labels + rng.integers(1, 10, size=len(test_digit_labels))) % 10
+    pool = np.arange(len(mnist_test_labels))
+    return _draw_digits(rng, other, pool, mnist_test_labels, "composite counterfactual")
 
 
 def write_composite(
@@ -318,9 +322,11 @@ def write_composite(
     mnist_train: np.ndarray,
     mnist_test: np.ndarray,
     info: Mapping[str, Any],
+    layout: Layout,
+    counterfactual: Mapping[str, np.ndarray],
     workers: int = WORKERS,
 ) -> None:
-    """Render and write every planned sample plus the CSV/JSON side files, atomically."""
+    """Render and write every planned sample plus the CSV/JSON/npz side files, atomically."""
     with atomic_path(out_dir) as tmp:
         for split in SPLITS:
             (tmp / split).mkdir(parents=True)
@@ -334,14 +340,14 @@ def write_composite(
 
         # Every composite is kept in memory too, to store each split decoded (the readers load
         # that instead of decoding the PNGs again; PNG is lossless, so it is the same pixels).
-        rendered = np.empty((len(plan), CANVAS_SIZE, CANVAS_SIZE, 3), dtype=np.uint8)
+        rendered = np.empty((len(plan), *layout.canvas, 3), dtype=np.uint8)
 
         def work(start: int, stop: int) -> None:
             for i in range(start, stop):
                 test = split_col[i] == "test"
                 image = (cifar.test_images if test else cifar.train_images)[cifar_col[i]]
                 digit = (mnist_test if test else mnist_train)[mnist_col[i]]
-                rendered[i] = render_composite(image, digit)
+                rendered[i] = layout.render(image, digit)
                 encode_png(rendered[i], tmp / split_col[i] / file_col[i])
 
         map_chunks(work, len(plan), workers, chunks_per_worker=8)
@@ -354,11 +360,17 @@ def write_composite(
         test_rows = plan[plan["split"] == "test"]
         test_rows[["filename", "label"]].to_csv(tmp / TEST_LABELS, index=False, lineterminator="\n")
         plan.to_csv(tmp / METADATA, index=False, lineterminator="\n")
+        save_npz_deterministic(tmp / COUNTERFACTUAL, counterfactual)
         write_json(tmp / "dataset.json", dict(info))
 
 
+def composite_layout(params: Mapping[str, Any]) -> Layout:
+    """``composite.layout`` of params.yaml, validated (:class:`Layout`)."""
+    return Layout.from_mapping(section(params, "composite.layout"), "composite.layout")
+
+
 def convert_composite(
-    raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: CompositeSpec
+    raw_dir: str | os.PathLike[str], out_dir: str | os.PathLike[str], spec: CompositeSpec, layout: Layout
 ) -> dict[str, Any]:
     """Build the composite dataset from the raw CIFAR-10 archive and MNIST IDX files; return its summary."""
     archive, fmt = cifar_mod.find_archive(Path(raw_dir) / RAW_CIFAR)
@@ -370,11 +382,7 @@ def convert_composite(
     plan = plan_composite(spec, cifar.train_labels, cifar.test_labels, mnist_train_labels, mnist_test_labels)
     summary: dict[str, Any] = {
         "spec": asdict(spec),
-        "canvas": {
-            "size": [CANVAS_SIZE, CANVAS_SIZE, 3],
-            "cifar_top_left": list(CIFAR_TOP_LEFT),
-            "digit_top_left": list(DIGIT_TOP_LEFT),
-        },
+        "layout": layout.to_json(),  # read back by pipeline.data.common.layout.read_layout
         "cifar10": {"archive": archive.name, "format": fmt, "index_order": cifar.index_order},
         "classes": list(cifar_mod.CLASSES),
         "splits": {},
@@ -386,6 +394,13 @@ def convert_composite(
             "agreeing_digits": int((rows["label"] == rows["digit_label"]).sum()),
         }
     start = time.perf_counter()
-    write_composite(out_dir, plan, cifar, mnist_train, mnist_test, summary)
+    test_digits = plan.loc[plan["split"] == "test", "digit_label"].to_numpy()
+    counterfactual = {
+        "cifar_images": cifar.test_images,
+        "mnist_images": mnist_test,
+        "mnist_labels": mnist_test_labels,
+        "digit_mnist_index": plan_counterfactuals(spec, test_digits, mnist_test_labels),
+    }
+    write_composite(out_dir, plan, cifar, mnist_train, mnist_test, summary, layout, counterfactual)
     log.info("wrote %d composite images to %s in %.1f s", len(plan), out_dir, time.perf_counter() - start)
     return summary

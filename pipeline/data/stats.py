@@ -39,8 +39,8 @@ import torch
 from matplotlib.figure import Figure
 
 from pipeline.data.common.formats import CSV_NAMES, NPZ_NAMES
+from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import ImageSet, read_split
-from pipeline.data.readers.image_folder import read_composite_metadata
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.data.readers.mnist_npz import read_mnist_npz
 from pipeline.io import write_json, write_text

@@ -304,12 +304,14 @@ def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
-    doc.heading(3, "Shortcut and occlusion tests")
+    doc.heading(3, "Shortcut, occlusion and counterfactual tests")
     doc.para(
         "On the composite test set: accuracy where the pasted digit agrees with the label vs where it "
         "disagrees (the gap is what a model using the digit shortcut loses), the share of disagreeing "
-        "images predicted as the digit's class, and the accuracy with one region blanked out "
-        "(`params.yaml` `variants.<variant>.data.occlusion`)."
+        "images predicted as the digit's class, the accuracy with one region blanked out "
+        "(`params.yaml` `variants.<variant>.data.occlusion`, boxes from `composite.layout`), and the "
+        "counterfactual test: every test image drawn again by the converter's code with a digit of "
+        "another class (same photo), and the share of predictions that change (flip rate)."
     )
     for variant in a.get("variants") or []:
         rel = f"{variant}/eval/metrics.json"
@@ -394,6 +396,11 @@ def shortcut_occlusion(doc: Markdown, variant: str, ev: Mapping[str, Any]) -> No
             generic_results_table(doc, occlusion, f"`{variant}` occluded region")
         elif not scalar_table(doc, occlusion, (f"`{variant}` occlusion", "value")):
             doc.para(f"(see `{REPORTS}/{rel}`, key `occlusion`)")
+    counterfactual = ev.get("counterfactual")
+    if isinstance(counterfactual, Mapping) and not scalar_table(
+        doc, counterfactual, (f"`{variant}` counterfactual (another digit)", "value")
+    ):
+        doc.para(f"(see `{REPORTS}/{rel}`, key `counterfactual`)")
     doc.para(f"From {ref(rel)} (stage `evaluate`).")
 
 

@@ -50,12 +50,16 @@ def describe_augmentation(v: VariantConfig) -> str:
     parts = []
     if a.hflip:
         parts.append(f"horizontal flip p={a.hflip}")
-    if a.gaussian_noise_std:
-        parts.append(f"Gaussian noise std={a.gaussian_noise_std}")
-    if a.random_erasing:
-        parts.append(f"random erasing p={a.random_erasing}")
-    if a.patch_shuffle:
-        parts.append(f"patch shuffle p={a.patch_shuffle} box {a.patch_box}")
+    if a.patch_shuffle.p:
+        parts.append(f"{a.patch_shuffle.region} shuffled between images p={a.patch_shuffle.p}")
+    if a.blank.p:
+        parts.append(f"{a.blank.region} blanked p={a.blank.p}")
+    if a.random_erasing.p:
+        e = a.random_erasing
+        parts.append(f"random erasing p={e.p} scale {e.scale} ratio {e.ratio} value {e.value}")
+    if a.gaussian_noise.sigma or a.gaussian_noise.mean:
+        g = a.gaussian_noise
+        parts.append(f"Gaussian noise mean={g.mean} sigma={g.sigma}" + (" clipped" if g.clip else ""))
     return "; ".join(parts) or "none"
 
 
@@ -88,6 +92,10 @@ RUN_ROWS = [
     (
         "checkpoint kept",
         lambda v: "best validation accuracy" if v.train.checkpoint == "best_val_accuracy" else "last epoch",
+    ),
+    (
+        "predictions",
+        lambda v: "mean of image and its mirror (test-time flip)" if v.train.eval_hflip else "the image alone",
     ),
     ("precision", lambda v: v.train.precision + (", channels-last" if v.train.channels_last else "")),
     ("seed", lambda v: str(v.seed)),

@@ -2,8 +2,9 @@
 
     python -m pipeline.stages.convert_composite [--raw data/raw] [--out data/composite] [--params params.yaml]
 
-Reads ``composite.*`` from params.yaml (seed, split sizes, train_agreement). Layout and
-sampling rules: see ``pipeline.data.convert``.
+Reads ``composite.*`` from params.yaml (seed, split sizes, train_agreement, and the
+``layout`` block: where the CIFAR image and the digit sit, written into ``dataset.json``
+for every later stage). Sampling rules: see ``pipeline.data.convert``.
 """
 
 from __future__ import annotations
@@ -14,15 +15,16 @@ from pathlib import Path
 
 from pipeline.cli import PARAMS, path_arg, stage_main
 from pipeline.config import load_params
-from pipeline.data.convert import CompositeSpec, convert_composite
+from pipeline.data.convert import CompositeSpec, composite_layout, convert_composite
 
 log = logging.getLogger("pipeline.stages.convert_composite")
 
 
 def run(raw: Path, out: Path, params: Path) -> None:
     start = time.perf_counter()
-    spec = CompositeSpec.from_params(load_params(params))
-    summary = convert_composite(raw, out, spec)
+    values = load_params(params)
+    spec, layout = CompositeSpec.from_params(values), composite_layout(values)
+    summary = convert_composite(raw, out, spec, layout)
     counts = {split: s["count"] for split, s in summary["splits"].items()}
     log.info("wrote %s (%s) in %.1f s", out, counts, time.perf_counter() - start)
 

@@ -3,7 +3,7 @@
     python -m pipeline.stages.evaluate <variant> [--model PATH] [--data PATH] [--out DIR]
 
 Reads ``models/<variant>.pt`` and the test split of the data it was trained on (the
-checkpoint carries the variant's params, including its ``data.occlusion`` boxes). Writes
+checkpoint carries the variant's params, including the regions its ``data.occlusion`` names). Writes
 ``reports/<variant>/eval/{metrics.json, predictions.csv, confusion_matrix.png,
 first20.png, misclassified.png}``; see :mod:`pipeline.evaluation`.
 """

@@ -44,6 +44,7 @@ import torch
 
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import COMPOSITE_SPLITS
+from pipeline.data.common.layout import Layout
 
 FORMATS = ("mnist_csv", "mnist_torchvision", "mnist_npz", "image_folder")
 MNIST_CLASSES = [str(d) for d in range(10)]
@@ -59,6 +60,8 @@ class ImageSet:
     classes: list[str]  # class names, index = label
     files: list[str] | None = None  # image folders: file names relative to the split folder, in order
     digit_labels: torch.Tensor | None = None  # composite data: the MNIST digit pasted on each image
+    layout: Layout | None = None  # composite data: where the photo and the digit sit (its dataset.json)
+    root: Path | None = None  # image folders: the dataset folder read (a zip's unpacked copy)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -37,8 +37,10 @@ import torch
 
 from pipeline.data.common.decoded import load_decoded
 from pipeline.data.common.errors import DataError
-from pipeline.data.common.formats import METADATA, METADATA_COLUMNS, TEST_LABELS
+from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.common.imageio import WORKERS, decode_images
+from pipeline.data.common.layout import DATASET_JSON, read_layout
+from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import FOLDER_SPLITS, MNIST_CLASSES, UNLABELLED, ImageSet
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,18 @@ _UNPACKED: dict[Path, Path] = {}  # zip -> its temporary folder, for this proces
 
 
 def read(path: Path, split: str) -> ImageSet:
-    """The split, with each image's digit label when the folder has a ``metadata.csv`` (composites)."""
+    """The split, with each image's digit label and the layout when the folder is one of our
+    composites (``metadata.csv``, ``dataset.json``)."""
     root = dataset_root(path)
     images = read_image_folder(root, split)
     images.digit_labels = composite_digit_labels(root, split, images.files)
+    images.layout = read_layout(root)
+    images.root = root
+    if images.layout is not None and tuple(images.images.shape[-2:]) != images.layout.canvas:
+        raise DataError(
+            f"{root / DATASET_JSON}: layout canvas {list(images.layout.canvas)} but the {split} images are "
+            f"{images.images.shape[-2]}x{images.images.shape[-1]}"
+        )
     return images
 
 
@@ -283,29 +293,3 @@ def read_image_dir(
     if not files:
         raise DataError(f"{path}: no image files")
     return _decode(path, files, size, channels), files
-
-
-def read_composite_metadata(path: str | os.PathLike[str]) -> pd.DataFrame | None:
-    """The composite dataset's ``metadata.csv`` (``path``: the dataset folder or the file); None if absent.
-
-    Columns: split, filename (relative to the split folder), label, digit_label,
-    cifar_index, mnist_index.
-    """
-    path = Path(path)
-    file = path / METADATA if path.is_dir() else path
-    if not file.is_file():
-        return None
-    try:
-        frame = pd.read_csv(file)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise DataError(f"{file}: cannot read: {exc}") from None
-    missing = [c for c in METADATA_COLUMNS if c not in frame.columns]
-    if missing:
-        raise DataError(f"{file}: missing column(s) {', '.join(missing)}")
-    for column in METADATA_COLUMNS[2:]:
-        if not pd.api.types.is_integer_dtype(frame[column]):
-            raise DataError(f"{file}: column {column!r} must hold integers")
-    unknown = sorted(set(frame["split"]) - set(FOLDER_SPLITS))
-    if unknown:
-        raise DataError(f"{file}: unknown split {unknown[0]!r}")
-    return frame
