@@ -291,3 +291,25 @@ def test_counterfactual_refuses_sources_that_do_not_redraw_the_images(tiny_compo
         load_counterfactuals(root, test.files, images, test.layout)
     (root / "counterfactual_test.npz").unlink()
     assert load_counterfactuals(root, test.files, test.images, test.layout) is None
+
+
+def test_flip_averaging_reports_the_single_view_accuracy_beside(composite, tmp_path):
+    import dataclasses
+
+    from pipeline.checkpoint import load_checkpoint
+
+    root, arrays, model, out, result = composite
+    assert "single_view_accuracy" not in result.metrics  # off: nothing to compare
+    variant = tiny_variant(root)
+    variant = dataclasses.replace(variant, train=dataclasses.replace(variant.train, eval_hflip=True))
+    flipped_model = make_checkpoint(tmp_path / "tta.pt", variant, input_shape=(3, 64, 64))
+    metrics = evaluate_checkpoint(flipped_model, tmp_path / "eval", occlusion=REGIONS).metrics
+    loaded = load_checkpoint(flipped_model)
+    test = read_split("image_folder", root, "test")
+    with torch.no_grad():
+        x = loaded.normalizer(test.images)
+        single = loaded.model(x).argmax(1)
+        averaged = (loaded.model(x).softmax(1) + loaded.model(x.flip(-1)).softmax(1)).argmax(1)
+    labels = torch.tensor(arrays["labels"])
+    assert metrics["single_view_accuracy"] == pytest.approx(float((single == labels).double().mean()), abs=1e-6)
+    assert metrics["test_accuracy"] == pytest.approx(float((averaged == labels).double().mean()), abs=1e-6)

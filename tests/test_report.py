@@ -826,3 +826,73 @@ def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
         PipelineError, match=r"seed_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
     ):
         build_report(fake_repo)
+
+
+def _study_row(row: str, augment: dict, test: float, shortcut: float, flip: float, seconds: float = 300.0) -> dict:
+    full = {
+        "hflip": 0.5,
+        "random_erasing": {"p": 0.0, "scale": [0.02, 0.33], "ratio": [0.3, 3.3], "value": 0.0},
+        "gaussian_noise": {"mean": 0.0, "sigma": 0.0, "clip": False},
+        "patch_shuffle": {"p": 0.0, "region": ""},
+        "blank": {"p": 0.0, "region": ""},
+    }
+    full.update(augment)
+    return {
+        "row": row,
+        "variant": f"cse849@{row}",
+        "augment": full,
+        "epochs": 4,
+        "checkpoint_epoch": 4,
+        "test_accuracy": test,
+        "test_loss": 0.9,
+        "val_accuracy": test + 0.01,
+        "val_loss": 0.8,
+        "shortcut": {"agree_accuracy": 0.9, "disagree_accuracy": test - 0.02, "shortcut_rate": shortcut},
+        "occlusion": {"digit_blanked": {"accuracy": test - 0.01}, "cifar_blanked": {"accuracy": 0.1}},
+        "counterfactual": {"flip_rate": flip, "accuracy": test, "predicted_digit_rate": 0.1, "images": 10000},
+        "train_seconds": seconds,
+    }
+
+
+def test_mitigation_study_table_and_reading_follow_the_rows(fake_repo):
+    erasing = {"random_erasing": {"p": 0.5, "scale": [0.02, 0.33], "ratio": [0.3, 3.3], "value": 0.0}}
+    noise = {"gaussian_noise": {"mean": 0.0, "sigma": 0.1, "clip": False}}
+    rows = {
+        "flip_only": ({}, 0.60, 0.24, 0.40),
+        "random_erasing": (erasing, 0.62, 0.20, 0.35),
+        "gaussian_noise": (noise, 0.59, 0.23, 0.38),
+        "erasing_and_noise": ({**erasing, **noise}, 0.61, 0.18, 0.30),
+        "patch_shuffle": ({"patch_shuffle": {"p": 1.0, "region": "digit"}}, 0.66, 0.03, 0.02),
+        "digit_blanked": ({"blank": {"p": 1.0, "region": "digit"}}, 0.65, 0.05, 0.10),
+    }
+    folder = fake_repo / "reports" / "mitigation"
+    for name, (augment, test, shortcut, flip) in rows.items():
+        write_json(folder / f"{name}.json", _study_row(name, augment, test, shortcut, flip))
+    md = build_report(fake_repo).markdown
+    assert cells(md, "`patch_shuffle`") == [
+        "`patch_shuffle`", "flip 0.5; digit shuffled between images p=1.0", "67.00%", "66.00%", "90.00%",
+        "64.00%", "3.00%", "65.00%", "10.00%", "2.00%", "300.0 s (5.0 min)",
+    ]  # fmt: skip
+    assert (
+        "Of the remedies that are not told where the digit is (`random_erasing`, `gaussian_noise` and "
+        "`erasing_and_noise`), none removes the shortcut (shortcut rate under 5% and flip rate under 3%); "
+        "the lowest flip rate is `erasing_and_noise`'s, 30.00% against the reference's 40.00%." in md
+    )
+    assert (
+        "Of the remedies that know where the digit is (`patch_shuffle` and `digit_blanked`), `patch_shuffle` removes"
+        in md
+    )
+    assert "Test accuracy against the reference: `random_erasing` +2.00 pp, `gaussian_noise` -1.00 pp" in md
+    assert "All 6 rows trained in 1,800.0 s (30.0 min)" in md
+
+    # other numbers, another reading
+    write_json(
+        folder / "erasing_and_noise.json", _study_row("erasing_and_noise", {**erasing, **noise}, 0.61, 0.02, 0.01)
+    )
+    md = build_report(fake_repo).markdown
+    assert "`erasing_and_noise`), `erasing_and_noise` removes the shortcut" in md
+
+    (folder / "gaussian_noise.json").unlink()  # a missing row: said so, and no reading of a partial table
+    md = build_report(fake_repo).markdown
+    assert "mitigation study row `gaussian_noise`" in md and "run `dvc repro mitigation@gaussian_noise`" in md
+    assert "Test accuracy against the reference" not in md

@@ -36,6 +36,7 @@ FALLBACK_STAGES: list[tuple[str, str]] = [
     (r"reports/comparisons/([^/]+?)\.[^/]*", r"compare@\1"),
     (r"reports/seed_study/runs/([^/]+?)\.json", r"seed_study@\1"),
     (r"reports/seed_study/.*", "seed_study_summary"),
+    (r"reports/mitigation/([^/]+?)\.json", r"mitigation@\1"),
     (r"reports/analysis/padding_shapes\..*", "padding"),
     (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
     (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),

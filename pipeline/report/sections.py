@@ -11,6 +11,7 @@ from pipeline.errors import PipelineError
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
 from pipeline.report.formats import by_name, num, points
 from pipeline.report.inputs import OUT, REPORTS, SEED_RESULTS, Inputs
+from pipeline.report.mitigation import mitigation_study_section
 from pipeline.report.tables import (
     describe_model,
     eval_section,
@@ -408,6 +409,7 @@ EXTRAS = {
     "padding_shapes": padding_shapes_section,
     "autograder": autograder_section,
     "shortcut_tests": shortcut_section,
+    "mitigation_study": mitigation_study_section,
     "cse849_deliverables": cse849_deliverables_section,
     "classwise_norms": classwise_norms_section,
 }
