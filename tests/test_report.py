@@ -327,7 +327,7 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     # per-class table of the evaluate stage
     assert cells(md, "9")[1:] == ["98.12%", "97.77%", "97.94%", "1,009"]
     # the variant configs come from params.yaml
-    assert "`simple_cnn` (layers=custom" in md and "patch shuffle p=1.0" in md
+    assert "`simple_cnn` (layers=custom" in md and "digit shuffled between images p=1.0" in md
     # per-variant analysis files: parameter counts, an included shape trace and layer summary
     assert "| [`hku_simplecnn`](../reports/hku_simplecnn/analysis/param_counts.json) | 582,218 | 582,218 | 0 |" in md
     assert "`[1, 1, 28, 28] -> [1, 784] -> [1, 128] -> [1, 10]`" in md
@@ -654,6 +654,7 @@ def test_stage_imports_only_what_it_needs():
         "pipeline.report.formats",
         "pipeline.report.html",
         "pipeline.report.inputs",
+        "pipeline.report.mitigation",
         "pipeline.report.sections",
         "pipeline.report.tables",
         "pipeline.report.timings",
