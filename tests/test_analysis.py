@@ -21,6 +21,7 @@ from pipeline.models import create_model
 from pipeline.models.cse849_cnn import CSE849CNN
 from pipeline.normalizer import Normalizer
 from pipeline.plots import bar_grid, filter_grid
+from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant
 
 # --------------------------------------------------------------------------- TDM Q6: padding
 
@@ -401,7 +402,6 @@ def test_padding_stage(tmp_path):
 
 def test_classwise_norms_stage_end_to_end(tmp_path):
     from pipeline.stages.classwise_norms import main
-    from tests.test_predict import make_checkpoint, make_folder_dataset, tiny_variant
 
     root = tmp_path / "data"
     make_folder_dataset(root, n_test=3)

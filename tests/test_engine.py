@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from pipeline.config import AugmentConfig, ConfigError, VariantConfig, build, load_params, load_variant
+from pipeline.config import AugmentConfig, ConfigError, VariantConfig, build
 from pipeline.datasets import BatchAugment, Splits, batches
 from pipeline.engine import check_model_and_loss, fit, make_loss
 from pipeline.errors import PipelineError
@@ -239,35 +240,36 @@ def test_test_set_seen_only_by_the_kept_checkpoint_when_asked(splits):
 @pytest.mark.parametrize(
     "dotted, value, message",
     [
-        ("model.name", "resnet", r"variants\.prac5\.model\.name: unknown model 'resnet'; allowed: .*prac5_cnn"),
+        ("model.name", "resnet", r"variants\.tiny\.model\.name: unknown model 'resnet'; allowed: .*prac5_cnn"),
         (
             "model.args",
             {"width": 2},
-            r"variants\.prac5\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: softmax_output",
+            r"variants\.tiny\.model\.args\.width: model 'prac5_cnn' takes no such argument; allowed: softmax_output",
         ),
         (
             "train.loss",
             "mse",
-            r"variants\.prac5\.train\.loss: unknown value 'mse' for model 'prac5_cnn'; allowed: cross_entropy, nll",
+            r"variants\.tiny\.train\.loss: unknown value 'mse' for model 'prac5_cnn'; allowed: cross_entropy, nll",
         ),
         # HKU A3's own loss comes with its model family: not available to other models
-        ("train.loss", "custom_cross_entropy", r"variants\.prac5\.train\.loss: unknown value 'custom_cross_entropy'"),
+        ("train.loss", "custom_cross_entropy", r"variants\.tiny\.train\.loss: unknown value 'custom_cross_entropy'"),
     ],
 )
 def test_model_and_loss_are_checked_against_the_model_families(dotted, value, message):
-    params = load_params()
-    node = params["variants"]["prac5"]
+    raw = copy.deepcopy({**TINY_VARIANT, "model": {"name": "prac5_cnn"}})
+    node = raw
     *parents, last = dotted.split(".")
     for part in parents:
         node = node[part]
     node[last] = value
-    variant = load_variant("prac5", params)  # the params checks that need no model code pass
+    variant = build(VariantConfig, raw, "variants.tiny", name="tiny")  # the params checks that need no model code pass
     with pytest.raises(ConfigError, match=message):
         check_model_and_loss(variant)
 
 
 def test_the_hku_loss_is_available_to_its_model():
-    variant = load_variant("hku_simplecnn")
+    raw = {**TINY_VARIANT, "model": {"name": "simple_cnn"}}
+    variant = build(VariantConfig, {**raw, "train": {**raw["train"], "loss": "custom_cross_entropy"}}, "v", name="tiny")
     check_model_and_loss(variant)
     logits, labels = torch.randn(8, 10, dtype=torch.float64), torch.arange(8) % 10
     torch.testing.assert_close(

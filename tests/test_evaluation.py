@@ -17,7 +17,7 @@ from pipeline.data.readers import read_split
 from pipeline.evaluation import evaluate_checkpoint, occlude
 from pipeline.evaluation_figures import first_misclassified
 from pipeline.metrics import classification_metrics, shortcut_metrics
-from tests.test_predict import make_checkpoint, make_folder_dataset, tiny_variant
+from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant, write_png
 
 # --------------------------------------------------------------------------- misclassified gallery
 
@@ -216,7 +216,6 @@ def test_unlabelled_test_split_is_evaluated_on_val_and_says_so(tmp_path):
 
 def test_data_override_and_mnist_shaped_model(tmp_path):
     """A 1-channel model on grayscale image folders, data path given on the command line."""
-    from tests.test_predict import write_png
 
     rng = np.random.default_rng(0)
     root = tmp_path / "gray"

@@ -1,7 +1,7 @@
 """``.ci/gate`` on a tiny DVC repository: it passes when the committed results are current
 and fails, saying why, when a stage's code, params or data changed without regenerating.
 
-The repository is the tiny pipeline of ``tests/test_experiments.py`` (a ``make_data``
+The repository is the tiny pipeline of ``tests/tiny_repo.py`` (a ``make_data``
 data stage, whose output is DVC-cached and not in git, and the real ``train`` stage),
 with ``.ci/gate`` committed in it. Each case works in a fresh ``git clone``, as CI does:
 no data, no DVC cache, only what git holds.
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_experiments import BIN, REPO, build_tiny_repo, git, tool_env
+from tests.tiny_repo import BIN, REPO, build_tiny_repo, git, tool_env
 
 pytestmark = pytest.mark.slow
 

@@ -9,7 +9,7 @@ import re
 
 from pipeline.report import write_report
 from tests.browser import browser, probe
-from tests.test_report import build_fake_repo
+from tests.fake_reports import build_fake_repo
 
 
 def test_index_html_images_decode_and_nothing_is_fetched(tmp_path):

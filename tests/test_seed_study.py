@@ -22,6 +22,37 @@ from pipeline.stages import seed_study_summary
 from tests.conftest import synthetic_digits
 
 
+def tiny_variant(model: str, args: dict, normalize: dict) -> dict:
+    return {
+        "seed": 40200,  # one seed for every variant: the study pairs runs by seed
+        "data": {"format": "mnist_csv", "path": "unused", "normalize": normalize},
+        "model": {"name": model, "args": args},
+        "train": {"epochs": 1, "batch_size": 64, "optimizer": {"name": "adam", "lr": 0.001}, "loss": "cross_entropy"},
+    }
+
+
+FIXED = {"mode": "fixed", "mean": [0.5], "std": [0.5]}
+# The study's params written here, not read from params.yaml: what these tests check does not
+# move when the committed study or variants change. Comparisons as analysis.comparisons has them.
+STUDY_PARAMS = {
+    "variants": {
+        "tdm_max": tiny_variant("tdm_cnn", {"pool": "max"}, FIXED),
+        "tdm_avg": tiny_variant("tdm_cnn", {"pool": "avg"}, FIXED),
+        "cnn": tiny_variant("tdm_cnn", {"pool": "max"}, FIXED),
+        "cnn_raw": tiny_variant("tdm_cnn", {"pool": "max"}, {"mode": "none"}),
+        "mlp": tiny_variant("ds5220_mlp", {}, FIXED),
+    },
+    "analysis": {
+        "comparisons": {
+            "pooling": {"title": "Max vs average pooling", "a": "tdm_max", "b": "tdm_avg"},
+            "normalization": {"title": "Normalized vs raw input", "a": "cnn", "b": "cnn_raw"},
+            "mlp_vs_cnn": {"title": "MLP vs CNN", "a": "mlp", "b": "cnn"},
+        }
+    },
+    "seed_study": {"seeds": 3, "comparisons": ["pooling"], "confidence": 0.95},
+}
+
+
 def runs(accuracies, first_seed=10):
     return [{"seed": first_seed + k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accuracies)]
 
@@ -82,30 +113,23 @@ def test_sides_with_different_seeds_are_refused():
     ],
 )
 def test_bad_study_params_name_the_key(change, message):
-    params = copy.deepcopy(load_params())
+    params = copy.deepcopy(STUDY_PARAMS)
     params["seed_study"].update(change)
     with pytest.raises(ConfigError, match=message):
         seed_study.load_study(params)
 
 
 def test_studied_variants_come_from_the_comparisons_once_each():
-    params = copy.deepcopy(load_params())
+    params = copy.deepcopy(STUDY_PARAMS)
     params["seed_study"]["comparisons"] = ["normalization", "mlp_vs_cnn"]
-    assert seed_study.study_variants(params, seed_study.load_study(params)) == [
-        "ds5220_cnn",
-        "ds5220_cnn_raw",
-        "ds5220_mlp",
-    ]
+    assert seed_study.study_variants(params, seed_study.load_study(params)) == ["cnn", "cnn_raw", "mlp"]
 
 
 @pytest.fixture
 def tiny_study(tmp_path, monkeypatch):
-    """params.yaml with tdm_max / tdm_avg shortened to one epoch and N = 3, synthetic splits,
+    """STUDY_PARAMS as params.yaml (one epoch, N = 3, the pooling comparison), synthetic splits,
     and each variant's committed metrics.json as train@ would write it (seed = its own)."""
-    params = copy.deepcopy(load_params())
-    for name in ("tdm_max", "tdm_avg"):
-        params["variants"][name]["train"]["epochs"] = 1
-    params["seed_study"].update(seeds=3, comparisons=["pooling"])
+    params = copy.deepcopy(STUDY_PARAMS)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
     monkeypatch.setattr(seed_study_stage, "load_splits", lambda data, seed: splits)

@@ -12,35 +12,25 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from pipeline import config
 from pipeline.answers import pct
+from pipeline.config import AugmentConfig
 from pipeline.report.document import Markdown, ref
 from pipeline.report.formats import points, seconds
+from pipeline.report.tables import describe_augment
 
 SHORTCUT_RATE_BAR = 0.05  # the bar of issue 15 for the main model: shortcut rate under 5% ...
 FLIP_RATE_BAR = 0.03  # ... and counterfactual flip rate under 3%
 
 
-def describe_row(augment: Mapping[str, Any]) -> str:
-    """The training-time augmentation of a row, from its JSON (``dataclasses.asdict`` of AugmentConfig)."""
-    parts = []
-    if augment.get("hflip"):
-        parts.append(f"flip {augment['hflip']}")
-    erasing = augment.get("random_erasing") or {}
-    if erasing.get("p"):
-        parts.append(f"RandomErasing p={erasing['p']}, scale {erasing['scale']}, ratio {erasing['ratio']}")
-    noise = augment.get("gaussian_noise") or {}
-    if noise.get("sigma") or noise.get("mean"):
-        parts.append(f"GaussianNoise sigma={noise['sigma']}" + (f", mean={noise['mean']}" if noise.get("mean") else ""))
-    for name, what in (("patch_shuffle", "shuffled between images"), ("blank", "blanked")):
-        change = augment.get(name) or {}
-        if change.get("p"):
-            parts.append(f"{change['region']} {what} p={change['p']}")
-    return "; ".join(parts) or "none"
+def row_augment(row: Mapping[str, Any], name: str) -> AugmentConfig:
+    """A row's augmentation block, typed (its JSON is ``dataclasses.asdict`` of the AugmentConfig it trained with)."""
+    return config.build(AugmentConfig, row["augment"], f"mitigation/{name}.json augment")
 
 
-def knows_the_digit(augment: Mapping[str, Any]) -> bool:
-    """Whether a row's remedy is told where the digit is (a region change), unlike the seed's two."""
-    return any((augment.get(name) or {}).get("p") for name in ("patch_shuffle", "blank"))
+def knows_the_digit(augment: AugmentConfig) -> bool:
+    """Whether a remedy is told where the digit is (a region change), unlike the seed's two."""
+    return bool(augment.patch_shuffle.p or augment.blank.p)
 
 
 def removes_shortcut(row: Mapping[str, Any]) -> bool:
@@ -57,10 +47,10 @@ def reading(results: dict[str, Mapping[str, Any]]) -> list[str]:
     names = list(results)
     reference_name = names[0]
     reference = results[reference_name]
-    blind = [r for r in names[1:] if not knows_the_digit(results[r]["augment"])]
-    told = [r for r in names[1:] if knows_the_digit(results[r]["augment"])]
+    blind = [r for r in names[1:] if not knows_the_digit(row_augment(results[r], r))]
+    told = [r for r in names[1:] if knows_the_digit(row_augment(results[r], r))]
     sentences = [
-        f"Reference: `{reference_name}` ({describe_row(reference['augment'])}), test accuracy "
+        f"Reference: `{reference_name}` ({describe_augment(row_augment(reference, reference_name))}), test accuracy "
         f"{pct(reference['test_accuracy'])}, shortcut rate {pct(reference['shortcut']['shortcut_rate'])}, "
         f"flip rate {pct(reference['counterfactual']['flip_rate'])}."
     ]
@@ -114,7 +104,7 @@ def mitigation_study_section(doc: Markdown, a: Mapping[str, Any]) -> None:
         table.append(
             [
                 f"`{row}`",
-                describe_row(r["augment"]),
+                describe_augment(row_augment(r, row)),
                 pct(r["val_accuracy"]) if r.get("val_accuracy") is not None else "n/a",
                 pct(r["test_accuracy"]),
                 pct(shortcut["agree_accuracy"]) if shortcut.get("agree_accuracy") is not None else "n/a",

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.answers import pct
-from pipeline.config import VariantConfig
+from pipeline.config import AugmentConfig, VariantConfig
 from pipeline.report.document import Markdown, ref
 from pipeline.report.formats import by_name, latex_text, metric_diff, metric_value, num, seconds
 
@@ -45,21 +45,25 @@ def describe_normalization(v: VariantConfig) -> str:
     return f"mean {n.mean}, std {n.std}"
 
 
-def describe_augmentation(v: VariantConfig) -> str:
-    a = v.data.augment
+def describe_augment(a: AugmentConfig) -> str:
+    """A training-time augmentation block in words: a variant's (settings table) or a study row's.
+
+    Names follow torchvision's v2 transforms (``RandomErasing``, ``GaussianNoise``) with their
+    arguments, so a reader can look each one up; the region changes are this project's.
+    """
     parts = []
     if a.hflip:
         parts.append(f"horizontal flip p={a.hflip}")
+    if a.random_erasing.p:
+        e = a.random_erasing
+        parts.append(f"RandomErasing p={e.p}, scale {e.scale}, ratio {e.ratio}, value {e.value}")
+    if a.gaussian_noise.sigma or a.gaussian_noise.mean:
+        g = a.gaussian_noise
+        parts.append(f"GaussianNoise mean={g.mean}, sigma={g.sigma}" + (", clipped" if g.clip else ""))
     if a.patch_shuffle.p:
         parts.append(f"{a.patch_shuffle.region} shuffled between images p={a.patch_shuffle.p}")
     if a.blank.p:
         parts.append(f"{a.blank.region} blanked p={a.blank.p}")
-    if a.random_erasing.p:
-        e = a.random_erasing
-        parts.append(f"random erasing p={e.p} scale {e.scale} ratio {e.ratio} value {e.value}")
-    if a.gaussian_noise.sigma or a.gaussian_noise.mean:
-        g = a.gaussian_noise
-        parts.append(f"Gaussian noise mean={g.mean} sigma={g.sigma}" + (" clipped" if g.clip else ""))
     return "; ".join(parts) or "none"
 
 
@@ -82,7 +86,7 @@ RUN_ROWS = [
     ("model", describe_model),
     ("data", describe_data),
     ("normalization", describe_normalization),
-    ("augmentation (train only)", describe_augmentation),
+    ("augmentation (train only)", lambda v: describe_augment(v.data.augment)),
     ("optimizer", describe_optimizer),
     ("learning rate", lambda v: num(v.train.optimizer.lr)),
     ("lr schedule", describe_scheduler),
