@@ -15,6 +15,7 @@ import pytest
 
 from pipeline.devtools import depgraph
 from pipeline.devtools.depgraph import Problem, check, entry_files, import_closure
+from pipeline.report.inputs import stage_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -337,6 +338,20 @@ def test_import_closure_relative_and_submodule_imports(fake: Path):
 def test_repository_graph_is_honest():
     problems = check(ROOT)
     assert problems == [], "dvc.yaml code deps disagree with the imports:\n" + "\n".join(map(str, problems))
+
+
+def test_the_reports_table_of_writers_names_every_declared_output():
+    """Each reports/ output of dvc.yaml, as DVC expands it, is named by the report's hint table
+    as the stage that declares it (a folder output: a file inside it)."""
+    wrong = []
+    for stage in depgraph.load_stages(ROOT):
+        for out in stage.outs:
+            if not out.startswith("reports/"):
+                continue
+            probe = out if Path(out).suffix else f"{out}/some_file.json"
+            if stage_for(probe) != stage.name:
+                wrong.append(f"{probe}: {stage_for(probe)} (dvc.yaml: {stage.name})")
+    assert wrong == [], "pipeline/report/inputs.py WRITERS disagrees with dvc.yaml:\n" + "\n".join(wrong)
 
 
 def copy_repository(dest: Path) -> Path:

@@ -23,7 +23,7 @@ from pipeline.errors import PipelineError
 from pipeline.report import build_report, write_report
 from pipeline.report.formats import points
 from pipeline.report.html import markdown_to_html
-from pipeline.report.inputs import Inputs, stage_outputs
+from pipeline.report.inputs import Inputs
 from tests.fake_reports import FAKE_METRICS, REPO, build_fake_repo, write_json
 
 
@@ -335,26 +335,14 @@ def test_comparisons_follow_params(fake_repo):
     assert "no longer in params" not in md
 
 
-def test_stage_outputs_expands_foreach(fake_repo):
+def test_missing_files_name_the_stage_that_writes_them(fake_repo):
+    """The hints table (every output of the real dvc.yaml: tests/test_depgraph.py)."""
     inputs = Inputs(fake_repo)
-    assert inputs.stages["reports/prac5/metrics.json"] == "train@prac5"
-    assert inputs.stages["reports/comparisons/pooling.md"] == "compare@pooling"  # foreach over a params mapping
-    assert inputs.stage_for("cse849/eval/confusion_matrix.png") == "evaluate@cse849"
-    assert inputs.stage_for("tdm_max/analysis/filters.png") == "analyze@tdm_max"
-    assert inputs.stage_for("comparisons/mlp_vs_cnn.json") == "compare@mlp_vs_cnn"
-    assert inputs.stage_for("analysis/padding_shapes.md") == "padding"
-    assert stage_outputs(fake_repo / "missing.yaml", {}) == {}
-
-
-def test_fallback_stage_names_without_dvc_yaml(fake_repo):
-    """The hints table, for files dvc.yaml does not declare."""
-    (fake_repo / "dvc.yaml").unlink()
-    inputs = Inputs(fake_repo)
-    assert inputs.stages == {}
     expected = {
         "prac5/metrics.json": "train@prac5",
         "prac5/plots/steps.csv": "train@prac5",
         "prac5/eval/first20.png": "evaluate@prac5",
+        "cse849/eval/confusion_matrix.png": "evaluate@cse849",
         "prac5/analysis/filters.png": "analyze@prac5",
         "prac5/analysis/param_counts.json": "analyze@prac5",
         "comparisons/pooling.json": "compare@pooling",
@@ -368,9 +356,15 @@ def test_fallback_stage_names_without_dvc_yaml(fake_repo):
         "autograder.json": "autograde",
         "benchmarks/loader.json": "bench_loader",
         "benchmarks/layers.json": "bench_layers",
+        "mitigation/patch_shuffle.json": "mitigation@patch_shuffle",
+        "seed_study/runs/tdm_max.json": "seed_study@tdm_max",
+        "seed_study/summary.json": "seed_study_summary",
         "timing.json": "!make repro-timed",
     }
     assert {rel: inputs.stage_for(rel) for rel in expected} == expected
+    assert inputs.stage_for("nowhere/else.txt") is None
+    assert inputs.missing("prac5/eval/first20.png") == "not produced yet (run `dvc repro evaluate@prac5`)"
+    assert inputs.missing("timing.json") == "not produced yet (run `make repro-timed`)"
 
 
 def test_stage_imports_only_what_it_needs():

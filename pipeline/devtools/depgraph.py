@@ -72,13 +72,15 @@ class StageSpec:
 
     ``name`` is DVC's addressing name (``train@tdm_max``; ``sub/dvc.yaml:name`` for a
     ``dvc.yaml`` outside the root). ``deps`` are the declared non-params deps as repo-relative
-    POSIX paths; ``param_keys`` the keys of its ``params.yaml`` params deps.
+    POSIX paths; ``param_keys`` the keys of its ``params.yaml`` params deps; ``outs`` every
+    output (outs, metrics and plots alike) as a repo-relative POSIX path.
     """
 
     name: str
     cmd: str
     deps: tuple[str, ...]
     param_keys: tuple[str, ...] = ()
+    outs: tuple[str, ...] = ()
 
     @property
     def foreach_key(self) -> str | None:
@@ -166,12 +168,13 @@ def load_stages(root: str | os.PathLike) -> list[StageSpec]:
                         keys.extend(dep.params or [])
                     continue
                 deps.append(_repo_relative(dep, root_dir))
-            specs.append(StageSpec(name=name, cmd=cmd, deps=tuple(deps), param_keys=tuple(keys)))
+            outs = tuple(_repo_relative(out, root_dir) for out in stage.outs)
+            specs.append(StageSpec(name=name, cmd=cmd, deps=tuple(deps), param_keys=tuple(keys), outs=outs))
     return specs
 
 
 def _repo_relative(dep, root_dir: str) -> str:
-    """A dep's path relative to the repo root (POSIX); its text as written when outside the repo."""
+    """A dep's or out's path relative to the repo root (POSIX); its text as written when outside the repo."""
     try:
         rel = os.path.relpath(dep.fs_path, root_dir)
     except (TypeError, ValueError):

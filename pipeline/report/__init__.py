@@ -4,7 +4,8 @@ Nothing here measures anything. Every number is read from a file another stage w
 under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own seeds reported,
 from ``references/seed_results.yaml``, which quotes the line each number comes from.
 A missing input is never filled in: its place says ``not produced yet (run `dvc repro
-<stage>`)``, naming the stage that ``dvc.yaml`` says writes it.
+<stage>`)``, naming the stage that writes it (``inputs.WRITERS``, checked against
+``dvc.yaml`` by the tests).
 
 The report lives in its own top-level folder ``report/``, outside the ``reports/``
 folder it reads (the report stage depends on the whole of ``reports/``; an output

@@ -9,8 +9,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from pipeline.config import VariantConfig, build, load_params
 from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
@@ -24,9 +22,11 @@ REPORTS = "reports"  # the folder the report reads: every stage's outputs
 OUT = "report"  # the folder README.md / index.html are written to; their links are relative to it
 
 
-# Who writes what, for files dvc.yaml does not (yet) declare: used only in the
-# "not produced yet" hint. dvc.yaml, when it declares the file, always wins. First match wins.
-FALLBACK_STAGES: list[tuple[str, str]] = [
+# Which stage writes a file under reports/, for the "not produced yet" hint: a pattern per
+# dvc.yaml output, first match wins. A table rather than dvc.yaml read at report time: the
+# report needs no DVC (nor a copy of its foreach/${...} expansion) to name a stage, and
+# tests/test_depgraph.py checks every output DVC itself expands against this table.
+WRITERS: list[tuple[str, str]] = [
     (r"reports/timing\.json", "!make repro-timed"),  # written outside DVC, by the Makefile
     (r"reports/data/provenance\.json", "download"),
     (r"reports/data/.*", "stats"),
@@ -38,12 +38,25 @@ FALLBACK_STAGES: list[tuple[str, str]] = [
     (r"reports/seed_study/.*", "seed_study_summary"),
     (r"reports/mitigation/([^/]+?)\.json", r"mitigation@\1"),
     (r"reports/analysis/padding_shapes\..*", "padding"),
-    (r"reports/([^/]+)/(metrics\.json|plots/.*)", r"train@\1"),
+    (r"reports/([^/]+)/(metrics|training|timings)\.json", r"train@\1"),
+    (r"reports/([^/]+)/plots/.*", r"train@\1"),
     (r"reports/([^/]+)/eval/.*", r"evaluate@\1"),
     (r"reports/([^/]+)/analysis/.*", r"analyze@\1"),
     (r"reports/[^/]+/classwise_norms/.*", "classwise_norms"),
     (r"reports/[^/]+/q1_test\.txt", "predict_cse849"),
+    (r"reports/[^/]+/q1_model\.pt", "export_cse849"),
+    (r"reports/[^/]+/grade\.json", "grade_cse849"),
 ]
+
+
+def stage_for(path: str) -> str | None:
+    """The stage (``train@prac5``; ``!command`` for a file written outside DVC) that writes the
+    repo-relative ``path``, or None when no pattern of :data:`WRITERS` matches."""
+    for pattern, stage in WRITERS:
+        match = re.fullmatch(pattern, path)
+        if match:
+            return match.expand(stage)
+    return None
 
 
 class Inputs:
@@ -58,7 +71,6 @@ class Inputs:
         self.seeds: dict[str, Any] = load_params(seeds)
         deviations = self.root / DEVIATIONS
         self.deviations = load_deviations(deviations) if deviations.exists() else []
-        self.stages = stage_outputs(self.root / "dvc.yaml", self.params)
 
     # ---- files under reports/
 
@@ -95,16 +107,8 @@ class Inputs:
     # ---- provenance of a missing file
 
     def stage_for(self, rel: str) -> str | None:
-        """The stage that writes ``reports/<rel>``: from dvc.yaml, else the expected name."""
-        full = posixpath.normpath(posixpath.join(REPORTS, rel))
-        for out, stage in self.stages.items():
-            if full == out or full.startswith(out.rstrip("/") + "/"):
-                return stage
-        for pattern, stage in FALLBACK_STAGES:
-            match = re.fullmatch(pattern, full)
-            if match:
-                return match.expand(stage)
-        return None
+        """The stage that writes ``reports/<rel>`` (:data:`WRITERS`), or None."""
+        return stage_for(posixpath.normpath(posixpath.join(REPORTS, rel)))
 
     def missing(self, rel: str) -> str:
         """'not produced yet (run `dvc repro <stage>`)' for ``reports/<rel>``."""
@@ -134,62 +138,3 @@ class Inputs:
         if raw is None:
             return None
         return build(VariantConfig, raw, f"variants.{name}", name=name)
-
-
-_INTERP = re.compile(r"\$\{([^}]+)\}")
-
-
-def stage_outputs(dvc_yaml: Path, params: Mapping[str, Any]) -> dict[str, str]:
-    """``{output path: stage name}`` for every out/metric/plot file declared in dvc.yaml.
-
-    ``foreach`` stages are expanded as DVC names them (``train@prac5``); ``${key}``,
-    ``${item}`` and ``${item.a.b}`` are substituted. Only used to name the stage in a
-    "not produced yet" hint, so an unreadable dvc.yaml just means no names.
-    """
-    try:
-        doc = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))
-        stages = doc.get("stages") or {}
-    except (OSError, yaml.YAMLError, AttributeError):
-        return {}
-    mapping: dict[str, str] = {}
-
-    def lookup(expr: str, scope: Mapping[str, Any]) -> Any:
-        node: Any = scope
-        for part in expr.strip().split("."):
-            node = node[part] if isinstance(node, Mapping) else None
-            if node is None:
-                raise KeyError(expr)
-        return node
-
-    def substitute(text: str, scope: Mapping[str, Any]) -> str:
-        return _INTERP.sub(lambda m: str(lookup(m.group(1), scope)), text)
-
-    def collect(name: str, body: Mapping[str, Any], scope: Mapping[str, Any]) -> None:
-        for kind in ("outs", "metrics", "plots"):
-            for entry in body.get(kind) or []:
-                path = next(iter(entry)) if isinstance(entry, Mapping) else entry
-                try:
-                    mapping.setdefault(posixpath.normpath(substitute(str(path), scope)), name)
-                except KeyError:
-                    continue
-
-    for name, body in stages.items():
-        if not isinstance(body, Mapping):
-            continue
-        if "foreach" in body and isinstance(body.get("do"), Mapping):
-            items = body["foreach"]
-            if isinstance(items, str):
-                try:
-                    items = lookup(_INTERP.fullmatch(items.strip()).group(1), params)
-                except (AttributeError, KeyError):
-                    continue
-            pairs = (
-                items.items()
-                if isinstance(items, Mapping)
-                else ((v if isinstance(v, str) else i, v) for i, v in enumerate(items or []))
-            )
-            for key, item in pairs:
-                collect(f"{name}@{key}", body["do"], {**params, "key": key, "item": item})
-        else:
-            collect(name, body, params)
-    return mapping
