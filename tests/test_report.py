@@ -139,7 +139,7 @@ def test_seed_numbers_match_the_seed_files():
 def test_missing_inputs_say_not_produced_yet(fake_repo):
     (fake_repo / "reports" / "benchmarks" / "layers.json").unlink()
     md = build_report(fake_repo).markdown
-    # a train output declared by dvc.yaml: the stage is named from it
+    # every hint names the stage that writes the file (inputs.WRITERS)
     assert "results of `prac5`: not produced yet (run `dvc repro train@prac5`)" in md
     # the folder a declared stage owns: per-variant analysis figures and markdown
     assert "tdm_max: training loss vs examples seen: not produced yet (run `dvc repro analyze@tdm_max`)" in md
@@ -150,13 +150,12 @@ def test_missing_inputs_say_not_produced_yet(fake_repo):
     assert "`reports/comparisons/pooling.md`: not produced yet (run `dvc repro compare@pooling`)" in md
     assert "`reports/comparisons/mlp_vs_cnn.md`: not produced yet (run `dvc repro compare@mlp_vs_cnn`)" in md
     assert "`reports/analysis/padding_shapes.md`: not produced yet (run `dvc repro padding`)" in md
-    # not in dvc.yaml: the expected stage name
     assert "layer benchmark: not produced yet (run `dvc repro bench_layers`)" in md
     assert "evaluation of `tdm_max`: not produced yet (run `dvc repro evaluate@tdm_max`)" in md
     assert (
-        "cse849: class-wise mean feature-map norm per filter, last conv layer: not produced yet "
-        "(run `dvc repro classwise_norms`)"
-    ) in md
+        "cse849: class-wise mean feature-map norm per filter, conv block 5: "
+        "`reports/cse849/classwise_norms/classwise_norms_conv5.png` is not written by `classwise_norms`"
+    ) in md  # one figure per block of params analysis.classwise_norms.layers; the stage wrote conv1 only
     # a stage that ran but did not write this file: said so, no "not produced yet"
     assert "`reports/ds5220_mlp/eval/misclassified.png` is not written by `evaluate@ds5220_mlp`" in md
     # ... except a figure its stage writes only for some models (no filters for an MLP): left out
@@ -564,6 +563,26 @@ def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
     with pytest.raises(
         PipelineError, match=r"seed_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
     ):
+        build_report(fake_repo)
+
+
+def test_deliverables_and_grade_files_come_from_the_seed_results(fake_repo):
+    seeds_file = fake_repo / "references" / "seed_results.yaml"
+    seeds = yaml.safe_load(seeds_file.read_text(encoding="utf-8"))
+    seeds["cse849"]["deliverables"] = {"weights": "cse849/final.pt", "predictions": "cse849/answers.txt"}
+    seeds["cse849"]["grading"]["grade"] = "cse849/ta.json"
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    (fake_repo / "reports" / "cse849" / "answers.txt").write_text("00000.png 3\n00001.png 7\n", encoding="utf-8")
+    grade = {"graded": True, "correct": 7, "images": 10, "accuracy": 0.7, "points": 15, "max_points": 20}
+    write_json(fake_repo / "reports" / "cse849" / "ta.json", grade)
+    md = build_report(fake_repo).markdown
+    assert "### Deliverables: `final.pt` and `answers.txt`" in md
+    assert "`reports/cse849/final.pt`: not produced yet" in md
+    assert "[`reports/cse849/answers.txt`](../reports/cse849/answers.txt): 2 lines, first ones:" in md
+    assert "7 / 10 correct, **15 / 20 points**" in md and "ta.json" in md
+    del seeds["cse849"]["deliverables"]
+    seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
+    with pytest.raises(PipelineError, match="deliverables needs `weights` and `predictions`"):
         build_report(fake_repo)
 
 

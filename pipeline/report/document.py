@@ -161,9 +161,9 @@ class Markdown:
             return
         folder = self.inputs.path(rel).parent
         stage = self.inputs.stage_for(rel)
-        declared = stage in self.inputs.stages.values()
-        if declared and folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
-            # The stage dvc.yaml names ran and wrote its other files here, but not this one.
+        a_stage = stage is not None and not stage.startswith("!")
+        if a_stage and folder.is_dir() and any(p.is_file() for p in folder.iterdir()):
+            # The stage that writes it ran and wrote its other files here, but not this one.
             self.blocks.append(Note(f"{caption}: `reports/{rel}` is not written by `{stage}` for this variant."))
         else:
             self.missing(rel, caption)

@@ -326,43 +326,50 @@ def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
+    """The files the course collects (``deliverables`` of the assignment's seed results)."""
     inputs = doc.inputs
-    doc.heading(3, "Deliverables: `q1_model.pt` and `q1_test.txt`")
-    weights = "cse849/q1_model.pt"
+    files = a.get("deliverables") or {}
+    if not {"weights", "predictions"} <= set(files):
+        raise PipelineError(f"{SEED_RESULTS}: {a.get('title')}: deliverables needs `weights` and `predictions`")
+    weights, predictions = files["weights"], files["predictions"]
+    doc.heading(3, f"Deliverables: `{posixpath.basename(weights)}` and `{posixpath.basename(predictions)}`")
     if inputs.exists(weights):
-        variant = inputs.variant("cse849")
+        name = (a.get("variants") or [None])[0]
+        variant = inputs.variant(name) if name else None
         built = describe_model(variant) if variant else "the network"
         doc.para(
-            f"{ref(weights)} ({inputs.path(weights).stat().st_size / 1024:,.0f} KB, stage `export_cse849`): the kept "
-            f"model's weights alone, loadable the seed's way into {built}: "
+            f"{ref(weights)} ({inputs.path(weights).stat().st_size / 1024:,.0f} KB, stage "
+            f"`{inputs.stage_for(weights)}`): the kept model's weights alone, loadable the seed's way into {built}: "
             f'`model.load_state_dict(torch.load("{REPORTS}/{weights}"))`. The input normalization is not in it '
-            "(the seed's notebook applies its own); `models/cse849.pt` carries it."
+            f"(the seed's notebook applies its own); `models/{name}.pt` carries it."
         )
     else:
         doc.missing(weights)
-    preds = inputs.text("cse849/q1_test.txt")
+    preds = inputs.text(predictions)
     if preds is None:
-        doc.missing("cse849/q1_test.txt")
+        doc.missing(predictions)
     else:
         lines = preds.splitlines()
-        doc.para(f"{ref('cse849/q1_test.txt')}: {len(lines):,} lines, first ones:")
+        doc.para(f"{ref(predictions)}: {len(lines):,} lines, first ones:")
         doc.code("\n".join(lines[:5]))
 
 
 def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
-    doc.heading(3, "Filters and class-wise feature-map norms (first and last conv layer)")
-    variant = ((inputs.params.get("analysis") or {}).get("classwise_norms") or {}).get("variant", "cse849")
+    cfg = (inputs.params.get("analysis") or {}).get("classwise_norms") or {}
+    blocks = [str(layer) for layer in cfg.get("layers") or []]
+    doc.heading(3, f"Filters and class-wise feature-map norms (conv blocks {', '.join(blocks) or 'none'})")
+    variant = cfg.get("variant")
+    if not variant:
+        doc.para("`params.yaml` has no `analysis.classwise_norms.variant`.")
+        return
     folder = f"{variant}/classwise_norms"
     doc.figure(f"{variant}/analysis/filters.png", f"{variant}: all first-layer filters")
-    doc.figure(
-        f"{folder}/classwise_norms_conv1.png",
-        f"{variant}: class-wise mean feature-map norm per filter, first conv layer",
-    )
-    doc.figure(
-        f"{folder}/classwise_norms_conv5.png",
-        f"{variant}: class-wise mean feature-map norm per filter, last conv layer",
-    )
+    for layer in cfg.get("layers") or []:
+        doc.figure(
+            f"{folder}/classwise_norms_conv{layer}.png",
+            f"{variant}: class-wise mean feature-map norm per filter, conv block {layer}",
+        )
     doc.figure(f"{folder}/classwise_norms_heatmap.png", f"{variant}: class-wise norms, all filters")
     norms = doc.json(f"{folder}/classwise_norms.json", "class-wise norm summary")
     if norms is not None:

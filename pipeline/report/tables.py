@@ -209,12 +209,13 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
             f"{grading['max_points']} points** of the seed's rubric ({nxt})."
         )
         doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
-    grade = doc.inputs.json("cse849/grade.json")
+    grade_file = grading.get("grade")
+    grade = doc.inputs.json(grade_file) if grade_file else None
     if grade is not None and grade.get("graded"):
         shortcut = grade.get("shortcut") or {}
         rate = shortcut.get("shortcut_rate")
         doc.para(
-            f"The TA's grader on the deliverable ({ref('cse849/grade.json')}, stage `grade_cse849`: "
+            f"The TA's grader on the deliverable ({ref(grade_file)}, stage `{doc.inputs.stage_for(grade_file)}`: "
             f"`python -m pipeline grade-cse849 q1_test.txt`): {grade['correct']} / {grade['images']} correct, "
             f"**{grade['points']} / {grade['max_points']} points**"
             + (
