@@ -1,7 +1,8 @@
 """Per-model analyses of the ``analyze`` stage (one variant per run).
 
-Everything here takes a model, tensors and tables and returns numbers, rows or
-figures; the stage (:mod:`pipeline.stages.analyze`) only reads inputs and writes files.
+Everything here but :func:`analyze` takes a model, tensors and tables and returns numbers,
+rows or figures; :func:`analyze` is the stage's run (:mod:`pipeline.stages.analyze`): it
+reads the checkpoint and the training records, calls them and writes the files.
 Nothing branches on a variant's name: the first convolution is found by walking the
 modules and the input shape comes from the checkpoint and the data format.
 
@@ -17,8 +18,11 @@ The other analyses live next to their own stages: :mod:`pipeline.padding` (TDM Q
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -26,7 +30,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from pipeline.plots import filter_grid
+from pipeline.checkpoint import load_checkpoint
+from pipeline.io import atomic_path, read_json, require_keys, write_json, write_text
+from pipeline.plots import filter_grid, save_figure
+
+log = logging.getLogger(__name__)
 
 # Data formats whose seed feeds each image as a flat vector (Practical 5's npz rows of 784
 # pixels, reshaped inside the model); every other format feeds (1, C, H, W).
@@ -306,3 +314,80 @@ def plot_loss_curve(
     ax.legend(loc="best", fontsize=11)
     ax.grid(alpha=0.3)
     return fig
+
+
+# --------------------------------------------------------------------------- the stage's run
+
+OUTPUTS = (
+    "filters.png",
+    "filters.json",
+    "loss_curve.png",
+    "shape_trace.json",
+    "shape_trace.md",
+    "layer_summary.md",
+    "layer_summary.json",
+    "param_counts.json",
+)
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """A CSV written by the train stage; an empty one (no logged rows) gives an empty frame."""
+    try:
+        return pd.read_csv(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found (run the train stage first: `dvc repro`)") from None
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame(columns=["epoch", "examples_seen", "train_loss", "test_loss"])
+
+
+def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | None = None) -> Path:
+    """The ``analyze@<variant>`` stage: checkpoint and training records in, ``out`` (the files of OUTPUTS) out."""
+    start = time.perf_counter()
+    out = out or reports_dir / variant_name / "analysis"
+    model_path = models_dir / f"{variant_name}.pt"
+    run_dir = reports_dir / variant_name
+    training_path = run_dir / "training.json"
+
+    loaded = load_checkpoint(model_path, variant=variant_name)
+    variant = loaded.spec
+    metrics = read_json(run_dir / "metrics.json")
+    training = read_json(training_path)
+    n_train = int(require_keys(training, ("train_examples",), training_path)["train_examples"])
+    steps = read_table(run_dir / "plots" / "steps.csv")
+    epochs = read_table(run_dir / "plots" / "epochs.csv")
+    model = loaded.model.cpu().eval()
+
+    x = example_input(loaded.input_shape, variant.data.format)
+    trace = shape_trace(model, x)
+    counts = param_counts(model)
+    batched = x if x.dim() == 4 else x.unsqueeze(0)  # the summary shows a batch of one
+    layers = layer_summary(model, batched)
+    summary = summary_markdown(variant_name, variant.model.name, batched, layers, counts)
+    final = (
+        (int(training.get("checkpoint_epoch", variant.train.epochs)), float(metrics["test_loss"]))
+        if "test_loss" in metrics
+        else None
+    )
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        fig = plot_first_conv(model, variant_name)
+        if fig is not None:
+            save_figure(fig, tmp / "filters.png")
+            write_json(tmp / "filters.json", first_conv_filter_stats(model))
+        fig = plot_loss_curve(steps, epochs, n_train, f"{variant_name}: loss curve", variant.train.loss, final)
+        save_figure(fig, tmp / "loss_curve.png")
+        write_json(tmp / "shape_trace.json", trace)
+        write_text(tmp / "shape_trace.md", trace_markdown(variant_name, trace))
+        write_text(tmp / "layer_summary.md", summary)
+        write_json(tmp / "layer_summary.json", {"input_shape": list(batched.shape), "layers": layers})
+        write_json(tmp / "param_counts.json", counts)
+    log.info(
+        "%s: %d parameters, trace %s; wrote %s in %.1f s",
+        variant_name,
+        counts["total"],
+        trace["chain"],
+        out,
+        time.perf_counter() - start,
+    )
+    return out

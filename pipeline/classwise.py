@@ -3,16 +3,21 @@
 :func:`classwise_feature_norms` runs a model over uint8 images (batched, through the
 checkpoint's :class:`~pipeline.engine.InputPipeline`) and averages, per class, the L2
 norm over height and width of every channel after the chosen conv blocks;
-:func:`cv_summary` measures how class-specific each filter is. Kept apart from
-:mod:`pipeline.analysis` so that the per-variant ``analyze`` stage does not import the
-training engine or the datasets.
+:func:`cv_summary` measures how class-specific each filter is; :func:`run` is the stage
+(params, checkpoint and validation split in, the folder of JSON, CSV and figures out).
+Kept apart from :mod:`pipeline.analysis` so that the per-variant ``analyze`` stage does
+not import the training engine or the datasets.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,16 +26,19 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from torch import nn
 
-from pipeline.config import ConfigError, build, section
-from pipeline.datasets import batches
+from pipeline.config import ConfigError, build, load_params, section
+from pipeline.data.common.errors import DataError
+from pipeline.data.readers import read_split
+from pipeline.datasets import batches, load_splits
 from pipeline.engine import InputPipeline
 from pipeline.errors import PipelineError
+from pipeline.io import atomic_path, write_json
+from pipeline.metrics import round_metric
+from pipeline.plots import bar_grid, save_figure
+from pipeline.predictor import Predictor
+from pipeline.reporting import write_csv
 
-DIGITS = 6
-
-
-def _round(value: float) -> float:
-    return round(float(value), DIGITS)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -100,15 +108,19 @@ def cv_summary(matrix: torch.Tensor | np.ndarray, threshold: float) -> dict:
     cv = np.where(dead, 0.0, std / np.where(dead, 1.0, mean))
     argmax = np.nanargmax(np.where(np.isnan(m), -np.inf, m), axis=0)
     filters = {
-        f"filter_{i:02d}": {"cv": _round(cv[i]), "argmax_class": int(argmax[i]), "mean_norm": _round(mean[i])}
+        f"filter_{i:02d}": {
+            "cv": round_metric(cv[i]),
+            "argmax_class": int(argmax[i]),
+            "mean_norm": round_metric(mean[i]),
+        }
         for i in range(m.shape[1])
     }
     summary = {
         "filters": int(m.shape[1]),
-        "mean_cv": _round(cv.mean()),
-        "median_cv": _round(np.median(cv)),
-        "max_cv": _round(cv.max()),
-        "cv_threshold": _round(threshold),
+        "mean_cv": round_metric(cv.mean()),
+        "median_cv": round_metric(np.median(cv)),
+        "max_cv": round_metric(cv.max()),
+        "cv_threshold": round_metric(threshold),
         "class_specific_filters": int((cv > threshold).sum()),
         "dead_filters": int(dead.sum()),
     }
@@ -146,3 +158,94 @@ def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence
         ax.set_title(f"{name}: class-wise mean feature-map norm / filter mean over classes", fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
     return fig
+
+
+# --------------------------------------------------------------------------- the stage's run
+
+
+def read_validation(variant, data_path: Path):
+    """The validation split: the ``val`` folder of image-folder data, else the held-out ``val_fraction``."""
+    data = variant.data
+    if data.format == "image_folder":
+        return read_split(data.format, data_path, "val")
+    if data_path != Path(data.path):
+        data = dataclasses.replace(data, path=str(data_path))
+    val = load_splits(data, variant.seed).val
+    if val is None:
+        raise DataError(f"variant {variant.name}: no validation split (data.val_fraction is 0)")
+    return val
+
+
+def run(params_path: Path, model: Path | None, data: Path | None, out: Path | None) -> dict:
+    """The ``classwise_norms`` stage: params -> checkpoint -> validation split -> ``out`` (see the stage)."""
+    start = time.perf_counter()
+    cfg = load_classwise(load_params(params_path))
+    model_path = model or Path("models") / f"{cfg.variant}.pt"
+    out = out or Path("reports") / cfg.variant / "classwise_norms"
+    # the params' variant's own checkpoint must hold that variant; an explicit --model is the caller's choice
+    predictor = Predictor.load(model_path, variant=cfg.variant if model is None else None)
+    variant = predictor.spec
+    val = read_validation(variant, data or Path(variant.data.path))
+    classes = predictor.loaded.classes
+    matrices = classwise_feature_norms(
+        predictor.model,
+        val.images,
+        val.labels,
+        len(classes),
+        cfg.layers,
+        predictor.prepare,
+        variant.train.eval_batch_size,
+    )
+
+    result, rows, plotted, figures = {}, [], {}, {}
+    for layer in cfg.layers:
+        name = f"conv{layer}"
+        m = matrices[layer].numpy()
+        s = cv_summary(m, cfg.cv_threshold)
+        result[name] = {"summary": s["summary"], "per_filter": s["per_filter"]}
+        plotted[name] = m
+        for f in range(m.shape[1]):
+            for c in range(m.shape[0]):
+                rows.append(
+                    {
+                        "layer": name,
+                        "filter": f,
+                        "class": c,
+                        "class_name": classes[c],
+                        "mean_norm": round_metric(m[c, f]),
+                    }
+                )
+        n_filters = m.shape[1]
+        title = (
+            f"{cfg.variant} {name}: class-wise mean of ||feature map||_2 per filter on the validation split "
+            f"(n={len(val)}); red frame: CV across classes > {cfg.cv_threshold} "
+            f"({s['summary']['class_specific_filters']}/{n_filters})\nbars: "
+            + ", ".join(f"{i}={c}" for i, c in enumerate(classes))
+        )
+        fig = bar_grid(
+            m,
+            classwise_bar_titles(s, classes),
+            [str(i) for i in range(len(classes))],
+            cols=8 if n_filters <= 16 else 10,
+            title=title,
+            highlight=list(s["cv"] > cfg.cv_threshold),
+        )
+        figures[name] = fig
+        log.info(
+            "%s: %d filters, mean CV %.3f, median %.3f, class-specific %d",
+            name,
+            n_filters,
+            s["summary"]["mean_cv"],
+            s["summary"]["median_cv"],
+            s["summary"]["class_specific_filters"],
+        )
+
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for name, fig in figures.items():
+            save_figure(fig, tmp / f"classwise_norms_{name}.png")
+        write_json(tmp / "classwise_norms.json", result)
+        write_csv(tmp / "classwise_norms.csv", rows)
+        save_figure(plot_classwise_heatmap(plotted, classes), tmp / "classwise_norms_heatmap.png")
+    log.info("wrote %s in %.1f s", out, time.perf_counter() - start)
+    return result
