@@ -13,18 +13,20 @@ called; ``tests/test_layers.py`` checks this on the source.
 
 Design notes (the "efficiency and numerical stability" the assignment asks for):
 
-* :class:`CustomConv2D` multiplies unfolded input *in the layout unfold returns it*,
-  by batched products with the weight expanded (a view, stride 0) over the batch:
-  ``(N, O, K) @ (N, K, L) -> (N, O, L)``, which already is ``(N, O, Hout, Wout)``.
-  No permuted/contiguous copy of an unfolded matrix is ever made, forward or backward
-  (``torch.einsum("ok,nkl->nol", ...)`` would copy it into ``(K, N*L)`` first). When the
-  vertical stride is 1 (SimpleCNN's conv2) it builds the columns along the width only
-  (kernel ``(1, kw)``, a stack of kw strided slices) and sums one product per kernel row
-  over shifted column ranges of that 3x smaller matrix (views, no copies), half the batch
-  at a time: forward + backward of SimpleCNN's conv2 then peaks below one full unfolded
-  input (11.5 MB against 12.5 MB; torch.nn: 4.3 MB) at ~1.4x torch.nn's time. Otherwise
-  (and for shallow inputs such as conv1's single channel) it unfolds the full
-  ``(N, C*kh*kw, L)`` matrix and multiplies once.
+* :class:`CustomConv2D`, when the vertical stride is 1 and the input is deep enough
+  (SimpleCNN's conv2), never builds the full unfolded matrix: it lays out the input's
+  width-only columns with the batch inside the rows, ``(Hp * N * Wout, C * kw)`` (a stack
+  of kw strided slices, 0.3x the unfolded matrix), so that each kernel row reads one
+  contiguous block of rows, and sums one tall product per kernel row,
+  ``(Hout * N * Wout, C * kw) @ (C * kw, O)``. Each product's weight gradient is then one
+  product for the whole batch, not N per-image ones summed. Half the batch at a time,
+  forward + backward of SimpleCNN's conv2 takes ~1.3x torch.nn's time and peaks at ~0.6x
+  one full unfolded input (``benchmarks/bench_layers.py``). Otherwise (shallow inputs such
+  as conv1's single channel, or a vertical stride) it unfolds the full
+  ``(N, C*kh*kw, L)`` matrix in unfold's own layout and multiplies it by the weight
+  expanded over the batch (a stride-0 view), ``(N, O, K) @ (N, K, L) -> (N, O, L)``,
+  which already is ``(N, O, Hout, Wout)``: no permuted copy of the unfolded matrix
+  (``torch.einsum("ok,nkl->nol", ...)`` would copy it into ``(K, N*L)`` first).
 * :class:`CustomMaxPool2D` has a fast path for the common non-overlapping case
   (stride == kernel, no padding): a view ``(N, C, Ho, kh, Wo, kw)`` reduced with
   ``max(dim)`` twice, first over the kernel column then over the kernel row. Both
@@ -88,21 +90,25 @@ def _as_batched(x: torch.Tensor, layer: str) -> tuple[torch.Tensor, bool]:
     raise ValueError(f"{layer}: expected a 3-D (C, H, W) or 4-D (N, C, H, W) input, got shape {tuple(x.shape)}")
 
 
-def _width_columns(x: torch.Tensor, kw: int, sw: int, ph: int, pw: int, w_out: int) -> torch.Tensor:
-    """``(N, C, kw, H + 2 ph, Wout)``: for every kernel column j, the input columns j, j + sw, ...
-    that output columns 0 .. Wout-1 read - ``unfold`` with kernel ``(1, kw)``, in its layout.
+def _row_columns(x: torch.Tensor, kw: int, sw: int, ph: int, pw: int, w_out: int) -> torch.Tensor:
+    """``(Hp * N * Wout, C * kw)``: one row per padded input row, image and output column,
+    holding the ``C * kw`` inputs that kernel row's weights meet there; rows ordered
+    (padded row, image, output column), columns (channel, kernel column) like the weight.
 
-    Built as a stack of kw strided slices rather than by ``unfold``: one copy forward and
-    kw input-sized slice gradients backward instead of unfold's im2col and col2im loops,
-    ~8% faster forward + backward on SimpleCNN's conv2 (interleaved runs, same process).
+    The batch sits *inside* the rows so that kernel row ``i``, which reads padded rows
+    ``i .. i + Hout - 1`` of every image, reads one contiguous block of rows. Built as a
+    stack of kw strided slices of the ``(H, N, W, C)`` view of the input: one copy forward,
+    kw input-sized slice gradients backward (no im2col / col2im loops).
     """
+    n, c, h, w = x.shape
+    rows = x.permute(2, 0, 3, 1)  # (H, N, W, C), a view
     if ph or pw:
-        n, c, h, w = x.shape
-        padded = x.new_zeros((n, c, h + 2 * ph, w + 2 * pw))
-        padded[:, :, ph : ph + h, pw : pw + w] = x
-        x = padded
+        padded = x.new_zeros((h + 2 * ph, n, w + 2 * pw, c))
+        padded[ph : ph + h, :, pw : pw + w, :] = rows
+        rows = padded
     span = (w_out - 1) * sw + 1
-    return torch.stack([x[:, :, :, j : j + span : sw] for j in range(kw)], dim=2)
+    cols = torch.stack([rows[:, :, j : j + span : sw, :] for j in range(kw)], dim=4)  # (Hp, N, Wout, C, kw)
+    return cols.view(-1, c * kw)
 
 
 class _WeightAndBias(nn.Module):
@@ -206,42 +212,50 @@ class CustomConv2D(_WeightAndBias):
         if h_out <= 0 or w_out <= 0:
             raise ValueError(f"CustomConv2D: input {h}x{w} (padding {ph},{pw}) is smaller than the kernel {kh}x{kw}")
         if sh == 1 and kh > 1 and c * kw >= ROW_UNFOLD_MIN_DEPTH:
-            # Half the batch at a time: autograd then finishes one half's backward before
-            # it starts the other's, so the backward's temporaries (each kernel row's input
-            # gradient, per-sample weight gradients) exist for half the batch at once.
-            # SimpleCNN's conv2, forward + backward: peak 11.5 MB against 17.6 MB in one
-            # piece (one full unfolded input: 12.5 MB), 5-7% slower (the two interleaved in
-            # one process: 1.40x against 1.31x torch.nn's minimum time).
+            # Half the batch at a time: autograd then finishes one half's backward before it
+            # starts the other's, so the backward's temporaries (each kernel row's column
+            # gradient, the slice gradients it is summed into) exist for half the batch at
+            # once. SimpleCNN's conv2, forward + backward: working memory 0.7x one full
+            # unfolded input against 1.03x in one piece, 5% slower (1.28x torch.nn's time
+            # against 1.22x, interleaved in one process).
             parts = x.chunk(2) if n >= 2 else (x,)
             out = torch.cat([self._kernel_rows(part, h_out, w_out) for part in parts])
         else:
             out = self._full_unfold(x, h_out, w_out)
-        if self.bias is not None:
-            # In place: saves allocating and writing a second output-sized tensor.
-            out += self.bias.view(1, -1, 1)
-        out = out.view(n, self.out_channels, h_out, w_out)
+            if self.bias is not None:
+                # In place: saves allocating and writing a second output-sized tensor.
+                out += self.bias.view(1, -1, 1)
+            out = out.view(n, self.out_channels, h_out, w_out)
         return out.squeeze(0) if unbatched else out
 
     def _kernel_rows(self, x: torch.Tensor, h_out: int, w_out: int) -> torch.Tensor:
-        """``(N, O, Hout*Wout)`` without bias, by one product per kernel row (vertical stride 1).
+        """``(N, O, Hout, Wout)`` with bias, by one product per kernel row (vertical stride 1).
 
-        Width-only columns ``(N, C*kw, Hp*Wout)`` for all ``Hp = H + 2*ph`` padded rows are
-        ``(Hp/Hout)/kh`` of the full unfolded matrix (0.3x for SimpleCNN's conv2). Kernel row
-        i needs padded rows ``i .. i+Hout-1``: the column range ``[i*Wout, i*Wout + L)`` of
-        that matrix, a strided view the batched product reads in place. Summing the kh
-        products gives the convolution.
+        The columns (:func:`_row_columns`) hold every padded input row once, ``(Hp/Hout)/kh``
+        of the full unfolded matrix (0.3x for SimpleCNN's conv2). Kernel row ``i`` reads the
+        contiguous block of rows ``[i * N * Wout, i * N * Wout + Hout * N * Wout)`` and
+        multiplies it by that row's ``(C * kw, O)`` weights: one tall product per kernel row
+        for the whole batch, whose weight gradient is one product too (a product per image
+        against a weight expanded over the batch makes autograd build N per-image weight
+        gradients and sum them). Summing the kh products gives the convolution, rows ordered
+        (output row, image, output column); one permuted copy makes it NCHW. SimpleCNN's conv2,
+        forward + backward, interleaved with the per-image batched form in one process:
+        1.22x torch.nn's minimum time against 1.38x.
         """
         n, c = x.shape[:2]
         (kh, kw), (_, sw), (ph, pw) = self.kernel_size, self.stride, self.padding
-        o, depth, positions = self.out_channels, c * kw, h_out * w_out
-        cols = _width_columns(x, kw, sw, ph, pw, w_out).view(n, depth, -1)
-        # weight (O, C, kh, kw) -> per kernel row (kh, O, C*kw), columns ordered (c, j) like cols
-        row_weights = self.weight.permute(2, 0, 1, 3).reshape(kh, o, depth)
-        out = row_weights[0].expand(n, o, depth) @ cols[:, :, :positions]
+        o, depth = self.out_channels, c * kw
+        cols = _row_columns(x, kw, sw, ph, pw, w_out)
+        # weight (O, C, kh, kw) -> per kernel row (kh, C*kw, O), rows ordered (c, j) like cols' columns
+        row_weights = self.weight.permute(2, 1, 3, 0).reshape(kh, depth, o)
+        block, positions = n * w_out, h_out * n * w_out
+        out = cols[:positions] @ row_weights[0]
         for i in range(1, kh):
             # in place: a product's backward needs its inputs, never its output
-            out += row_weights[i].expand(n, o, depth) @ cols[:, :, i * w_out : i * w_out + positions]
-        return out
+            out += cols[i * block : i * block + positions] @ row_weights[i]
+        if self.bias is not None:
+            out += self.bias
+        return out.view(h_out, n, w_out, o).permute(1, 3, 0, 2).contiguous()
 
     def _full_unfold(self, x: torch.Tensor, h_out: int, w_out: int) -> torch.Tensor:
         """``(N, O, Hout*Wout)`` without bias, by full im2col and one batched product.
