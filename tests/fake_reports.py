@@ -76,6 +76,7 @@ FAKE_CSE849_EVAL = {
     "test_loss": 0.8123,
     "test_examples": 10000,
     "misclassified": 2766,
+    "macro": {"precision": 0.7201, "recall": 0.7234, "f1": 0.7213},
     "per_class": {c: {"precision": 0.7, "recall": 0.71, "f1": 0.705, "support": 1000} for c in ("airplane", "cat")},
     "shortcut": {
         "agree_count": 1039,
@@ -175,7 +176,14 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     # one comparison of the three in params, with a link relative to reports/comparisons/
     write_json(
         reports / "comparisons" / "normalization.json",
-        {"title": "Normalized vs raw input", "accuracy_diff_points": 0.34},
+        {
+            "title": "Normalized vs raw input",
+            "a": {"variant": "ds5220_cnn", "test_accuracy": 0.9834, "test_loss": 0.0531, "parameters": 47658},
+            "b": {"variant": "ds5220_cnn_raw", "test_accuracy": 0.98, "test_loss": 0.0655, "parameters": 47658},
+            "accuracy_diff_points": 0.34,
+            "test_loss_diff": -0.0124,
+            "parameter_ratio": 1.0,
+        },
     )
     (reports / "comparisons" / "normalization.md").write_text(
         "# Normalized vs raw input (DS 5220 Part 4.4)\n\n| pair | gap |\n|---|---|\n| cnn vs raw | 0.34 pp |\n\n"
@@ -189,6 +197,7 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
             "q2": {"score": 17, "max": 20, "passed": 41, "total": 48},
             "total": 37,
             "max_total": 40,
+            "forbidden_uses": 0,
         },
     )
     write_json(
@@ -200,7 +209,23 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     png(reports / "cse849" / "classwise_norms" / "classwise_norms_conv1.png")
     write_json(
         reports / "cse849" / "classwise_norms" / "classwise_norms.json",
-        {"conv1": {"summary": {"filters": 32, "class_specific": 3, "mean_cv": 0.2345}}},
+        {
+            "conv1": {
+                "summary": {
+                    "filters": 2,
+                    "mean_cv": 0.2345,
+                    "median_cv": 0.2345,
+                    "max_cv": 0.3,
+                    "cv_threshold": 0.5,
+                    "class_specific_filters": 0,
+                    "dead_filters": 0,
+                },
+                "per_filter": {
+                    "filter_00": {"cv": 0.169, "argmax_class": 3, "mean_norm": 1.5},
+                    "filter_01": {"cv": 0.3, "argmax_class": 0, "mean_norm": 2.5},
+                },
+            }
+        },
     )
     write_json(
         reports / "benchmarks" / "loader.json",
@@ -267,6 +292,7 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     )
     if timing:
         write_json(
-            reports / "timing.json", {"dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2}
+            reports / "timing.json",
+            {"command": "dvc repro", "dvc_repro_seconds": 5432.1, "date": "2026-11-20T10:00:00+00:00", "cpus": 2},
         )
     return root

@@ -77,7 +77,7 @@ def test_numbers_from_metrics_files_appear(fake_repo):
     assert "`[1, 1, 28, 28] -> [1, 784] -> [1, 128] -> [1, 10]`" in md
     assert "#### ds5220_mlp (`ds5220_mlp`)" in md and "##### Layers" in md  # the file's headings, shifted under ###
     # class-wise norms from reports/<variant>/classwise_norms/
-    assert "| `conv1` | 32 | 3 | 0.2345 |" in md
+    assert "| `conv1` | 2 | 0.2345 | 0.2345 | 0.3 | 0.5 | 0 | 0 |" in md  # the class-wise norm summary, in file order
     assert (
         "[`reports/cse849/classwise_norms/classwise_norms.json`](../reports/cse849/classwise_norms/classwise_norms.json)"
         in md
@@ -395,6 +395,7 @@ def test_stage_imports_only_what_it_needs():
         "pipeline.report.sections",
         "pipeline.report.tables",
         "pipeline.report.timings",
+        "pipeline.schemas",
         "pipeline.stages",
         "pipeline.stages.report",
     ]
@@ -478,7 +479,8 @@ def test_timing_records_each_stage_from_dvc_output(tmp_path):
 
 
 def test_report_tables_the_time_per_stage(fake_repo):
-    timing = {"dvc_repro_seconds": 100.0, "stages": {"stats": 10.0, "train@tdm_max": 60.0, "report": 30.0}}
+    stages = {"stats": 10.0, "train@tdm_max": 60.0, "report": 30.0}
+    timing = {"command": "dvc repro", "date": "2026-11-20", "cpus": 2, "dvc_repro_seconds": 100.0, "stages": stages}
     write_json(fake_repo / "reports" / "timing.json", timing)
     md = report.build_report(fake_repo).markdown
     section = md[md.index("Where the time of that run went") :]
@@ -605,8 +607,18 @@ def _study_row(row: str, augment: dict, test: float, shortcut: float, flip: floa
         "test_loss": 0.9,
         "val_accuracy": test + 0.01,
         "val_loss": 0.8,
-        "shortcut": {"agree_accuracy": 0.9, "disagree_accuracy": test - 0.02, "shortcut_rate": shortcut},
-        "occlusion": {"digit_blanked": {"accuracy": test - 0.01}, "cifar_blanked": {"accuracy": 0.1}},
+        "shortcut": {
+            "agree_accuracy": 0.9,
+            "agree_count": 1000,
+            "disagree_accuracy": test - 0.02,
+            "disagree_count": 9000,
+            "gap_points": 100 * (0.92 - test),
+            "shortcut_rate": shortcut,
+        },
+        "occlusion": {
+            "digit_blanked": {"accuracy": test - 0.01, "change_points": -1.0},
+            "cifar_blanked": {"accuracy": 0.1, "change_points": 100 * (0.1 - test)},
+        },
         "counterfactual": {"flip_rate": flip, "accuracy": test, "predicted_digit_rate": 0.1, "images": 10000},
         "train_seconds": seconds,
     }

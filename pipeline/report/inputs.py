@@ -12,6 +12,7 @@ from typing import Any
 from pipeline.config import VariantConfig, build, load_params
 from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
+from pipeline.schemas import check, schema_for
 
 SEED_RESULTS = Path("references/seed_results.yaml")
 
@@ -81,14 +82,17 @@ class Inputs:
         return self.path(rel).is_file()
 
     def json(self, rel: str) -> Any | None:
-        """The parsed file, or None when it does not exist (yet). Broken JSON is an error."""
+        """The parsed file, or None when it does not exist (yet). Broken JSON, or content that
+        does not have its schema's shape (:mod:`pipeline.schemas`), is an error naming the file."""
         file = self.path(rel)
         if not file.is_file():
             return None
         try:
-            return json.loads(file.read_text(encoding="utf-8"))
+            value = json.loads(file.read_text(encoding="utf-8"))
         except json.JSONDecodeError as exc:
             raise PipelineError(f"{file}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
+        schema = schema_for(posixpath.normpath(rel))
+        return value if schema is None else check(value, schema, str(file))
 
     def text(self, rel: str) -> str | None:
         file = self.path(rel)

@@ -1,0 +1,362 @@
+"""The JSON files the report reads, as typed dictionaries: one schema per kind of file.
+
+Each ``TypedDict`` lists the keys a reader relies on and their types; a producer may
+write more keys (a reader never depends on one that is not listed here). :data:`SCHEMAS`
+says which schema a file under ``reports/`` has, by path; :func:`check` validates a parsed
+file against it and names the file and the key that is off, so a producer that changes
+its output fails the report at once, naming what changed, instead of a ``KeyError`` deep
+in a table. The report checks every file it reads (:meth:`pipeline.report.inputs.Inputs.json`);
+``tests/test_schemas.py`` checks every committed file and that each schema still has one.
+
+Written by hand rather than with a validation library: the checks needed are keys and
+types of plain JSON, which the standard ``typing`` introspection covers in a page.
+"""
+
+# No ``from __future__ import annotations`` here: TypedDict sees NotRequired[...] only in
+# evaluated annotations (with strings it counts every key as required on Python 3.11).
+import re
+import types
+import typing
+from typing import Any, NotRequired, TypedDict
+
+from pipeline.errors import PipelineError
+
+
+class SchemaError(PipelineError):
+    """A report input whose content does not have the shape its schema says."""
+
+
+# --------------------------------------------------------------------------- train@<variant>
+
+
+class Metrics(TypedDict):
+    """``<variant>/metrics.json``: what experiments compare (DVC metrics)."""
+
+    test_accuracy: float
+    test_loss: float
+    val_accuracy: NotRequired[float]  # variants with a validation split
+    val_loss: NotRequired[float]
+
+
+class FirstBatch(TypedDict):
+    images_shape: list[int]
+    labels_shape: list[int]
+    mean: float
+    std: float
+
+
+class TrainingFacts(TypedDict):
+    """``<variant>/training.json``: facts of the run that do not vary between machines."""
+
+    epochs: int
+    checkpoint_epoch: int
+    parameters: int
+    train_examples: int
+    first_batch: NotRequired[FirstBatch]
+
+
+class Timings(TypedDict):
+    """``<variant>/timings.json``: this machine's training time."""
+
+    train_seconds: float
+    train_images_per_second: float
+
+
+# --------------------------------------------------------------------------- evaluate@<variant>
+
+
+class Averages(TypedDict):
+    precision: float
+    recall: float
+    f1: float
+
+
+class ClassScores(Averages):
+    support: int
+
+
+class Shortcut(TypedDict):
+    """Accuracy where the planted digit agrees with the label and where it disagrees."""
+
+    agree_accuracy: float | None  # None: no such test image
+    agree_count: int
+    disagree_accuracy: float | None
+    disagree_count: int
+    gap_points: float | None
+    shortcut_rate: float | None
+    predicted_digit_rate: NotRequired[float | None]
+
+
+class Occluded(TypedDict):
+    """One region blanked in every test image (``digit_blanked``, ``cifar_blanked``)."""
+
+    accuracy: float
+    change_points: float
+    predicted_digit_rate: NotRequired[float | None]
+
+
+class Counterfactual(TypedDict):
+    """The test images drawn again with a digit of another class."""
+
+    accuracy: float
+    flip_rate: float
+    images: int
+    predicted_digit_rate: float
+
+
+class Evaluation(TypedDict):
+    """``<variant>/eval/metrics.json``: the kept checkpoint on the test set."""
+
+    test_accuracy: float
+    misclassified: int
+    macro: Averages
+    per_class: dict[str, ClassScores]
+    test_loss: NotRequired[float]
+    test_examples: NotRequired[int]
+    weighted: NotRequired[Averages]
+    single_view_accuracy: NotRequired[float]  # variants that average the image and its mirror
+    shortcut: NotRequired[Shortcut | None]  # composite data only
+    occlusion: NotRequired[dict[str, Occluded] | None]
+    counterfactual: NotRequired[Counterfactual]
+
+
+# --------------------------------------------------------------------------- studies and comparisons
+
+
+class ComparedVariant(TypedDict):
+    variant: str
+    test_accuracy: float
+    test_loss: float
+    parameters: int
+
+
+class Comparison(TypedDict):
+    """``comparisons/<key>.json`` (compare@<key>): a vs b, measured."""
+
+    title: str
+    a: ComparedVariant
+    b: ComparedVariant
+    accuracy_diff_points: float
+    test_loss_diff: float
+    parameter_ratio: float
+
+
+class PairedDifference(TypedDict):
+    """One comparison of the seed study: a - b over the same seeds, with its t-interval."""
+
+    key: str
+    a: str
+    b: str
+    n: int
+    seeds: list[int]
+    differences_points: list[float]
+    mean_points: float
+    std_points: float
+    ci_low_points: float
+    ci_high_points: float
+    confidence: float
+    a_ahead: int
+    b_ahead: int
+    distinguishable: bool
+
+
+class SeedRuns(TypedDict):
+    seeds: list[int]
+    test_accuracy: dict[str, Any]
+
+
+class SeedStudySummary(TypedDict):
+    """``seed_study/summary.json`` (seed_study_summary)."""
+
+    seeds: int
+    confidence: float
+    comparisons: list[PairedDifference]
+    variants: dict[str, SeedRuns]
+
+
+class MitigationRow(TypedDict):
+    """``mitigation/<row>.json`` (mitigation@<row>): one remedy at the study's budget."""
+
+    row: str
+    variant: str
+    augment: dict[str, Any]  # dataclasses.asdict(AugmentConfig): the report rebuilds it with config.build
+    epochs: int
+    checkpoint_epoch: int
+    test_accuracy: float
+    test_loss: float
+    val_accuracy: float | None
+    val_loss: float | None
+    shortcut: Shortcut
+    occlusion: dict[str, Occluded]
+    counterfactual: Counterfactual
+    train_seconds: float
+
+
+class NormSummary(TypedDict):
+    filters: int
+    mean_cv: float
+    median_cv: float
+    max_cv: float
+    cv_threshold: float
+    class_specific_filters: int
+    dead_filters: int
+
+
+class FilterNorm(TypedDict):
+    cv: float
+    argmax_class: int
+    mean_norm: float
+
+
+class LayerNorms(TypedDict):
+    """One conv block of ``<variant>/classwise_norms/classwise_norms.json``."""
+
+    summary: NormSummary
+    per_filter: dict[str, FilterNorm]
+
+
+# --------------------------------------------------------------------------- grading and timing
+
+
+class AutograderScores(TypedDict):
+    """``autograder.json`` (autograde): the totals (and per question ``q<k>``: max, passed, score, total)."""
+
+    total: int
+    max_total: int
+    forbidden_uses: int
+
+
+class Grade(TypedDict):
+    """``<variant>/grade.json`` (grade_cse849): the course's grader on the deliverable."""
+
+    graded: bool
+    correct: NotRequired[int]
+    images: NotRequired[int]
+    accuracy: NotRequired[float]
+    points: NotRequired[int]
+    max_points: NotRequired[int]
+    shortcut: NotRequired[Shortcut]
+
+
+class RunTiming(TypedDict):
+    """``timing.json`` (``make repro-timed``): the whole run and each stage's wall time."""
+
+    command: str
+    cpus: int
+    date: str
+    dvc_repro_seconds: float
+    stages: NotRequired[dict[str, float]]
+
+
+# "pass" is a keyword: the functional form names it.
+LayerResult = TypedDict(
+    "LayerResult",
+    {"kind": str, "name": str, "custom_s": float, "torch_s": float, "ratio": float, "target": float, "pass": bool},
+)
+
+
+class LayerBenchmark(TypedDict):
+    """``benchmarks/layers.json`` (bench_layers)."""
+
+    reliable: bool
+    reliability_note: str
+    results: list[LayerResult]
+
+
+class LoaderResult(TypedDict):
+    seconds: float
+    speedup_vs_seed_style: float
+    test_accuracy: float
+
+
+class LoaderBenchmark(TypedDict):
+    """``benchmarks/loader.json`` (bench_loader)."""
+
+    reliable: bool
+    reliability_note: str
+    results: dict[str, LoaderResult]
+
+
+#: Which schema a JSON file under ``reports/`` has: a path pattern relative to ``reports/``
+#: per kind of file, first match wins; a file no pattern matches is read unchecked.
+SCHEMAS: list[tuple[str, Any]] = [
+    (r"[^/]+/metrics\.json", Metrics),
+    (r"[^/]+/training\.json", TrainingFacts),
+    (r"[^/]+/timings\.json", Timings),
+    (r"[^/]+/eval/metrics\.json", Evaluation),
+    (r"comparisons/[^/]+\.json", Comparison),
+    (r"seed_study/summary\.json", SeedStudySummary),
+    (r"mitigation/[^/]+\.json", MitigationRow),
+    (r"[^/]+/classwise_norms/classwise_norms\.json", dict[str, LayerNorms]),
+    (r"autograder\.json", AutograderScores),
+    (r"[^/]+/grade\.json", Grade),
+    (r"timing\.json", RunTiming),
+    (r"benchmarks/layers\.json", LayerBenchmark),
+    (r"benchmarks/loader\.json", LoaderBenchmark),
+]
+
+
+def schema_for(rel: str) -> Any | None:
+    """The schema of ``reports/<rel>`` (:data:`SCHEMAS`), or None."""
+    for pattern, schema in SCHEMAS:
+        if re.fullmatch(pattern, rel):
+            return schema
+    return None
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _at(key: str, text: str) -> str:
+    return f"{key}: {text}" if key else text
+
+
+def _join(key: str, name: object) -> str:
+    return f"{key}.{name}" if key else str(name)
+
+
+def _problem(value: Any, tp: Any, key: str) -> str | None:
+    """Why ``value`` is not of type ``tp`` (``key``: the dotted path to it, "" at the top), or None if it is."""
+    if tp is Any:
+        return None
+    if typing.is_typeddict(tp):
+        if not isinstance(value, dict):
+            return _at(key, f"expected an object ({tp.__name__}), got {type(value).__name__}")
+        for name in sorted(tp.__required_keys__ - set(value)):
+            return _at(_join(key, name), "missing")
+        for name, field_tp in typing.get_type_hints(tp).items():
+            found = _problem(value[name], field_tp, _join(key, name)) if name in value else None
+            if found:
+                return found
+        return None
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if any(_problem(value, option, key) is None for option in args):
+            return None
+        return _at(key, f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r:.60}")
+    if origin is list:
+        if not isinstance(value, list):
+            return _at(key, f"expected a list, got {type(value).__name__}")
+        return next((f for i, item in enumerate(value) if (f := _problem(item, args[0], f"{key}[{i}]"))), None)
+    if origin is dict:
+        if not isinstance(value, dict):
+            return _at(key, f"expected an object, got {type(value).__name__}")
+        return next((f for k, item in value.items() if (f := _problem(item, args[1], _join(key, k)))), None)
+    if tp is type(None):
+        return None if value is None else _at(key, f"expected null, got {value!r:.60}")
+    if tp is float:  # JSON has one number type: an integral float may come back as an int
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    else:
+        ok = isinstance(value, tp)
+    return None if ok else _at(key, f"expected {_type_name(tp)}, got {value!r:.60}")
+
+
+def check(value: Any, schema: Any, where: str) -> Any:
+    """``value`` if it has the shape of ``schema``; else :class:`SchemaError` naming ``where`` and the key."""
+    found = _problem(value, schema, "")
+    if found:
+        raise SchemaError(f"{where}: {found}")
+    return value

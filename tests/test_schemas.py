@@ -1,0 +1,71 @@
+"""The report's input schemas: every committed file has its schema's shape, and a file that
+does not is refused naming the file and the key."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.report.inputs import Inputs
+from pipeline.schemas import SCHEMAS, Metrics, SchemaError, Shortcut, check, schema_for
+from tests.fake_reports import build_fake_repo, write_json
+
+REPO = Path(__file__).resolve().parents[1]
+REPORTS = REPO / "reports"
+COMMITTED = sorted(p.relative_to(REPORTS).as_posix() for p in REPORTS.rglob("*.json"))
+
+
+@pytest.mark.parametrize("rel", [r for r in COMMITTED if schema_for(r) is not None])
+def test_every_committed_report_file_has_its_schemas_shape(rel):
+    check(json.loads((REPORTS / rel).read_text(encoding="utf-8")), schema_for(rel), rel)
+
+
+def test_every_schema_describes_a_committed_file():
+    """A renamed output would leave its schema matching nothing: the report would read it unchecked."""
+    unused = [pattern for pattern, _ in SCHEMAS if not any(re.fullmatch(pattern, rel) for rel in COMMITTED)]
+    assert unused == []
+
+
+def test_paths_find_their_schema():
+    assert schema_for("prac5/metrics.json") is Metrics
+    assert schema_for("prac5/eval/metrics.json") is not Metrics  # the evaluation's own
+    assert schema_for("seed_study/runs/prac5.json") is None  # read by the summary stage only
+    assert schema_for("data/stats.json") is None
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ({"test_accuracy": 0.9}, r"where: test_loss: missing"),
+        ({"test_accuracy": "0.9", "test_loss": 0.1}, r"where: test_accuracy: expected float, got '0\.9'"),
+        ({"test_accuracy": True, "test_loss": 0.1}, r"test_accuracy: expected float, got True"),
+        ({"test_accuracy": 0.9, "test_loss": 0.1, "val_loss": None}, r"val_loss: expected float, got None"),
+        ([0.9], r"where: expected an object \(Metrics\), got list"),
+    ],
+)
+def test_a_file_off_its_schema_is_refused_naming_the_key(value, message):
+    with pytest.raises(SchemaError, match=message):
+        check(value, Metrics, "where")
+
+
+def test_numbers_nulls_and_extra_keys():
+    check(
+        {"test_accuracy": 1, "test_loss": 0.0, "epochs_run": 3}, Metrics, "m"
+    )  # an int is a JSON number; extras allowed
+    shortcut = {"agree_accuracy": None, "agree_count": 0, "disagree_accuracy": 0.5, "disagree_count": 2}
+    check({**shortcut, "gap_points": None, "shortcut_rate": 0.25}, Shortcut, "s")  # null where a rate is undefined
+    with pytest.raises(SchemaError, match=r"s\.agree_count: expected int, got 0\.5"):
+        check(
+            {"s": {**shortcut, "agree_count": 0.5, "gap_points": None, "shortcut_rate": 0.1}}, dict[str, Shortcut], "s"
+        )
+
+
+def test_the_report_refuses_an_input_off_its_schema(tmp_path):
+    root = build_fake_repo(tmp_path / "repo")
+    path = root / "reports" / "hku_simplecnn" / "metrics.json"
+    write_json(path, {**json.loads(path.read_text(encoding="utf-8")), "test_accuracy": "high"})
+    with pytest.raises(SchemaError, match=r"hku_simplecnn/metrics\.json: test_accuracy: expected float, got 'high'"):
+        Inputs(root).json("hku_simplecnn/metrics.json")
