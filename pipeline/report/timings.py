@@ -72,7 +72,8 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             doc.table(["stage", "wall time", "share", "training images / s"], rows)
             doc.para(
                 "Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
-                "and lock-file update; images / s from the variant's `timings.json` (training passes only)."
+                "and lock-file update; images / s from the variant's `timings.json` (training passes only), which "
+                "a later `dvc repro` of that variant alone rewrites: it can come from a newer run than the wall time."
             )
 
     doc.heading(3, "Engine vs the seed-style data loader")
