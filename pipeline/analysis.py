@@ -318,17 +318,6 @@ def plot_loss_curve(
 
 # --------------------------------------------------------------------------- the stage's run
 
-OUTPUTS = (
-    "filters.png",
-    "filters.json",
-    "loss_curve.png",
-    "shape_trace.json",
-    "shape_trace.md",
-    "layer_summary.md",
-    "layer_summary.json",
-    "param_counts.json",
-)
-
 
 def read_table(path: Path) -> pd.DataFrame:
     """A CSV written by the train stage; an empty one (no logged rows) gives an empty frame."""
@@ -341,7 +330,8 @@ def read_table(path: Path) -> pd.DataFrame:
 
 
 def analyze(variant_name: str, models_dir: Path, reports_dir: Path, out: Path | None = None) -> Path:
-    """The ``analyze@<variant>`` stage: checkpoint and training records in, ``out`` (the files of OUTPUTS) out."""
+    """The ``analyze@<variant>`` stage: checkpoint and training records in, ``out`` out (its files:
+    :mod:`pipeline.stages.analyze`)."""
     start = time.perf_counter()
     out = out or reports_dir / variant_name / "analysis"
     model_path = models_dir / f"{variant_name}.pt"
