@@ -32,8 +32,9 @@ class SchemaError(PipelineError):
 class Metrics(TypedDict):
     """``<variant>/metrics.json``: what experiments compare (DVC metrics)."""
 
-    test_accuracy: float
-    test_loss: float
+    test_accuracy: NotRequired[float]  # absent for an unlabelled test split (the course's CSE 849 zip) ...
+    test_loss: NotRequired[float]
+    test_labelled: NotRequired[bool]  # ... which says so: false
     val_accuracy: NotRequired[float]  # variants with a validation split
     val_loss: NotRequired[float]
 
@@ -105,14 +106,19 @@ class Counterfactual(TypedDict):
 
 
 class Evaluation(TypedDict):
-    """``<variant>/eval/metrics.json``: the kept checkpoint on the test set."""
+    """``<variant>/eval/metrics.json``: the kept checkpoint on the test set (on the validation
+    split when the test split is unlabelled: ``val_*`` instead of ``test_*``, and ``notes``)."""
 
-    test_accuracy: float
     misclassified: int
     macro: Averages
     per_class: dict[str, ClassScores]
+    test_accuracy: NotRequired[float]
     test_loss: NotRequired[float]
     test_examples: NotRequired[int]
+    val_accuracy: NotRequired[float]
+    val_loss: NotRequired[float]
+    val_examples: NotRequired[int]
+    notes: NotRequired[list[str]]
     weighted: NotRequired[Averages]
     single_view_accuracy: NotRequired[float]  # variants that average the image and its mirror
     shortcut: NotRequired[Shortcut | None]  # composite data only

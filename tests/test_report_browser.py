@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from pipeline.report import write_report
 from tests.browser import browser, probe
 from tests.fake_reports import build_fake_repo
+
+pytestmark = pytest.mark.slow  # a real browser: `make test` and CI run it, `make test-fast` does not
 
 
 def test_index_html_images_decode_and_nothing_is_fetched(tmp_path):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.report.inputs import Inputs
-from pipeline.schemas import SCHEMAS, Metrics, SchemaError, Shortcut, check, schema_for
+from pipeline.schemas import SCHEMAS, Comparison, Evaluation, Grade, Metrics, SchemaError, Shortcut, check, schema_for
 from tests.fake_reports import build_fake_repo, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,7 +39,7 @@ def test_paths_find_their_schema():
 @pytest.mark.parametrize(
     "value, message",
     [
-        ({"test_accuracy": 0.9}, r"where: test_loss: missing"),
+        ({"test_accuracy": 0.9, "test_loss": [0.1]}, r"where: test_loss: expected float, got \[0\.1\]"),
         ({"test_accuracy": "0.9", "test_loss": 0.1}, r"where: test_accuracy: expected float, got '0\.9'"),
         ({"test_accuracy": True, "test_loss": 0.1}, r"test_accuracy: expected float, got True"),
         ({"test_accuracy": 0.9, "test_loss": 0.1, "val_loss": None}, r"val_loss: expected float, got None"),
@@ -49,6 +49,22 @@ def test_paths_find_their_schema():
 def test_a_file_off_its_schema_is_refused_naming_the_key(value, message):
     with pytest.raises(SchemaError, match=message):
         check(value, Metrics, "where")
+
+
+def test_a_missing_key_is_named_with_its_path():
+    side = {"variant": "a", "test_accuracy": 0.9, "test_loss": 0.1}  # no parameters
+    row = {"title": "t", "a": side, "b": side, "accuracy_diff_points": 0.0, "test_loss_diff": 0.0}
+    with pytest.raises(SchemaError, match=r"comparisons/x\.json: a\.parameters: missing"):
+        check({**row, "parameter_ratio": 1.0}, Comparison, "comparisons/x.json")
+
+
+def test_the_unlabelled_test_splits_shapes_are_accepted():
+    """The course's CSE 849 zip has no test labels: train and evaluate say so instead of test_* (README)."""
+    check({"test_labelled": False, "val_accuracy": 0.71, "val_loss": 0.9}, Metrics, "metrics.json")
+    averages = {"precision": 0.7, "recall": 0.7, "f1": 0.7}
+    evaluation = {"misclassified": 3, "macro": averages, "per_class": {}, "val_accuracy": 0.7, "val_examples": 10}
+    check({**evaluation, "notes": ["the test split is unlabelled"]}, Evaluation, "eval/metrics.json")
+    check({"graded": False, "reason": "no test labels"}, Grade, "grade.json")
 
 
 def test_numbers_nulls_and_extra_keys():
