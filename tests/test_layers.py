@@ -17,6 +17,7 @@ from pipeline.models.simple_cnn.layers import (
     CustomLinear,
     CustomMaxPool2D,
 )
+from pipeline.padding import conv_output_size
 
 LAYERS_SOURCE = Path(layers.__file__)
 F64 = {"rtol": 1e-10, "atol": 1e-12}  # float64: only summation order may differ
@@ -150,8 +151,10 @@ def test_conv_unbatched_input(conv_path):
 
 @pytest.mark.parametrize("h, w, k, s, p", [(28, 28, 5, 1, 0), (12, 12, 5, 1, 0), (11, 9, 3, 2, 1), (7, 10, 4, 3, 2)])
 def test_conv_output_size_formula(h, w, k, s, p):
+    """The layer, and the formula's other copy (padding.py, TDM Q6), give torch's own output shape."""
+    expected = tuple(nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, h, w)).shape[-2:])
     out = CustomConv2D(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, h, w))
-    assert out.shape[-2:] == ((h - k + 2 * p) // s + 1, (w - k + 2 * p) // s + 1)
+    assert tuple(out.shape[-2:]) == expected == (conv_output_size(h, k, s, p), conv_output_size(w, k, s, p))
 
 
 @pytest.mark.parametrize("c_in, c_out, kernel", [(1, 32, 5), (32, 64, 5), (3, 4, (3, 2))])
