@@ -241,7 +241,7 @@ class Grade(TypedDict):
     accuracy: NotRequired[float]
     points: NotRequired[int]
     max_points: NotRequired[int]
-    shortcut: NotRequired[Shortcut]
+    shortcut: NotRequired[Shortcut | None]  # null without the composite's metadata (no digit labels)
 
 
 class RunTiming(TypedDict):

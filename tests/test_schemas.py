@@ -65,6 +65,8 @@ def test_the_unlabelled_test_splits_shapes_are_accepted():
     evaluation = {"misclassified": 3, "macro": averages, "per_class": {}, "val_accuracy": 0.7, "val_examples": 10}
     check({**evaluation, "notes": ["the test split is unlabelled"]}, Evaluation, "eval/metrics.json")
     check({"graded": False, "reason": "no test labels"}, Grade, "grade.json")
+    graded = {"graded": True, "correct": 7, "images": 10, "accuracy": 0.7, "points": 15, "max_points": 20}
+    check({**graded, "shortcut": None}, Grade, "grade.json")  # labels without the composite's metadata
 
 
 def test_numbers_nulls_and_extra_keys():
