@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -207,3 +208,27 @@ def test_the_worker_pays_torchs_one_off_costs_before_the_first_timed_case():
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.split() == ["False", "True"]
+
+
+def test_the_worker_measures_each_cases_output_itself(tmp_path):
+    """What a case printed is the difference of the sizes the worker reports at its start and done:
+    a fast case's two events reach the sandbox in one read, after the printing (a race that let a
+    flood of output pass now and then when the sandbox measured on reading)."""
+    path = planted(tmp_path, "unstable", 'print("x" * 99)\nshifted = logits - logits.max(dim=1, keepdim=True).values')
+    read_fd, write_fd = os.pipe()
+    with open(tmp_path / "captured.txt", "wb") as capture:
+        subprocess.run(
+            [sys.executable, "-m", "pipeline.grading.worker", str(path), str(write_fd), "0", "q4:0-2"],
+            stdout=capture,
+            stderr=subprocess.STDOUT,
+            pass_fds=(write_fd,),
+            check=True,
+            timeout=120,
+        )
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as channel:
+        events = [json.loads(line) for line in channel.read().splitlines()]
+    starts = [e["output"] for e in events if e["event"] == "start"]
+    dones = [e["output"] for e in events if e["event"] == "done"]
+    assert len(starts) == len(dones) == 3
+    assert [d - s for s, d in zip(starts, dones)] == [100, 100, 100]  # 99 x's and a newline per case

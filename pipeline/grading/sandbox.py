@@ -173,10 +173,10 @@ def _run_worker(
                 elif kind == "start":
                     current = (event["question"], event["index"])
                     deadline = time.monotonic() + case_timeout
-                    output_at_start = os.fstat(capture.fileno()).st_size
+                    output_at_start = _reported_output(event, capture)
                 elif kind == "done":
                     problems = list(event["problems"])
-                    printed = os.fstat(capture.fileno()).st_size - output_at_start
+                    printed = _reported_output(event, capture) - output_at_start
                     if printed > output_limit:
                         problems.append(f"printed {printed} bytes (limit {output_limit})")
                     outcome.problems[current] = problems
@@ -187,6 +187,15 @@ def _run_worker(
         os.close(read_fd)
         if process.poll() is None:
             _kill(process)
+
+
+def _reported_output(event: dict, capture) -> int:
+    """The captured output's size when the worker sent ``event`` (it measures it: several events
+    can arrive in one read, after the case has printed); the file's size now if it could not."""
+    size = event.get("output")
+    if isinstance(size, int) and not isinstance(size, bool) and size >= 0:
+        return size
+    return os.fstat(capture.fileno()).st_size
 
 
 def _output_sample(capture) -> str:

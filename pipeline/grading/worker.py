@@ -10,8 +10,12 @@ stderr, which the sandbox captures and measures):
 
     {"event": "ready"}                                   the submission imported
     {"event": "import_error", "error": "..."}            it did not (the process then exits)
-    {"event": "start", "question": "q2", "index": 7}     a case begins (the sandbox's clock starts)
-    {"event": "done", "question": "q2", "index": 7, "problems": [...], "seconds": 0.01}
+    {"event": "start", "question": "q2", "index": 7, "output": 0}   a case begins (the sandbox's clock starts)
+    {"event": "done", "question": "q2", "index": 7, "problems": [...], "seconds": 0.01, "output": 512}
+
+``output``: the bytes the captured stdout + stderr file holds at that moment (flushed),
+measured here rather than by the sandbox when it reads the event: a fast case's start and
+done arrive together, and what it printed would already count as "before the start".
 """
 
 from __future__ import annotations
@@ -56,6 +60,17 @@ def warm_up() -> None:
     (2 * x).backward(torch.ones(2))
 
 
+def output_size() -> int:
+    """Bytes in the file the sandbox captures stdout and stderr into (fd 1), after flushing
+    both; -1 if the submission closed or replaced fd 1 (the sandbox then measures itself)."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        return os.fstat(1).st_size
+    except (OSError, ValueError, AttributeError):
+        return -1
+
+
 def parse_plan(items: list[str]) -> list[tuple[str, int]]:
     """``["q1:0-47", "q3:5-9"]`` -> ``[("q1", 0), ..., ("q1", 47), ("q3", 5), ...]``."""
     plan = []
@@ -93,22 +108,15 @@ def main(argv: list[str]) -> int:
     send(event="ready")
     cases = {q: question_cases(q, seed) for q in dict.fromkeys(q for q, _ in plan)}
     for question, index in plan:
-        send(event="start", question=question, index=index)
+        send(event="start", question=question, index=index, output=output_size())
         start = time.perf_counter()
         layer = QUESTIONS[question].layer
         if not isinstance(getattr(impl, layer, None), type):
             problems = [f"{path.name} defines no class {layer}"]
         else:
             problems = run_case(cases[question][index], impl, case_generator(question, index, seed))
-        sys.stdout.flush()
-        sys.stderr.flush()
-        send(
-            event="done",
-            question=question,
-            index=index,
-            problems=problems,
-            seconds=round(time.perf_counter() - start, 4),
-        )
+        seconds = round(time.perf_counter() - start, 4)
+        send(event="done", question=question, index=index, problems=problems, seconds=seconds, output=output_size())
     return 0
 
 
