@@ -37,6 +37,7 @@ from pipeline.metrics import round_metric
 from pipeline.plots import bar_grid, save_figure
 from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
+from pipeline.schemas import LayerNorms, check
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
         tmp.mkdir()
         for name, fig in figures.items():
             save_figure(fig, tmp / f"classwise_norms_{name}.png")
-        write_json(tmp / "classwise_norms.json", result)
+        write_json(tmp / "classwise_norms.json", check(result, dict[str, LayerNorms], "classwise_norms.json"))
         write_csv(tmp / "classwise_norms.csv", rows)
         save_figure(plot_classwise_heatmap(plotted, classes), tmp / "classwise_norms_heatmap.png")
     log.info("wrote %s in %.1f s", out, time.perf_counter() - start)

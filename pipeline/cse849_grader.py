@@ -39,6 +39,7 @@ from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root, read_test_labels
 from pipeline.io import write_json
 from pipeline.metrics import round_metric, shortcut_metrics
+from pipeline.schemas import Grade, check
 
 N_CLASSES = 10
 SEED_RESULTS = Path(__file__).resolve().parents[1] / "references" / "seed_results.yaml"
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> None:
             result = grade_prediction_file(args.predictions, labels, args.metadata or labels.parent / METADATA)
         print(format_grade(result))
         if args.json:
-            write_json(args.json, result)
+            write_json(args.json, check(result, Grade, str(args.json)))  # the shape the report reads
 
     run_stage(work)
 

@@ -25,19 +25,22 @@ from pipeline.cli import path_arg, stage_main
 from pipeline.grading.cases import QUESTIONS
 from pipeline.grading.sandbox import format_summary, grade_submission
 from pipeline.io import write_json
+from pipeline.schemas import AutograderScores, check
 
 log = logging.getLogger("pipeline.stages.autograde")
 
 METRIC_KEYS = ("score", "max", "passed", "total")
 
 
-def build_report(results: dict) -> dict:
+def build_report(results: dict) -> AutograderScores:
     """Keep the numeric fields (a DVC metrics file): per question and the totals."""
-    report = {name: {key: int(results[name][key]) for key in METRIC_KEYS} for name in QUESTIONS if name in results}
+    report: dict = {
+        name: {key: int(results[name][key]) for key in METRIC_KEYS} for name in QUESTIONS if name in results
+    }
     report["total"] = int(results["total"])
     report["max_total"] = int(results["max_total"])
     report["forbidden_uses"] = len(results["forbidden_uses"])
-    return report
+    return check(report, AutograderScores, "autograder.json")  # the shape the report reads
 
 
 def run(out: Path) -> dict:
