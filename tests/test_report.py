@@ -21,7 +21,7 @@ from pipeline import report
 from pipeline.answers import pct
 from pipeline.errors import PipelineError
 from pipeline.report import build_report, write_report
-from pipeline.report.formats import points
+from pipeline.report.formats import listed, points
 from pipeline.report.html import markdown_to_html
 from pipeline.report.inputs import Inputs
 from tests.fake_reports import FAKE_METRICS, REPO, build_fake_repo, write_json
@@ -44,6 +44,12 @@ def test_formats():
     assert pct(0.9942) == "99.42%"
     assert points(0.9871 - 0.9942) == "-0.71 pp"
     assert points(0.0) == "+0.00 pp" and points(-1e-9) == "+0.00 pp"
+    assert (listed([]), listed(["a"]), listed(["a", "b"]), listed(["a", "b", "c"])) == (
+        "",
+        "a",
+        "a and b",
+        "a, b and c",
+    )
 
 
 def test_numbers_from_metrics_files_appear(fake_repo):

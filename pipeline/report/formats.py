@@ -31,6 +31,11 @@ def num(x: Any) -> str:
     return str(x)
 
 
+def listed(words: list[str]) -> str:
+    """``["a", "b", "c"]`` -> ``"a, b and c"``; one word alone; "" for none."""
+    return " and ".join([", ".join(words[:-1]), words[-1]] if len(words) > 1 else words)
+
+
 def seconds(s: float) -> str:
     """1234.5 -> '1,234.5 s (20.6 min)'."""
     return f"{s:,.1f} s" + (f" ({s / 60:.1f} min)" if s >= 120 else "")

@@ -16,7 +16,7 @@ from pipeline import config
 from pipeline.answers import pct
 from pipeline.config import AugmentConfig
 from pipeline.report.document import Markdown, ref
-from pipeline.report.formats import points, seconds
+from pipeline.report.formats import listed, points, seconds
 from pipeline.report.tables import describe_augment
 
 SHORTCUT_RATE_BAR = 0.05  # the bar of issue 15 for the main model: shortcut rate under 5% ...
@@ -38,8 +38,7 @@ def removes_shortcut(row: Mapping[str, Any]) -> bool:
 
 
 def _names(rows: list[str]) -> str:
-    quoted = [f"`{r}`" for r in rows]
-    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " and " + quoted[-1]
+    return listed([f"`{r}`" for r in rows])
 
 
 def reading(results: dict[str, Mapping[str, Any]]) -> list[str]:
@@ -47,10 +46,11 @@ def reading(results: dict[str, Mapping[str, Any]]) -> list[str]:
     names = list(results)
     reference_name = names[0]
     reference = results[reference_name]
-    blind = [r for r in names[1:] if not knows_the_digit(row_augment(results[r], r))]
-    told = [r for r in names[1:] if knows_the_digit(row_augment(results[r], r))]
+    augments = {r: row_augment(results[r], r) for r in names}
+    blind = [r for r in names[1:] if not knows_the_digit(augments[r])]
+    told = [r for r in names[1:] if knows_the_digit(augments[r])]
     sentences = [
-        f"Reference: `{reference_name}` ({describe_augment(row_augment(reference, reference_name))}), test accuracy "
+        f"Reference: `{reference_name}` ({describe_augment(augments[reference_name])}), test accuracy "
         f"{pct(reference['test_accuracy'])}, shortcut rate {pct(reference['shortcut']['shortcut_rate'])}, "
         f"flip rate {pct(reference['counterfactual']['flip_rate'])}."
     ]

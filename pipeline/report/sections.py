@@ -9,7 +9,7 @@ from typing import Any
 from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_comparisons, seed_study_verdict
 from pipeline.errors import PipelineError
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
-from pipeline.report.formats import by_name, num, points
+from pipeline.report.formats import by_name, listed, num, points
 from pipeline.report.inputs import OUT, REPORTS, SEED_RESULTS, Inputs
 from pipeline.report.mitigation import mitigation_study_section
 from pipeline.report.tables import (
@@ -353,16 +353,17 @@ def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
     cfg = (inputs.params.get("analysis") or {}).get("classwise_norms") or {}
-    blocks = [str(layer) for layer in cfg.get("layers") or []]
-    named = " and ".join([", ".join(blocks[:-1]), blocks[-1]] if len(blocks) > 1 else blocks) or "none"
-    doc.heading(3, f"Filters and class-wise feature-map norms (conv blocks {named})")
+    layers = cfg.get("layers") or []
+    doc.heading(
+        3, f"Filters and class-wise feature-map norms (conv blocks {listed([str(k) for k in layers]) or 'none'})"
+    )
     variant = cfg.get("variant")
     if not variant:
         doc.para("`params.yaml` has no `analysis.classwise_norms.variant`.")
         return
     folder = f"{variant}/classwise_norms"
     doc.figure(f"{variant}/analysis/filters.png", f"{variant}: all first-layer filters")
-    for layer in cfg.get("layers") or []:
+    for layer in layers:
         doc.figure(
             f"{folder}/classwise_norms_conv{layer}.png",
             f"{variant}: class-wise mean feature-map norm per filter, conv block {layer}",
