@@ -49,8 +49,7 @@ class LoadedModel:
     normalizer: Normalizer
     input_shape: tuple[int, int, int]  # (channels, height, width)
     classes: list[str]
-    params: dict
-    spec: VariantConfig  # ``params`` typed and validated: what the model was trained with
+    spec: VariantConfig  # the checkpoint's ``params``, typed and validated: what the model was trained with
 
 
 def save_checkpoint(
@@ -68,10 +67,15 @@ def save_checkpoint(
         "model": {"name": variant.model.name, "args": dict(variant.model.args)},
         "input": {"channels": channels, "height": height, "width": width, **normalizer.state()},
         "classes": list(classes),
-        "state_dict": {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+        "state_dict": _cpu_state(model),
         "params": dataclasses.asdict(variant),
     }
     _save(payload, path)
+
+
+def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict as plain contiguous CPU tensors: what both checkpoint files store."""
+    return {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
 
 
 def _save(obj: object, path: str | Path) -> None:
@@ -124,14 +128,16 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
             f"its results would be written under the wrong name"
         )
     model = create_model(payload["model"]["name"], **payload["model"]["args"])
+    if not isinstance(payload["state_dict"], dict):
+        raise CheckpointError(f"{path}: state_dict is a {type(payload['state_dict']).__name__}, not a dict of tensors")
     try:
         model.load_state_dict(payload["state_dict"])
-    except (RuntimeError, TypeError, AttributeError) as exc:
+    except RuntimeError as exc:  # torch's report of missing, unexpected or mis-shaped weights
         first = str(exc).strip().splitlines()
         raise CheckpointError(
             f"{path}: the weights do not fit model {payload['model']['name']!r}: "
             f"{first[1].strip() if len(first) > 1 else first[0] if first else exc}"
-        ) from None
+        ) from exc
     bad = [
         name for name, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())
     ]
@@ -150,7 +156,6 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
         normalizer=Normalizer(info["mean"], info["std"]),
         input_shape=(info["channels"], info["height"], info["width"]),
         classes=payload["classes"],
-        params=payload["params"],
         spec=_spec(payload["params"], payload["variant"], str(path)),
     )
 
@@ -167,7 +172,7 @@ def export_state_dict(path: str | Path, out: str | Path, variant: str | None = N
     refused instead of exported. Returns the tensor names written.
     """
     loaded = load_checkpoint(path, variant=variant)
-    state = {k: v.detach().cpu().contiguous() for k, v in loaded.model.state_dict().items()}
+    state = _cpu_state(loaded.model)
     _save(state, out)
     return list(state)
 

@@ -14,6 +14,7 @@ import contextlib
 import copy
 import logging
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -32,7 +33,7 @@ from pipeline.config import (
     TrainConfig,
     VariantConfig,
 )
-from pipeline.data.readers import UNLABELLED
+from pipeline.data.readers import UNLABELLED, ImageSet
 from pipeline.datasets import BatchAugment, Splits, batches, num_batches
 from pipeline.errors import PipelineError
 from pipeline.normalizer import Normalizer
@@ -52,6 +53,9 @@ def select_device() -> torch.device:
 
 def seed_everything(seed: int) -> None:
     """Seed torch's global generator (dropout, initialization) and ask for deterministic kernels."""
+    # cuBLAS is deterministic only with a fixed workspace, set before its first use (CUDA only;
+    # an explicit setting in the environment wins).
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
     if torch.backends.cudnn.is_available():
@@ -325,6 +329,12 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     eval_input = InputPipeline(normalizer, device, cfg.channels_last)
     generator = torch.Generator().manual_seed(variant.seed)  # shuffling and augmentation
 
+    def evaluate_split(split: ImageSet) -> EvalResult:
+        """The model as it is now on ``split``: validation each epoch, test each epoch or once at the end."""
+        return evaluate(
+            model, split.images, split.labels, eval_input, eval_loss, cfg.eval_batch_size, cfg.precision, cfg.eval_hflip
+        )
+
     result = TrainResult(model=model, normalizer=normalizer)
     step_state = {"step": 0, "seen": 0}
 
@@ -389,31 +399,13 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         train_images += stats.images
         row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
         if splits.val is not None:
-            val = evaluate(
-                model,
-                splits.val.images,
-                splits.val.labels,
-                eval_input,
-                eval_loss,
-                cfg.eval_batch_size,
-                cfg.precision,
-                cfg.eval_hflip,
-            )
+            val = evaluate_split(splits.val)
             row.update(val_loss=val.loss, val_accuracy=val.accuracy)
             if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
                 best_val, best_epoch = val.accuracy, epoch
                 best_state = copy.deepcopy(model.state_dict())
         if cfg.test_every_epoch and test_labelled:
-            test = evaluate(
-                model,
-                splits.test.images,
-                splits.test.labels,
-                eval_input,
-                eval_loss,
-                cfg.eval_batch_size,
-                cfg.precision,
-                cfg.eval_hflip,
-            )
+            test = evaluate_split(splits.test)
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
         result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
         log.info(
@@ -435,16 +427,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         best_epoch = cfg.epochs
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
-        test = evaluate(
-            model,
-            splits.test.images,
-            splits.test.labels,
-            eval_input,
-            eval_loss,
-            cfg.eval_batch_size,
-            cfg.precision,
-            cfg.eval_hflip,
-        )
+        test = evaluate_split(splits.test)
         final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
     result.facts = {
         "epochs": cfg.epochs,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import types
 
 import numpy as np
 import pytest
@@ -265,6 +266,16 @@ def test_model_and_loss_are_checked_against_the_model_families(dotted, value, me
     variant = build(VariantConfig, raw, "variants.tiny", name="tiny")  # the params checks that need no model code pass
     with pytest.raises(ConfigError, match=message):
         check_model_and_loss(variant)
+
+
+def test_a_model_argument_without_default_must_be_given(monkeypatch):
+    """A family whose ``build`` needs an argument: params without it fail naming the key, before any data."""
+    from pipeline import models
+
+    monkeypatch.setattr(models, "family", lambda name: types.SimpleNamespace(build=lambda width, depth=2: None))
+    with pytest.raises(PipelineError, match=r"variants\.tiny\.model\.args\.width: model 'wide' needs this argument"):
+        models.check_args("wide", {"depth": 3}, "variants.tiny.model")
+    models.check_args("wide", {"width": 8}, "variants.tiny.model")  # the default covers depth
 
 
 def test_the_hku_loss_is_available_to_its_model():

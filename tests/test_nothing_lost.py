@@ -187,6 +187,10 @@ def _write_bad_checkpoint(path, kind):
         payload = torch.load(tiny_checkpoint(path), weights_only=True)
         payload["state_dict"] = {k: v[..., :1] for k, v in payload["state_dict"].items()}
         torch.save(payload, path)
+    elif kind == "weights_not_a_dict":
+        payload = torch.load(tiny_checkpoint(path), weights_only=True)
+        payload["state_dict"] = list(payload["state_dict"].values())
+        torch.save(payload, path)
     elif kind == "malicious":
         path.write_bytes(pickle.dumps(_Exploit(), protocol=2))
     elif kind == "nan_weights":
@@ -206,6 +210,7 @@ def _write_bad_checkpoint(path, kind):
         ("list", "holds a list, not a checkpoint"),
         ("missing_key", "missing key\\(s\\) state_dict"),
         ("wrong_weights", "the weights do not fit model 'prac5_cnn'"),
+        ("weights_not_a_dict", "state_dict is a list, not a dict of tensors"),
         ("malicious", "not a readable checkpoint: it holds objects other than tensors"),
         ("nan_weights", "non-finite weights in"),
         ("nan_normalization", "non-finite normalization"),

@@ -46,17 +46,22 @@ def family(name: str) -> ModuleType:
 
 
 def check_args(name: str, args: Mapping[str, Any], key: str = "model") -> None:
-    """Refuse arguments that model ``name``'s ``build`` does not take, naming ``key.args.<arg>``.
+    """Refuse arguments that model ``name``'s ``build`` does not take, and missing ones it needs,
+    naming ``key.args.<arg>``.
 
     Called before any data is loaded, so a typo in params fails in a second, not after
     the dataset has been read.
     """
     signature = inspect.signature(family(name).build)
-    accepted = [p.name for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    named = [p for p in signature.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    accepted = [p.name for p in named]
     for arg in args:
         if arg not in accepted:
             allowed = ", ".join(accepted) or "none"
             raise PipelineError(f"{key}.args.{arg}: model {name!r} takes no such argument; allowed: {allowed}")
+    for p in named:
+        if p.default is p.empty and p.name not in args:
+            raise PipelineError(f"{key}.args.{p.name}: model {name!r} needs this argument (it has no default)")
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

@@ -32,10 +32,6 @@ class CSE849CNN(nn.Module):
         self.gap = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_ch, num_classes)
 
-    @property
-    def conv1(self) -> nn.Conv2d:  # the first layer, for filter plots
-        return self.convs[0]
-
     def forward(self, x: torch.Tensor, intermediate_outputs: bool = False):
         features = []
         for i, (conv, bn) in enumerate(zip(self.convs, self.bns)):
