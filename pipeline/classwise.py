@@ -32,8 +32,7 @@ from pipeline.data.readers import read_split
 from pipeline.datasets import batches, load_splits
 from pipeline.engine import InputPipeline
 from pipeline.errors import PipelineError
-from pipeline.io import atomic_path, write_json
-from pipeline.metrics import round_metric
+from pipeline.io import atomic_path, rounded, write_json
 from pipeline.plots import bar_grid, save_figure
 from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
@@ -110,18 +109,18 @@ def cv_summary(matrix: torch.Tensor | np.ndarray, threshold: float) -> dict:
     argmax = np.nanargmax(np.where(np.isnan(m), -np.inf, m), axis=0)
     filters = {
         f"filter_{i:02d}": {
-            "cv": round_metric(cv[i]),
+            "cv": rounded(cv[i]),
             "argmax_class": int(argmax[i]),
-            "mean_norm": round_metric(mean[i]),
+            "mean_norm": rounded(mean[i]),
         }
         for i in range(m.shape[1])
     }
     summary = {
         "filters": int(m.shape[1]),
-        "mean_cv": round_metric(cv.mean()),
-        "median_cv": round_metric(np.median(cv)),
-        "max_cv": round_metric(cv.max()),
-        "cv_threshold": round_metric(threshold),
+        "mean_cv": rounded(cv.mean()),
+        "median_cv": rounded(np.median(cv)),
+        "max_cv": rounded(cv.max()),
+        "cv_threshold": rounded(threshold),
         "class_specific_filters": int((cv > threshold).sum()),
         "dead_filters": int(dead.sum()),
     }
@@ -213,7 +212,7 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
                         "filter": f,
                         "class": c,
                         "class_name": classes[c],
-                        "mean_norm": round_metric(m[c, f]),
+                        "mean_norm": rounded(m[c, f]),
                     }
                 )
         n_filters = m.shape[1]

@@ -7,17 +7,17 @@ parameter count (from their ``analysis/param_counts.json``), and the differences
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, build, section
+from pipeline.config import ConfigError, build, load_params, section
+from pipeline.io import read_json, require_keys, rounded, write_json, write_text
+from pipeline.schemas import Comparison, check
 
-DIGITS = 6
-
-
-def _round(value: float) -> float:
-    return round(float(value), DIGITS)
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,8 @@ def compare(
         m = metrics[name]
         sides[side] = {
             "variant": name,
-            "test_accuracy": _round(m["test_accuracy"]),
-            "test_loss": _round(m["test_loss"]),
+            "test_accuracy": rounded(m["test_accuracy"]),
+            "test_loss": rounded(m["test_loss"]),
             "parameters": int(counts[name]["trainable"]),
         }
     a, b = sides["a"], sides["b"]
@@ -73,9 +73,9 @@ def compare(
         "title": cmp.title,
         "a": a,
         "b": b,
-        "accuracy_diff_points": _round(100.0 * (a["test_accuracy"] - b["test_accuracy"])),
-        "test_loss_diff": _round(a["test_loss"] - b["test_loss"]),
-        "parameter_ratio": _round(a["parameters"] / b["parameters"]) if b["parameters"] else None,
+        "accuracy_diff_points": rounded(100.0 * (a["test_accuracy"] - b["test_accuracy"])),
+        "test_loss_diff": rounded(a["test_loss"] - b["test_loss"]),
+        "parameter_ratio": rounded(a["parameters"] / b["parameters"]) if b["parameters"] else None,
     }
 
 
@@ -99,3 +99,26 @@ def comparison_markdown(r: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def run_comparison(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
+    """Compare the two variants of ``analysis.comparisons.<key>``; write ``<key>.json`` and ``<key>.md`` to ``out``."""
+    cmp = load_comparison(load_params(params_path), key)
+    metrics, counts = {}, {}
+    for name in (cmp.a, cmp.b):
+        path = reports_dir / name / "metrics.json"
+        metrics[name] = require_keys(read_json(path), ("test_accuracy", "test_loss"), path)
+        path = reports_dir / name / "analysis" / "param_counts.json"
+        counts[name] = require_keys(read_json(path), ("trainable",), path)
+    result = compare(cmp, metrics, counts)
+    write_json(out / f"{key}.json", check(result, Comparison, f"comparisons/{key}.json"))
+    write_text(out / f"{key}.md", comparison_markdown(result))
+    log.info(
+        "%s: %s - %s = %+.2f accuracy points; wrote %s",
+        key,
+        cmp.a,
+        cmp.b,
+        result["accuracy_diff_points"],
+        out / f"{key}.json",
+    )
+    return result

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from pipeline.errors import PipelineError
+from pipeline.scalars import SCALAR_NAMES, scalar_matches
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -177,22 +178,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         return value
     if tp is Any:
         return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}: expected a number, got {value!r}")
-        return float(value)
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        return value
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(f"{key}: expected true or false, got {value!r}")
-        return value
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return value
+    if tp in SCALAR_NAMES:
+        if not scalar_matches(value, tp):
+            raise ConfigError(f"{key}: expected {SCALAR_NAMES[tp]}, got {value!r}")
+        return float(value) if tp is float else value
     raise TypeError(f"unsupported annotation {_type_name(tp)} for {key}")  # a bug here, not in params
 
 
@@ -373,6 +362,11 @@ def section(params: Mapping[str, Any], dotted: str) -> Any:
             raise ConfigError(f"{'.'.join(walked)}: missing key in params.yaml")
         node = node[part]
     return node
+
+
+def typed_section(params: Mapping[str, Any], dotted: str, tp: Any) -> Any:
+    """``section(params, dotted)`` checked against the annotation ``tp`` (errors name the key)."""
+    return _coerce(section(params, dotted), tp, dotted)
 
 
 def load_variant(name: str, params: Mapping[str, Any] | None = None) -> VariantConfig:

@@ -24,7 +24,7 @@ from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import COUNTERFACTUAL
 from pipeline.data.common.layout import Layout
 from pipeline.data.common.metadata import read_composite_metadata
-from pipeline.metrics import round_metric
+from pipeline.io import rounded
 
 SOURCE_ARRAYS = ("cifar_images", "mnist_images", "mnist_labels", "digit_mnist_index")
 
@@ -87,8 +87,8 @@ def flip_metrics(
 ) -> dict:
     """Flip rate, accuracy on the counterfactuals, and how often they are predicted as their new digit."""
     return {
-        "flip_rate": round_metric((predicted != counterfactual_predicted).double().mean()),
-        "accuracy": round_metric((counterfactual_predicted == labels).double().mean()),
-        "predicted_digit_rate": round_metric((counterfactual_predicted == cf.digit_labels).double().mean()),
+        "flip_rate": rounded((predicted != counterfactual_predicted).double().mean()),
+        "accuracy": rounded((counterfactual_predicted == labels).double().mean()),
+        "predicted_digit_rate": rounded((counterfactual_predicted == cf.digit_labels).double().mean()),
         "images": len(labels),
     }

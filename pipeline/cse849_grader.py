@@ -37,8 +37,8 @@ from pipeline.cli import run_stage
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root, read_test_labels
-from pipeline.io import write_json
-from pipeline.metrics import round_metric, shortcut_metrics
+from pipeline.io import rounded, write_json
+from pipeline.metrics import shortcut_metrics
 from pipeline.schemas import Grade, check
 
 N_CLASSES = 10
@@ -101,7 +101,7 @@ def grade_prediction_file(
         "labels": str(labels),
         "images": len(truth),
         "correct": int((predicted_t == truth_t).sum()),
-        "accuracy": round_metric(accuracy),
+        "accuracy": rounded(accuracy),
         "points": rubric_points(accuracy, rubric),
         "max_points": rubric["max_points"],
         "shortcut": None,

@@ -36,6 +36,7 @@ from pipeline.config import (
 from pipeline.data.readers import UNLABELLED, ImageSet
 from pipeline.datasets import BatchAugment, Splits, batches, num_batches
 from pipeline.errors import PipelineError
+from pipeline.io import rounded
 from pipeline.normalizer import Normalizer
 
 log = logging.getLogger(__name__)
@@ -343,7 +344,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         step_state["seen"] += batch
         if step_state["step"] % cfg.log_every_steps == 0:
             result.steps.append(
-                {"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": round(float(loss), 6)}
+                {"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": rounded(loss)}
             )
 
     first_batch: dict = {}
@@ -354,8 +355,8 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         first_batch.update(
             images_shape=list(x.shape),
             labels_shape=list(y.shape),
-            mean=round(float(x.float().mean()), 6),
-            std=round(float(x.float().std()), 6),
+            mean=rounded(x.float().mean()),
+            std=rounded(x.float().std()),
         )
 
     log.info(
@@ -407,7 +408,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         if cfg.test_every_epoch and test_labelled:
             test = evaluate_split(splits.test)
             row.update(test_loss=test.loss, test_accuracy=test.accuracy)
-        result.epochs.append({k: round(v, 6) if isinstance(v, float) else v for k, v in row.items()})
+        result.epochs.append({k: rounded(v) if isinstance(v, float) else v for k, v in row.items()})
         log.info(
             "%s epoch %d/%d: train loss %.4f acc %.4f%s%s | %.1f s, %.0f img/s",
             variant.name,
@@ -428,7 +429,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
         test = evaluate_split(splits.test)
-        final.update(test_loss=round(test.loss, 6), test_accuracy=round(test.accuracy, 6))
+        final.update(test_loss=rounded(test.loss), test_accuracy=rounded(test.accuracy))
     result.facts = {
         "epochs": cfg.epochs,
         "checkpoint_epoch": best_epoch,

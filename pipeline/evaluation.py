@@ -55,12 +55,12 @@ from pipeline.data.common.layout import check_box
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import make_loss
 from pipeline.evaluation_figures import plot_confusion, plot_first_predictions, plot_misclassified
-from pipeline.io import write_json
+from pipeline.io import rounded, write_json
 from pipeline.metrics import classification_metrics, confidences, shortcut_metrics
-from pipeline.metrics import round_metric as _round
 from pipeline.plots import save_figure
 from pipeline.predictor import Predictor
 from pipeline.reporting import write_csv
+from pipeline.schemas import Evaluation, check
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def evaluate_checkpoint(
     accuracy_key = f"{split}_accuracy"
     metrics: dict = {
         accuracy_key: report.pop("accuracy"),
-        f"{split}_loss": _round(loss),
+        f"{split}_loss": rounded(loss),
         f"{split}_examples": n,
         "misclassified": int((predicted != test.labels).sum()),
         **report,
@@ -156,7 +156,7 @@ def evaluate_checkpoint(
 
     if variant.train.eval_hflip:  # what the mirror averaging adds, measured on the same images
         single = predictor.logits(test.images, hflip_average=False).argmax(1)
-        metrics["single_view_accuracy"] = _round((single == test.labels).double().mean())
+        metrics["single_view_accuracy"] = rounded((single == test.labels).double().mean())
 
     digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
     regions = list(data.occlusion if occlusion is None else occlusion)
@@ -172,11 +172,11 @@ def evaluate_checkpoint(
         for name in regions:
             box = test.layout.box(name, f"variants.{loaded.variant}.data.occlusion")
             occluded = predictor.logits(occlude(test.images, box)).argmax(1)
-            accuracy = _round((occluded == test.labels).double().mean())
+            accuracy = rounded((occluded == test.labels).double().mean())
             metrics["occlusion"][f"{name}_blanked"] = {
                 "accuracy": accuracy,
-                "change_points": _round(100.0 * (accuracy - metrics[accuracy_key])),
-                "predicted_digit_rate": _round((occluded == digits).double().mean()),
+                "change_points": rounded(100.0 * (accuracy - metrics[accuracy_key])),
+                "predicted_digit_rate": rounded((occluded == digits).double().mean()),
             }
         counterfactuals = None
         if split == "test" and test.root is not None:
@@ -196,14 +196,14 @@ def evaluate_checkpoint(
     conf = confidences(logits)
     rows = []
     for i in range(n):
-        row = {"index": i, "label": int(test.labels[i]), "predicted": int(predicted[i]), "confidence": _round(conf[i])}
+        row = {"index": i, "label": int(test.labels[i]), "predicted": int(predicted[i]), "confidence": rounded(conf[i])}
         if test.files is not None:
             row["file"] = test.files[i]
         rows.append(row)
 
     if notes:
         metrics["notes"] = notes
-    write_json(out_dir / "metrics.json", metrics)
+    write_json(out_dir / "metrics.json", check(metrics, Evaluation, f"{loaded.variant}/eval/metrics.json"))
     write_json(out_dir / "summary.json", comparable_summary(metrics, split))
     write_csv(out_dir / "predictions.csv", rows)
     title = f"{loaded.variant}: {split} accuracy {metrics[accuracy_key]:.4f} (n={n})"

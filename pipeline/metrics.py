@@ -1,5 +1,4 @@
-"""Metric values computed from labels and predictions: one rounding rule, the classification
-report (scikit-learn), the softmax confidence, the shortcut figures.
+"""Metric values computed from labels and predictions: the classification report (scikit-learn), the softmax confidence, the shortcut figures.
 
 Kept apart from :mod:`pipeline.evaluation` (models, data, figures) so that a grader of a
 prediction file (:mod:`pipeline.cse849_grader`) computes the same figures as the
@@ -10,11 +9,7 @@ from __future__ import annotations
 
 import torch
 
-DIGITS = 6  # decimals kept in metrics.json and predictions.csv
-
-
-def round_metric(value: float) -> float:
-    return round(float(value), DIGITS)
+from pipeline.io import rounded
 
 
 def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torch.Tensor) -> dict:
@@ -30,10 +25,10 @@ def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torc
     correct = predicted == labels
 
     def mean(mask: torch.Tensor, values: torch.Tensor) -> float | None:
-        return round_metric(values[mask].double().mean()) if bool(mask.any()) else None
+        return rounded(values[mask].double().mean()) if bool(mask.any()) else None
 
     agree_acc, disagree_acc = mean(agree, correct), mean(disagree, correct)
-    gap = None if agree_acc is None or disagree_acc is None else round_metric(100.0 * (agree_acc - disagree_acc))
+    gap = None if agree_acc is None or disagree_acc is None else rounded(100.0 * (agree_acc - disagree_acc))
     return {
         "agree_count": int(agree.sum()),
         "disagree_count": int(disagree.sum()),
@@ -58,15 +53,15 @@ def classification_metrics(labels: torch.Tensor, predicted: torch.Tensor, n_clas
     y, p = labels.numpy(), predicted.numpy()
     classes = list(range(n_classes))
     precision, recall, f1, support = precision_recall_fscore_support(y, p, labels=classes, zero_division=0)
-    out: dict = {"accuracy": round_metric((y == p).mean()) if len(y) else 0.0}
+    out: dict = {"accuracy": rounded((y == p).mean()) if len(y) else 0.0}
     for average in ("macro", "weighted"):
         pa, ra, fa, _ = precision_recall_fscore_support(y, p, labels=classes, average=average, zero_division=0)
-        out[average] = {"precision": round_metric(pa), "recall": round_metric(ra), "f1": round_metric(fa)}
+        out[average] = {"precision": rounded(pa), "recall": rounded(ra), "f1": rounded(fa)}
     out["per_class"] = {
         str(c): {
-            "precision": round_metric(precision[c]),
-            "recall": round_metric(recall[c]),
-            "f1": round_metric(f1[c]),
+            "precision": rounded(precision[c]),
+            "recall": rounded(recall[c]),
+            "f1": rounded(f1[c]),
             "support": int(support[c]),
         }
         for c in classes

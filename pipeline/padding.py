@@ -6,6 +6,7 @@ of the Kaggle MNIST CSV (the seed's ``train_dataset[0]``).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,9 +16,12 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.config import ConfigError, build
+from pipeline.config import ConfigError, build, load_params
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import CSV_NAMES, csv_columns
+from pipeline.io import write_json, write_text
+
+log = logging.getLogger(__name__)
 
 FORMULA = "floor((H - k + 2p) / s) + 1"
 
@@ -129,3 +133,16 @@ def padding_markdown(rows: Sequence[dict], source: str) -> str:
         )
     lines.append("")
     return "\n".join(lines)
+
+
+def run_padding(params_path: Path, mnist_csv: Path, out: Path) -> dict:
+    """The padding table for the first MNIST training image; write ``padding_shapes.json`` and ``.md`` to ``out``."""
+    cfg = load_padding(load_params(params_path))
+    image, label = first_mnist_image(mnist_csv)
+    rows = padding_table(image, cfg.kernel_size, cfg.paddings, cfg.strides)
+    source = f"first training image of {mnist_csv / CSV_NAMES['train']} (label {label})"
+    result = padding_result(image, rows, cfg.kernel_size, source)
+    write_json(out / "padding_shapes.json", result)
+    write_text(out / "padding_shapes.md", padding_markdown(rows, source))
+    log.info("%d padding x stride cases, all agree with the formula: %s; wrote %s", len(rows), result["all_agree"], out)
+    return result

@@ -20,6 +20,7 @@ import typing
 from typing import Any, NotRequired, TypedDict
 
 from pipeline.errors import PipelineError
+from pipeline.scalars import scalar_matches
 
 
 class SchemaError(PipelineError):
@@ -166,9 +167,31 @@ class PairedDifference(TypedDict):
     distinguishable: bool
 
 
+class Spread(TypedDict):
+    mean: float
+    std: float | None  # None for a single seed
+    min: float
+    max: float
+
+
 class SeedRuns(TypedDict):
     seeds: list[int]
-    test_accuracy: dict[str, Any]
+    test_accuracy: Spread
+
+
+class SeedRun(TypedDict):
+    seed: int
+    test_accuracy: float
+    test_loss: float
+    train_seconds: float | None  # None for the first seed: its run is train@<variant>'s
+
+
+class SeedStudyRuns(SeedRuns):
+    """``seed_study/runs/<variant>.json`` (seed_study@<variant>): one variant's runs over the seeds."""
+
+    variant: str
+    first_run_from: str
+    runs: list[SeedRun]
 
 
 class SeedStudySummary(TypedDict):
@@ -292,6 +315,7 @@ SCHEMAS: list[tuple[str, Any]] = [
     (r"[^/]+/eval/metrics\.json", Evaluation),
     (r"comparisons/[^/]+\.json", Comparison),
     (r"seed_study/summary\.json", SeedStudySummary),
+    (r"seed_study/runs/[^/]+\.json", SeedStudyRuns),
     (r"mitigation/[^/]+\.json", MitigationRow),
     (r"[^/]+/classwise_norms/classwise_norms\.json", dict[str, LayerNorms]),
     (r"autograder\.json", AutograderScores),
@@ -351,12 +375,7 @@ def _problem(value: Any, tp: Any, key: str) -> str | None:
         return next((f for k, item in value.items() if (f := _problem(item, args[1], _join(key, k)))), None)
     if tp is type(None):
         return None if value is None else _at(key, f"expected null, got {value!r:.60}")
-    if tp is float:  # JSON has one number type: an integral float may come back as an int
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    elif tp is int:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-    else:
-        ok = isinstance(value, tp)
+    ok = scalar_matches(value, tp)  # the rule params.yaml follows: a float takes an int, nothing takes a bool
     return None if ok else _at(key, f"expected {_type_name(tp)}, got {value!r:.60}")
 
 

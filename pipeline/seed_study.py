@@ -27,13 +27,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline.comparisons import load_comparison
 from pipeline.config import ConfigError, VariantConfig, build, section
-
-DIGITS = 6
+from pipeline.io import rounded
 
 
 @dataclass(frozen=True)
@@ -90,8 +88,8 @@ def run_row(seed: int, metrics: Mapping[str, Any], train_seconds: float | None) 
     """One run of a variant: its seed, test accuracy and loss (and the training time, if trained here)."""
     return {
         "seed": seed,
-        "test_accuracy": round(float(metrics["test_accuracy"]), DIGITS),
-        "test_loss": round(float(metrics["test_loss"]), DIGITS),
+        "test_accuracy": rounded(metrics["test_accuracy"]),
+        "test_loss": rounded(metrics["test_loss"]),
         "train_seconds": None if train_seconds is None else round(float(train_seconds), 2),
     }
 
@@ -101,10 +99,10 @@ def spread(values: Sequence[float]) -> dict:
     array = np.asarray(values, dtype=np.float64)
     return {
         "n": int(array.size),
-        "mean": round(float(array.mean()), DIGITS),
-        "std": round(float(array.std(ddof=1)), DIGITS) if array.size > 1 else None,
-        "min": round(float(array.min()), DIGITS),
-        "max": round(float(array.max()), DIGITS),
+        "mean": rounded(array.mean()),
+        "std": rounded(array.std(ddof=1)) if array.size > 1 else None,
+        "min": rounded(array.min()),
+        "max": rounded(array.max()),
     }
 
 
@@ -135,13 +133,13 @@ def paired_difference(a_runs: Sequence[Mapping], b_runs: Sequence[Mapping], conf
     distinguishable = bool(n >= 2 and (low > 0 or high < 0))
     return {
         "seeds": seeds,
-        "differences_points": [round(float(d), DIGITS) for d in diffs],
+        "differences_points": [rounded(d) for d in diffs],
         "n": int(n),
-        "mean_points": round(mean, DIGITS),
-        "std_points": None if math.isnan(sd) else round(sd, DIGITS),
+        "mean_points": rounded(mean),
+        "std_points": None if math.isnan(sd) else rounded(sd),
         "confidence": confidence,
-        "ci_low_points": None if math.isnan(low) else round(float(low), DIGITS),
-        "ci_high_points": None if math.isnan(high) else round(float(high), DIGITS),
+        "ci_low_points": None if math.isnan(low) else rounded(low),
+        "ci_high_points": None if math.isnan(high) else rounded(high),
         "a_ahead": int((diffs > 0).sum()),
         "b_ahead": int((diffs < 0).sum()),
         "ties": int((diffs == 0).sum()),
@@ -175,40 +173,3 @@ def verdict(c: Mapping[str, Any]) -> str:
             f"an interval that excludes 0; {ahead}."
         )
     return f"Over {n} seeds, a - b = {interval}: the interval contains 0, so the two are not distinguishable at {n} seeds; {ahead}."
-
-
-def differences_figure(
-    runs: Mapping[str, Sequence[Mapping]], spreads: Mapping[str, Mapping], comparisons: Sequence[Mapping]
-) -> Figure:
-    """Left: each variant's test accuracy per seed (dots) with its mean +- std (``spreads``: what
-    :func:`spread` wrote into the runs files); right: each comparison's paired differences (dots)
-    with their mean and t-interval, and 0 marked."""
-    names = list(runs)
-    height = 0.9 + 0.42 * max(len(names), len(comparisons))
-    fig = Figure(figsize=(11, height), layout="constrained")
-    left, right = fig.subplots(1, 2, width_ratios=[1, 1.15])
-    for y, name in enumerate(names):
-        acc = np.array([100 * float(r["test_accuracy"]) for r in runs[name]])
-        left.scatter(acc, np.full(acc.size, y), s=14, color="tab:blue", alpha=0.55, zorder=2)
-        mean, std = 100 * spreads[name]["mean"], 100 * (spreads[name]["std"] or 0.0)
-        left.errorbar(mean, y, xerr=std, fmt="o", color="black", capsize=4, markersize=5, zorder=3)
-    left.set_yticks(range(len(names)), [f"{n}" for n in names], fontsize=8)
-    left.invert_yaxis()
-    left.set_xlabel("test accuracy (%): each seed, and mean +- std", fontsize=8)
-    left.set_title("Test accuracy over seeds", fontsize=10)
-    left.grid(axis="x", alpha=0.3)
-    for y, c in enumerate(comparisons):
-        diffs = np.asarray(c["differences_points"], dtype=np.float64)
-        right.scatter(diffs, np.full(diffs.size, y), s=14, color="tab:orange", alpha=0.6, zorder=2)
-        if c["ci_low_points"] is not None:
-            err = [[c["mean_points"] - c["ci_low_points"]], [c["ci_high_points"] - c["mean_points"]]]
-            color = "black" if c["distinguishable"] else "tab:gray"
-            right.errorbar(c["mean_points"], y, xerr=err, fmt="D", color=color, capsize=4, markersize=5, zorder=3)
-    right.axvline(0, color="tab:red", linewidth=1, linestyle="--")
-    right.set_yticks(range(len(comparisons)), [f"{c['a']} - {c['b']}" for c in comparisons], fontsize=8)
-    right.invert_yaxis()
-    level = round(100 * comparisons[0]["confidence"]) if comparisons else 95
-    right.set_xlabel(f"a - b (accuracy points): each seed, and mean with its {level}% t-interval", fontsize=8)
-    right.set_title("Paired differences (grey: interval contains 0)", fontsize=10)
-    right.grid(axis="x", alpha=0.3)
-    return fig

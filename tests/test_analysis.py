@@ -358,13 +358,14 @@ def test_compare_stage_on_a_fake_pair(tmp_path):
 
 
 def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):
-    from pipeline.stages.compare import main, run
+    from pipeline.comparisons import run_comparison
+    from pipeline.stages.compare import main
 
     with pytest.raises(
         ConfigError,
         match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, normalization_mlp, mlp_vs_cnn",
     ):
-        run("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
+        run_comparison("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
     with pytest.raises(SystemExit) as exc:
         main(["nope", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out")])
     assert exc.value.code == 1 and "analysis.comparisons.nope" in capsys.readouterr().err

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from pipeline.config import ConfigError, load_params, load_variant, variant_names
+from pipeline.config import ConfigError, load_params, load_variant, typed_section, variant_names
 from pipeline.engine import check_model_and_loss
 
 PARAMS = load_params()  # the committed file: for the tests of what it holds
@@ -118,3 +118,13 @@ def test_best_checkpoint_needs_a_validation_split():
         load_variant("tiny", params)
     params["variants"]["tiny"]["data"]["val_fraction"] = 0.1  # with one, it is accepted
     assert load_variant("tiny", params).train.checkpoint == "best_val_accuracy"
+
+
+def test_typed_section_checks_the_value_like_every_param():
+    params = {"stats": {"seed": 7, "flag": True, "rate": 1}}
+    assert typed_section(params, "stats.seed", int) == 7
+    assert typed_section(params, "stats.rate", float) == 1.0  # YAML writes 1.0 back as 1
+    with pytest.raises(ConfigError, match=r"^stats\.flag: expected an integer, got True$"):
+        typed_section(params, "stats.flag", int)  # a bool is not a count
+    with pytest.raises(ConfigError, match=r"^stats\.nope: missing key in params\.yaml$"):
+        typed_section(params, "stats.nope", int)

@@ -401,6 +401,7 @@ def test_stage_imports_only_what_it_needs():
         "pipeline.report.sections",
         "pipeline.report.tables",
         "pipeline.report.timings",
+        "pipeline.scalars",
         "pipeline.schemas",
         "pipeline.stages",
         "pipeline.stages.report",

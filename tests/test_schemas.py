@@ -10,7 +10,18 @@ from pathlib import Path
 import pytest
 
 from pipeline.report.inputs import Inputs
-from pipeline.schemas import SCHEMAS, Comparison, Evaluation, Grade, Metrics, SchemaError, Shortcut, check, schema_for
+from pipeline.schemas import (
+    SCHEMAS,
+    Comparison,
+    Evaluation,
+    Grade,
+    Metrics,
+    SchemaError,
+    SeedStudyRuns,
+    Shortcut,
+    check,
+    schema_for,
+)
 from tests.fake_reports import build_fake_repo, write_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +43,7 @@ def test_every_schema_describes_a_committed_file():
 def test_paths_find_their_schema():
     assert schema_for("prac5/metrics.json") is Metrics
     assert schema_for("prac5/eval/metrics.json") is not Metrics  # the evaluation's own
-    assert schema_for("seed_study/runs/prac5.json") is None  # read by the summary stage only
+    assert schema_for("seed_study/runs/prac5.json") is SeedStudyRuns
     assert schema_for("data/stats.json") is None
 
 

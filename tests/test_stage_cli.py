@@ -74,3 +74,28 @@ def test_stage_main_parses_sets_up_then_runs_and_turns_expected_errors_into_one_
 
     with pytest.raises(KeyError):  # not an expected error: its traceback is kept
         stage_main(None, [], buggy)([])
+
+
+def test_a_python_without_the_projects_packages_is_named_before_any_import_fails():
+    """DVC runs a stage's `python` from PATH: one that is not the project's environment (here:
+    torch hidden from it) gets one line saying so and how to fix it, not a traceback."""
+    hide_torch = "import sys; sys.modules['torch'] = None; import pipeline.stages.train"
+    done = subprocess.run([sys.executable, "-c", hide_torch], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        f"error: {sys.executable} cannot import torch: it is not this project's environment. DVC runs each "
+        "stage's `python` from PATH: use `make repro` (it puts .venv/bin first on PATH), or "
+        "`source .venv/bin/activate` before `dvc repro` or `dvc exp run`."
+    )
+
+
+def test_stage_commands_import_the_working_directorys_code(tmp_path):
+    """`python -m` puts the working directory first, so a queued experiment's temporary copy of
+    the code is what runs, never the editable install's checkout (what a console script imports)."""
+    (tmp_path / "pipeline").mkdir()
+    (tmp_path / "pipeline" / "__init__.py").write_text("")
+    (tmp_path / "pipeline" / "where.py").write_text("import pipeline; print(pipeline.__file__)\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "pipeline.where"], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.stdout.strip() == str(tmp_path / "pipeline" / "__init__.py")

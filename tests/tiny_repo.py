@@ -93,6 +93,8 @@ TINY_CODE = [
     "pipeline/io.py",
     "pipeline/normalizer.py",
     "pipeline/reporting.py",
+    "pipeline/scalars.py",
+    "pipeline/schemas.py",
     "pipeline/stages/__init__.py",
     "pipeline/stages/train.py",
     "pipeline/data/__init__.py",

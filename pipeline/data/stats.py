@@ -43,13 +43,12 @@ from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.data.readers.mnist_npz import read_mnist_npz
-from pipeline.io import write_json, write_text
+from pipeline.io import rounded, write_json, write_text
 from pipeline.normalizer import channel_stats
 from pipeline.plots import image_grid, save_figure
 
 log = logging.getLogger(__name__)
 
-DIGITS = 6  # decimals kept in stats.json
 CHANNEL_NAMES = ("r", "g", "b")
 SAMPLES_PER_SPLIT = 6  # columns of composite_samples.png
 
@@ -72,16 +71,12 @@ def class_counts(labels: torch.Tensor | np.ndarray, names: Sequence[str]) -> dic
     return {name: int(counts[i]) for i, name in enumerate(names)}
 
 
-def _r(value: float) -> float:
-    return round(float(value), DIGITS)
-
-
 def mnist_split_stats(data: ImageSet) -> dict[str, Any]:
     (mean,), (std,) = channel_stats(data.images)
     return {
         "count": len(data),
-        "mean": _r(mean),
-        "std": _r(std),
+        "mean": rounded(mean),
+        "std": rounded(std),
         "class_counts": class_counts(data.labels, data.classes),
     }
 
@@ -160,8 +155,8 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
     result: dict[str, Any] = {
         "train": {
             "count": len(train),
-            "mean": {c: _r(m) for c, m in zip(channels, means)},
-            "std": {c: _r(s) for c, s in zip(channels, stds)},
+            "mean": {c: rounded(m) for c, m in zip(channels, means)},
+            "std": {c: rounded(s) for c, s in zip(channels, stds)},
             "class_counts": class_counts(train.labels, train.classes),
         }
     }
@@ -179,7 +174,7 @@ def composite_report(composite_dir: Path, out_dir: Path, seed: int) -> dict[str,
         entry = result.setdefault(split, {})
         agreement = label_agreement(metadata, split)
         if agreement is not None:
-            entry["label_agreement"] = _r(agreement)
+            entry["label_agreement"] = rounded(agreement)
         entry.setdefault("count", len(rows))
         if split != "train":
             entry["class_counts"] = class_counts(rows["label"].to_numpy(), train.classes)

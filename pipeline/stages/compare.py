@@ -13,38 +13,8 @@ checkpoint kept by training) and ``reports/<a>/analysis/param_counts.json``,
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
 from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
-from pipeline.comparisons import compare, comparison_markdown, load_comparison
-from pipeline.config import load_params
-from pipeline.io import read_json, require_keys, write_json, write_text
-
-log = logging.getLogger("pipeline.stages.compare")
-
-
-def run(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
-    cmp = load_comparison(load_params(params_path), key)
-    metrics, counts = {}, {}
-    for name in (cmp.a, cmp.b):
-        path = reports_dir / name / "metrics.json"
-        metrics[name] = require_keys(read_json(path), ("test_accuracy", "test_loss"), path)
-        path = reports_dir / name / "analysis" / "param_counts.json"
-        counts[name] = require_keys(read_json(path), ("trainable",), path)
-    result = compare(cmp, metrics, counts)
-    write_json(out / f"{key}.json", result)
-    write_text(out / f"{key}.md", comparison_markdown(result))
-    log.info(
-        "%s: %s - %s = %+.2f accuracy points; wrote %s",
-        key,
-        cmp.a,
-        cmp.b,
-        result["accuracy_diff_points"],
-        out / f"{key}.json",
-    )
-    return result
-
+from pipeline.comparisons import run_comparison
 
 main = stage_main(
     __doc__,
@@ -54,7 +24,7 @@ main = stage_main(
         REPORTS_DIR,
         path_arg("--out", "reports/comparisons", "output folder"),
     ],
-    lambda args: run(args.key, args.params, args.reports_dir, args.out),
+    lambda args: run_comparison(args.key, args.params, args.reports_dir, args.out),
 )
 
 

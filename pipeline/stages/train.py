@@ -18,6 +18,7 @@ from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.io import write_json
 from pipeline.reporting import write_csv
+from pipeline.schemas import Metrics, Timings, TrainingFacts, check
 
 
 def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports")) -> dict:
@@ -30,9 +31,10 @@ def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Pat
     save_checkpoint(models_dir / f"{name}.pt", variant, result.model, result.normalizer, input_shape, splits.classes)
     write_csv(out / "plots" / "epochs.csv", result.epochs)
     write_csv(out / "plots" / "steps.csv", result.steps)
-    write_json(out / "training.json", result.facts)
-    write_json(out / "timings.json", result.timings)
-    write_json(out / "metrics.json", result.metrics)
+    # the shapes the report and the studies read (pipeline/schemas.py)
+    write_json(out / "training.json", check(result.facts, TrainingFacts, f"{name}/training.json"))
+    write_json(out / "timings.json", check(result.timings, Timings, f"{name}/timings.json"))
+    write_json(out / "metrics.json", check(result.metrics, Metrics, f"{name}/metrics.json"))
     return result.metrics
 
 

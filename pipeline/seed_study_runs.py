@@ -1,0 +1,62 @@
+"""The seed study's training runs: one variant trained with the study's N seeds.
+
+What the ``seed_study@<variant>`` stage does. Kept apart from :mod:`pipeline.seed_study`
+(the study's params and statistics), which the summary stage and the report read without
+importing torch or the training engine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from pipeline.config import load_params, load_variant
+from pipeline.datasets import load_splits
+from pipeline.engine import check_model_and_loss, fit, select_device
+from pipeline.io import read_json, require_keys, write_json
+from pipeline.schemas import SeedStudyRuns, check
+from pipeline.seed_study import run_row, spread, study_seeds, study_size, with_seed
+
+log = logging.getLogger(__name__)
+
+
+def run_seed_study(name: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
+    """Train variant ``name`` with the study's seeds; write ``<out>/<name>.json``.
+
+    The first seed's run is ``reports/<name>/metrics.json``, read rather than repeated:
+    training is deterministic, so the committed run *is* the run with the variant's seed.
+    """
+    params = load_params(params_path)
+    n_seeds = study_size(params)
+    variant = load_variant(name, params)  # validated before anything is read or trained
+    check_model_and_loss(variant)
+    seeds = study_seeds(variant.seed, n_seeds)
+    committed_path = reports_dir / name / "metrics.json"
+    committed = require_keys(read_json(committed_path), ("test_accuracy", "test_loss"), committed_path)
+    runs = [run_row(seeds[0], committed, None)]
+    device = select_device()
+    started = time.perf_counter()
+    for k, seed in enumerate(seeds[1:], start=2):
+        seeded = with_seed(variant, seed)
+        result = fit(seeded, load_splits(seeded.data, seed), device)
+        runs.append(run_row(seed, result.metrics, result.timings["train_seconds"]))
+        log.info(
+            "%s: run %d/%d (seed %d): test accuracy %.4f; %.0f s so far",
+            name,
+            k,
+            len(seeds),
+            seed,
+            runs[-1]["test_accuracy"],
+            time.perf_counter() - started,
+        )
+    payload = {
+        "variant": name,
+        "seeds": seeds,
+        "first_run_from": f"{committed_path.as_posix()} (train@{name}, seed {seeds[0]})",
+        "runs": runs,
+        "test_accuracy": spread([r["test_accuracy"] for r in runs]),
+    }
+    write_json(out / f"{name}.json", check(payload, SeedStudyRuns, f"seed_study/runs/{name}.json"))
+    log.info("%s: %d seeds, wrote %s", name, len(seeds), out / f"{name}.json")
+    return payload
