@@ -16,7 +16,6 @@ import inspect
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from torch import nn
 
-from pipeline.config import ConfigError, build, load_params, section
+from pipeline.config import load_all, require
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import read_split
 from pipeline.datasets import batches, load_splits
@@ -39,24 +38,6 @@ from pipeline.reporting import write_csv
 from pipeline.schemas import LayerNorms, check
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ClasswiseNormsConfig:
-    variant: str
-    layers: list[int] = field(default_factory=lambda: [1, 5])
-    cv_threshold: float = 0.5  # a filter whose class-wise CV exceeds this is "class-specific"
-
-
-def load_classwise(params: Mapping[str, Any]) -> ClasswiseNormsConfig:
-    cfg = build(ClasswiseNormsConfig, section(params, "analysis.classwise_norms"), "analysis.classwise_norms")
-    if cfg.variant not in section(params, "variants"):
-        raise ConfigError(f"analysis.classwise_norms.variant: unknown variant {cfg.variant!r}")
-    if not cfg.layers or min(cfg.layers) < 1:
-        raise ConfigError("analysis.classwise_norms.layers: 1-based conv block numbers, e.g. [1, 5]")
-    if cfg.cv_threshold <= 0:
-        raise ConfigError("analysis.classwise_norms.cv_threshold: must be positive")
-    return cfg
 
 
 @torch.no_grad()
@@ -179,7 +160,7 @@ def read_validation(variant, data_path: Path):
 def run(params_path: Path, model: Path | None, data: Path | None, out: Path | None) -> dict:
     """The ``classwise_norms`` stage: params -> checkpoint -> validation split -> ``out`` (see the stage)."""
     start = time.perf_counter()
-    cfg = load_classwise(load_params(params_path))
+    cfg = require(load_all(params_path).analysis.classwise_norms, "analysis.classwise_norms")
     model_path = model or Path("models") / f"{cfg.variant}.pt"
     out = out or Path("reports") / cfg.variant / "classwise_norms"
     # the params' variant's own checkpoint must hold that variant; an explicit --model is the caller's choice

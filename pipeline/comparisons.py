@@ -9,46 +9,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ConfigError, build, load_params, section
+from pipeline.config import ComparisonConfig, load_all
 from pipeline.io import read_json, require_keys, rounded, write_json, write_text
 from pipeline.schemas import Comparison, check
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ComparisonConfig:
-    title: str  # what the comparison shows, e.g. "Max vs average pooling (TDM Q5b)"
-    a: str  # variant name
-    b: str  # variant name
-
-
-def comparison_keys(params: Mapping[str, Any]) -> list[str]:
-    raw = section(params, "analysis.comparisons")
-    if not isinstance(raw, Mapping):
-        raise ConfigError("analysis.comparisons: expected a mapping id -> {title, a, b}")
-    return [str(k) for k in raw]
-
-
-def load_comparison(params: Mapping[str, Any], key: str) -> ComparisonConfig:
-    """``analysis.comparisons.<key>``; an unknown key fails naming the allowed ones."""
-    keys = comparison_keys(params)
-    where = f"analysis.comparisons.{key}"
-    if key not in keys:
-        raise ConfigError(f"{where}: no such comparison; allowed: {', '.join(keys) or 'none'}")
-    entry = section(params, "analysis.comparisons")[key]
-    if not isinstance(entry, Mapping):
-        raise ConfigError(f"{where}: expected a mapping with title, a, b")
-    cmp = build(ComparisonConfig, entry, where)
-    variants = section(params, "variants")
-    for side in ("a", "b"):
-        if getattr(cmp, side) not in variants:
-            raise ConfigError(f"{where}.{side}: unknown variant {getattr(cmp, side)!r}; allowed: {', '.join(variants)}")
-    return cmp
 
 
 def compare(
@@ -103,7 +71,7 @@ def comparison_markdown(r: Mapping[str, Any]) -> str:
 
 def run_comparison(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     """Compare the two variants of ``analysis.comparisons.<key>``; write ``<key>.json`` and ``<key>.md`` to ``out``."""
-    cmp = load_comparison(load_params(params_path), key)
+    cmp = load_all(params_path).comparison(key)
     metrics, counts = {}, {}
     for name in (cmp.a, cmp.b):
         path = reports_dir / name / "metrics.json"

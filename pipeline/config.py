@@ -173,8 +173,14 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (dict,):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        return dict(value)
+        _, value_tp = typing.get_args(tp)
+        return {str(k): _coerce(v, value_tp, f"{key}.{k}") for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
+        options = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None and len(options) < len(typing.get_args(tp)):
+            return None
+        if len(options) == 1:  # X | None: a value must be an X
+            return _coerce(value, options[0], key)
         return value
     if tp is Any:
         return value
@@ -364,11 +370,6 @@ def section(params: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def typed_section(params: Mapping[str, Any], dotted: str, tp: Any) -> Any:
-    """``section(params, dotted)`` checked against the annotation ``tp`` (errors name the key)."""
-    return _coerce(section(params, dotted), tp, dotted)
-
-
 def load_variant(name: str, params: Mapping[str, Any] | None = None) -> VariantConfig:
     params = load_params() if params is None else params
     variants = section(params, "variants")
@@ -386,3 +387,230 @@ def load_variant(name: str, params: Mapping[str, Any] | None = None) -> VariantC
 def variant_names(params: Mapping[str, Any] | None = None) -> list[str]:
     params = load_params() if params is None else params
     return list(section(params, "variants"))
+
+
+# --------------------------------------------------------------------------- the whole file
+#
+# One typed tree for params.yaml, built and cross-checked by load_all(): every stage loads the
+# whole file through it, so a mistake anywhere is reported before any stage starts work, and
+# each section's types and rules are written once, here. Sections other than `variants` may be
+# absent (a repository with only a train stage, as the tests build); require() names a missing one.
+
+
+@dataclass(frozen=True)
+class CompositeConfig:
+    """``composite``: which CSE 849 composites ``convert_composite`` builds. The boxes of
+    ``layout`` are checked by :class:`pipeline.data.common.layout.Layout` (the data layer's type)."""
+
+    layout: dict[str, list[int]]
+    seed: int  # drives which MNIST digit lands on which CIFAR image
+    train_size: int
+    val_size: int
+    test_size: int
+    train_agreement: float  # fraction of training samples whose digit equals the label
+
+
+@dataclass(frozen=True)
+class StatsConfig:
+    seed: int  # which "random" training images the statistics stage's sample grid shows
+
+
+@dataclass(frozen=True)
+class ComparisonConfig:
+    title: str  # what the comparison shows, e.g. "Max vs average pooling (TDM Q5b)"
+    a: str  # variant name
+    b: str  # variant name
+
+
+@dataclass(frozen=True)
+class PaddingConfig:
+    kernel_size: int = 3
+    paddings: list[int] = field(default_factory=lambda: [0, 1, 2])
+    strides: list[int] = field(default_factory=lambda: [1, 2])
+
+
+@dataclass(frozen=True)
+class ClasswiseNormsConfig:
+    variant: str
+    layers: list[int] = field(default_factory=lambda: [1, 5])
+    cv_threshold: float = 0.5  # a filter whose class-wise CV exceeds this is "class-specific"
+
+
+@dataclass(frozen=True)
+class AnalysisConfig:
+    padding: PaddingConfig = field(default_factory=PaddingConfig)
+    comparisons: dict[str, ComparisonConfig] = field(default_factory=dict)
+    classwise_norms: ClasswiseNormsConfig | None = None
+
+
+@dataclass(frozen=True)
+class SeedStudyConfig:
+    seeds: int  # N: runs per variant, the variant's own seed and the next N - 1
+    confidence: float  # of the t-interval of each paired difference, e.g. 0.95
+    comparisons: list[str] = field(default_factory=list)  # keys of analysis.comparisons
+
+
+@dataclass(frozen=True)
+class MitigationStudy:
+    base: str  # the variant every row is built from
+    epochs: int  # the budget: the same number of epochs for every row
+    rows: dict[str, AugmentConfig]  # row -> its training-time augmentation (the only difference)
+
+
+@dataclass(frozen=True)
+class LoaderBenchmarkConfig:
+    """``benchmarks.loader``: the DS 5220 seed's fixed set-up that ``bench_loader`` times."""
+
+    data: str  # torchvision's MNIST root
+    batch_size: int
+    lr: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class BenchmarksConfig:
+    loader: LoaderBenchmarkConfig | None = None
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml, typed and cross-checked (:func:`load_all`)."""
+
+    variants: dict[str, VariantConfig]
+    composite: CompositeConfig | None = None
+    stats: StatsConfig | None = None
+    analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
+    seed_study: SeedStudyConfig | None = None
+    mitigation_study: MitigationStudy | None = None
+    benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
+
+    def variant(self, name: str) -> VariantConfig:
+        if name not in self.variants:
+            raise ConfigError(f"variants.{name}: unknown variant; allowed: {', '.join(sorted(self.variants))}")
+        return self.variants[name]
+
+    def comparison(self, key: str) -> ComparisonConfig:
+        if key not in self.analysis.comparisons:
+            allowed = ", ".join(self.analysis.comparisons) or "none"
+            raise ConfigError(f"analysis.comparisons.{key}: no such comparison; allowed: {allowed}")
+        return self.analysis.comparisons[key]
+
+    def study_variants(self) -> list[str]:
+        """The variants the seed study's comparisons name, each once, in order of first mention."""
+        names: list[str] = []
+        for key in require(self.seed_study, "seed_study").comparisons:
+            cmp = self.comparison(key)
+            names += [v for v in (cmp.a, cmp.b) if v not in names]
+        return names
+
+    def mitigation_row(self, row: str) -> VariantConfig:
+        """The study's base variant with the row's augmentation and the study's epochs, named ``<base>@<row>``."""
+        study = require(self.mitigation_study, "mitigation_study")
+        if row not in study.rows:
+            raise ConfigError(f"mitigation_study.rows.{row}: unknown row; allowed: {', '.join(study.rows)}")
+        base = self.variants[study.base]
+        return dataclasses.replace(
+            base,
+            name=f"{base.name}@{row}",
+            data=dataclasses.replace(base.data, augment=study.rows[row]),
+            train=dataclasses.replace(base.train, epochs=study.epochs),
+        )
+
+
+_T = typing.TypeVar("_T")
+
+
+def require(value: _T | None, key: str) -> _T:
+    """``value``, or an error naming the params.yaml section a stage needs and the file lacks."""
+    if value is None:
+        raise ConfigError(f"{key}: missing key in params.yaml")
+    return value
+
+
+def load_all(source: str | Path | Mapping[str, Any] = DEFAULT_PARAMS) -> Params:
+    """params.yaml (a path, or the mapping already read) as one typed, cross-checked :class:`Params`."""
+    raw = source if isinstance(source, Mapping) else load_params(source)
+    known = {f.name for f in dataclasses.fields(Params)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise ConfigError(f"{unknown[0]}: unknown top-level key; allowed: {', '.join(sorted(known))}")
+    variants = {str(name): load_variant(str(name), raw) for name in _mapping(raw.get("variants", {}), "variants")}
+    analysis = _analysis(raw.get("analysis", {}), variants)
+    return Params(
+        variants=variants,
+        composite=_composite(raw["composite"]) if "composite" in raw else None,
+        stats=build(StatsConfig, _mapping(raw["stats"], "stats"), "stats") if "stats" in raw else None,
+        analysis=analysis,
+        seed_study=_seed_study(raw["seed_study"], analysis) if "seed_study" in raw else None,
+        mitigation_study=_mitigation(raw["mitigation_study"], variants) if "mitigation_study" in raw else None,
+        benchmarks=build(BenchmarksConfig, _mapping(raw.get("benchmarks", {}), "benchmarks"), "benchmarks"),
+    )
+
+
+def _mapping(node: Any, key: str) -> Mapping[str, Any]:
+    if not isinstance(node, Mapping):
+        raise ConfigError(f"{key}: expected a mapping, got {node!r}")
+    return node
+
+
+def _composite(node: Any) -> CompositeConfig:
+    cfg = build(CompositeConfig, _mapping(node, "composite"), "composite")
+    for name in ("seed", "train_size", "val_size", "test_size"):
+        if getattr(cfg, name) < 0:
+            raise ConfigError(f"composite.{name}: expected a non-negative integer, got {getattr(cfg, name)!r}")
+    if cfg.train_size < 1:
+        raise ConfigError("composite.train_size: must be at least 1")
+    _probability(cfg.train_agreement, "composite.train_agreement")
+    return cfg
+
+
+def _analysis(node: Any, variants: Mapping[str, VariantConfig]) -> AnalysisConfig:
+    node = _mapping(node, "analysis")
+    cfg = build(AnalysisConfig, node, "analysis")
+    pad = cfg.padding
+    if pad.kernel_size <= 0 or not pad.strides or min(pad.strides) <= 0 or not pad.paddings or min(pad.paddings) < 0:
+        raise ConfigError("analysis.padding: kernel_size and strides must be positive, paddings non-negative")
+    for key, cmp in cfg.comparisons.items():
+        for side in ("a", "b"):
+            name = getattr(cmp, side)
+            if name not in variants:
+                raise ConfigError(
+                    f"analysis.comparisons.{key}.{side}: unknown variant {name!r}; allowed: {', '.join(variants)}"
+                )
+    norms = cfg.classwise_norms
+    if norms is not None:
+        if norms.variant not in variants:
+            raise ConfigError(f"analysis.classwise_norms.variant: unknown variant {norms.variant!r}")
+        if not norms.layers or min(norms.layers) < 1:
+            raise ConfigError("analysis.classwise_norms.layers: 1-based conv block numbers, e.g. [1, 5]")
+        _positive(norms.cv_threshold, "analysis.classwise_norms.cv_threshold")
+    return cfg
+
+
+def _seed_study(node: Any, analysis: AnalysisConfig) -> SeedStudyConfig:
+    study = build(SeedStudyConfig, _mapping(node, "seed_study"), "seed_study")
+    if study.seeds < 2:
+        raise ConfigError(f"seed_study.seeds: at least 2 runs per variant are needed for a spread, got {study.seeds}")
+    if not 0 < study.confidence < 1:
+        raise ConfigError(f"seed_study.confidence: expected a number between 0 and 1, got {study.confidence}")
+    for i, key in enumerate(study.comparisons):
+        if key not in analysis.comparisons:
+            allowed = ", ".join(analysis.comparisons) or "none"
+            raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is not a key of analysis.comparisons ({allowed})")
+        if study.comparisons.index(key) != i:
+            raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is listed twice")
+    return study
+
+
+def _mitigation(node: Any, variants: Mapping[str, VariantConfig]) -> MitigationStudy:
+    study = build(MitigationStudy, _mapping(node, "mitigation_study"), "mitigation_study")
+    if study.base not in variants:
+        raise ConfigError(f"mitigation_study.base: unknown variant {study.base!r}; allowed: {', '.join(variants)}")
+    if variants[study.base].data.format != "image_folder":
+        raise ConfigError(f"mitigation_study.base: {study.base!r} is not trained on composite images (image_folder)")
+    _positive(study.epochs, "mitigation_study.epochs")
+    if len(study.rows) < 2:
+        raise ConfigError("mitigation_study.rows: expected at least two rows (name: augmentation block)")
+    for name, augment in study.rows.items():
+        validate_augment(augment, f"mitigation_study.rows.{name}")
+    return study

@@ -12,13 +12,13 @@ import tempfile
 from pathlib import Path
 
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import load_params
+from pipeline.config import load_all
 from pipeline.data.common.errors import DataError
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.evaluation import evaluate_checkpoint
 from pipeline.io import write_json
-from pipeline.mitigation_study import load_study, row_result, row_variant
+from pipeline.mitigation_study import row_result
 from pipeline.schemas import MitigationRow, check
 
 log = logging.getLogger(__name__)
@@ -26,8 +26,7 @@ log = logging.getLogger(__name__)
 
 def run_mitigation_row(row: str, params_path: Path, out: Path) -> dict:
     """Train and evaluate mitigation row ``row``; write ``<out>/<row>.json``."""
-    params = load_params(params_path)
-    variant = row_variant(params, load_study(params), row)  # validated before anything is read
+    variant = load_all(params_path).mitigation_row(row)  # the whole file validated before anything is read
     check_model_and_loss(variant)
     splits = load_splits(variant.data, variant.seed)
     result = fit(variant, splits, select_device())

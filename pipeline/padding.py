@@ -7,16 +7,14 @@ of the Kaggle MNIST CSV (the seed's ``train_dataset[0]``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.config import ConfigError, build, load_params
+from pipeline.config import load_all
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import CSV_NAMES, csv_columns
 from pipeline.io import write_json, write_text
@@ -24,22 +22,6 @@ from pipeline.io import write_json, write_text
 log = logging.getLogger(__name__)
 
 FORMULA = "floor((H - k + 2p) / s) + 1"
-
-
-@dataclass(frozen=True)
-class PaddingConfig:
-    kernel_size: int = 3
-    paddings: list[int] = field(default_factory=lambda: [0, 1, 2])
-    strides: list[int] = field(default_factory=lambda: [1, 2])
-
-
-def load_padding(params: Mapping[str, Any]) -> PaddingConfig:
-    """``analysis.padding`` (every key optional)."""
-    raw = params.get("analysis", {}).get("padding", {}) if isinstance(params.get("analysis"), Mapping) else {}
-    cfg = build(PaddingConfig, raw or {}, "analysis.padding")
-    if cfg.kernel_size <= 0 or not cfg.strides or min(cfg.strides) <= 0 or not cfg.paddings or min(cfg.paddings) < 0:
-        raise ConfigError("analysis.padding: kernel_size and strides must be positive, paddings non-negative")
-    return cfg
 
 
 def first_mnist_image(csv_dir: Path) -> tuple[torch.Tensor, int]:
@@ -137,7 +119,7 @@ def padding_markdown(rows: Sequence[dict], source: str) -> str:
 
 def run_padding(params_path: Path, mnist_csv: Path, out: Path) -> dict:
     """The padding table for the first MNIST training image; write ``padding_shapes.json`` and ``.md`` to ``out``."""
-    cfg = load_padding(load_params(params_path))
+    cfg = load_all(params_path).analysis.padding
     image, label = first_mnist_image(mnist_csv)
     rows = padding_table(image, cfg.kernel_size, cfg.paddings, cfg.strides)
     source = f"first training image of {mnist_csv / CSV_NAMES['train']} (label {label})"

@@ -23,57 +23,13 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from pipeline.comparisons import load_comparison
-from pipeline.config import ConfigError, VariantConfig, build, section
+from pipeline.config import ConfigError, VariantConfig
 from pipeline.io import rounded
-
-
-@dataclass(frozen=True)
-class SeedStudyConfig:
-    seeds: int  # N: runs per variant, the variant's own seed and the next N - 1
-    confidence: float  # of the t-interval of each paired difference, e.g. 0.95
-    comparisons: list[str] = field(default_factory=list)  # keys of analysis.comparisons
-
-
-def study_size(params: Mapping[str, Any]) -> int:
-    """``seed_study.seeds`` (N), checked: at least 2. All a per-variant study stage reads."""
-    n = section(params, "seed_study.seeds")
-    if isinstance(n, bool) or not isinstance(n, int):
-        raise ConfigError(f"seed_study.seeds: expected an integer, got {n!r}")
-    if n < 2:
-        raise ConfigError(f"seed_study.seeds: at least 2 runs per variant are needed for a spread, got {n}")
-    return n
-
-
-def load_study(params: Mapping[str, Any]) -> SeedStudyConfig:
-    """``seed_study`` from params, checked: N >= 2, 0 < confidence < 1, known comparisons."""
-    raw = section(params, "seed_study")
-    if not isinstance(raw, Mapping):
-        raise ConfigError("seed_study: expected a mapping with seeds, confidence, comparisons")
-    rest = {k: v for k, v in raw.items() if k != "seeds"}  # seeds: checked by study_size
-    study = build(SeedStudyConfig, rest, "seed_study", seeds=study_size(params))
-    if not 0 < study.confidence < 1:
-        raise ConfigError(f"seed_study.confidence: expected a number between 0 and 1, got {study.confidence}")
-    for i, key in enumerate(study.comparisons):
-        load_comparison(params, key)  # unknown keys fail naming the allowed ones
-        if study.comparisons.index(key) != i:
-            raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is listed twice")
-    return study
-
-
-def study_variants(params: Mapping[str, Any], study: SeedStudyConfig) -> list[str]:
-    """The variants ``study``'s comparisons name, each once, in order of first mention."""
-    names: list[str] = []
-    for key in study.comparisons:
-        cmp = load_comparison(params, key)
-        names += [v for v in (cmp.a, cmp.b) if v not in names]
-    return names
 
 
 def study_seeds(first: int, n: int) -> list[int]:

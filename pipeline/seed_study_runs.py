@@ -11,12 +11,12 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.config import load_params, load_variant
+from pipeline.config import load_all, require
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.io import read_json, require_keys, write_json
 from pipeline.schemas import SeedStudyRuns, check
-from pipeline.seed_study import run_row, spread, study_seeds, study_size, with_seed
+from pipeline.seed_study import run_row, spread, study_seeds, with_seed
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +27,9 @@ def run_seed_study(name: str, params_path: Path, reports_dir: Path, out: Path) -
     The first seed's run is ``reports/<name>/metrics.json``, read rather than repeated:
     training is deterministic, so the committed run *is* the run with the variant's seed.
     """
-    params = load_params(params_path)
-    n_seeds = study_size(params)
-    variant = load_variant(name, params)  # validated before anything is read or trained
+    params = load_all(params_path)  # the whole file validated before anything is read or trained
+    n_seeds = require(params.seed_study, "seed_study").seeds
+    variant = params.variant(name)
     check_model_and_loss(variant)
     seeds = study_seeds(variant.seed, n_seeds)
     committed_path = reports_dir / name / "metrics.json"

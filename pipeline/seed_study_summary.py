@@ -14,12 +14,11 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline.comparisons import load_comparison
-from pipeline.config import ConfigError, load_params
+from pipeline.config import ConfigError, load_all, require
 from pipeline.io import read_json, write_json
 from pipeline.plots import save_figure
 from pipeline.schemas import SeedStudyRuns, SeedStudySummary, check
-from pipeline.seed_study import comparison_summary, load_study, study_variants, verdict
+from pipeline.seed_study import comparison_summary, verdict
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +62,10 @@ def differences_figure(
 
 def summarize(params_path: Path, runs_dir: Path, out: Path) -> dict:
     """Read every studied variant's runs file; write ``summary.json`` and ``differences.png`` to ``out``."""
-    params = load_params(params_path)
-    study = load_study(params)
+    params = load_all(params_path)
+    study = require(params.seed_study, "seed_study")
     runs, variants = {}, {}
-    for name in study_variants(params, study):
+    for name in params.study_variants():
         path = runs_dir / f"{name}.json"
         data = check(read_json(path), SeedStudyRuns, path.as_posix())
         if len(data["runs"]) != study.seeds:
@@ -77,7 +76,7 @@ def summarize(params_path: Path, runs_dir: Path, out: Path) -> dict:
         variants[name] = {"seeds": data["seeds"], "test_accuracy": data["test_accuracy"]}
     comparisons = []
     for key in study.comparisons:
-        cmp = load_comparison(params, key)
+        cmp = params.comparison(key)
         summary = comparison_summary(key, cmp.title, cmp.a, cmp.b, runs, study.confidence)
         summary["verdict"] = verdict(summary)
         comparisons.append(summary)

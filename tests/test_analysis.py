@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline import analysis, classwise, comparisons, padding
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import ConfigError, load_params, load_variant
+from pipeline.config import ComparisonConfig, ConfigError, load_params, load_variant
 from pipeline.data.common.formats import csv_columns
 from pipeline.engine import InputPipeline
 from pipeline.models import create_model
@@ -166,7 +166,7 @@ def test_cv_summary_on_a_hand_made_matrix():
 
 
 def test_compare_differences():
-    cmp = comparisons.ComparisonConfig(title="t", a="x", b="y")
+    cmp = ComparisonConfig(title="t", a="x", b="y")
     metrics = {"x": {"test_accuracy": 0.99, "test_loss": 0.03}, "y": {"test_accuracy": 0.98, "test_loss": 0.05}}
     counts = {"x": {"trainable": 100}, "y": {"trainable": 50}}
     r = comparisons.compare(cmp, metrics, counts)

@@ -6,7 +6,7 @@ import copy
 
 import pytest
 
-from pipeline.config import ConfigError, load_params, load_variant, typed_section, variant_names
+from pipeline.config import ConfigError, load_all, load_params, load_variant, variant_names
 from pipeline.engine import check_model_and_loss
 
 PARAMS = load_params()  # the committed file: for the tests of what it holds
@@ -120,11 +120,65 @@ def test_best_checkpoint_needs_a_validation_split():
     assert load_variant("tiny", params).train.checkpoint == "best_val_accuracy"
 
 
-def test_typed_section_checks_the_value_like_every_param():
-    params = {"stats": {"seed": 7, "flag": True, "rate": 1}}
-    assert typed_section(params, "stats.seed", int) == 7
-    assert typed_section(params, "stats.rate", float) == 1.0  # YAML writes 1.0 back as 1
-    with pytest.raises(ConfigError, match=r"^stats\.flag: expected an integer, got True$"):
-        typed_section(params, "stats.flag", int)  # a bool is not a count
-    with pytest.raises(ConfigError, match=r"^stats\.nope: missing key in params\.yaml$"):
-        typed_section(params, "stats.nope", int)
+def test_the_whole_file_loads_as_one_typed_tree():
+    params = load_all()
+    assert set(params.variants) == set(variant_names(PARAMS))
+    assert params.variant("prac5") == load_variant("prac5", PARAMS)
+    assert params.comparison("pooling").a == "tdm_max" and params.stats.seed == PARAMS["stats"]["seed"]
+    assert params.analysis.classwise_norms.variant == PARAMS["analysis"]["classwise_norms"]["variant"]
+    assert params.seed_study.seeds == PARAMS["seed_study"]["seeds"] >= 2
+    study = params.mitigation_study
+    row = next(iter(study.rows))
+    assert params.mitigation_row(row).name == f"{study.base}@{row}"
+    assert params.mitigation_row(row).train.epochs == study.epochs
+    assert params.mitigation_row(row).data.augment == study.rows[row]
+    assert params.composite.layout == PARAMS["composite"]["layout"]
+
+
+def _changed(dotted: str, value) -> dict:
+    params = copy.deepcopy(PARAMS)
+    *parents, last = dotted.split(".")
+    node = params
+    for part in parents:
+        node = node[part]
+    node[last] = value
+    return params
+
+
+@pytest.mark.parametrize(
+    "dotted, value, message",
+    [
+        ("stats.seed", True, r"^stats\.seed: expected an integer, got True$"),
+        (
+            "composite.train_agreement",
+            1.5,
+            r"^composite\.train_agreement: must be a probability in \[0, 1\], got 1\.5$",
+        ),
+        ("analysis.comparisons.pooling.b", "nope", r"^analysis\.comparisons\.pooling\.b: unknown variant 'nope'"),
+        ("analysis.classwise_norms.variant", "nope", r"^analysis\.classwise_norms\.variant: unknown variant 'nope'$"),
+        ("seed_study.comparisons", ["pooling", "nope"], r"^seed_study\.comparisons\[1\]: 'nope' is not a key of"),
+        ("seed_study.seeds", 1, r"^seed_study\.seeds: at least 2 runs"),
+        ("mitigation_study.base", "prac5", r"^mitigation_study\.base: 'prac5' is not trained on composite images"),
+        (
+            "mitigation_study.rows.blanked_twice",
+            {"hflip": 2.0},
+            r"^mitigation_study\.rows\.blanked_twice\.hflip: must be",
+        ),
+        ("analysis.padding.strides", [0], r"^analysis\.padding: kernel_size and strides must be positive"),
+        ("extras", {}, r"^extras: unknown top-level key; allowed: "),
+    ],
+)
+def test_a_mistake_anywhere_in_the_file_is_named_by_its_key(dotted, value, message):
+    with pytest.raises(ConfigError, match=message):
+        load_all(_changed(dotted, value))
+
+
+def test_a_missing_section_is_named_when_a_stage_needs_it():
+    params = load_all({"variants": copy.deepcopy(PARAMS["variants"])})  # a repository with only variants
+    assert params.seed_study is None and params.analysis.padding.kernel_size == 3  # padding has defaults
+    with pytest.raises(ConfigError, match=r"^seed_study: missing key in params\.yaml$"):
+        params.study_variants()
+    with pytest.raises(ConfigError, match=r"^mitigation_study: missing key in params\.yaml$"):
+        params.mitigation_row("any")
+    with pytest.raises(ConfigError, match=r"^analysis\.comparisons\.pooling: no such comparison; allowed: none$"):
+        params.comparison("pooling")

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.config import ConfigError
+from pipeline.config import ConfigError, load_all
 from pipeline.data import cifar, convert
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.idx import idx_bytes
@@ -211,17 +211,15 @@ def test_plan_size_errors_name_the_key():
         plan_composite(dataclasses.replace(spec, train_size=10, test_size=31), *args)
 
 
-def test_spec_from_params_validates():
-    params = {
-        "composite": {"seed": 849, "train_size": 45000, "val_size": 5000, "test_size": 10000, "train_agreement": 0.64}
-    }
-    spec = CompositeSpec.from_params(params)
+def test_spec_from_the_checked_composite_block():
+    layout = {"canvas": [64, 64], "cifar": [0, 0, 32, 32], "digit": [36, 36, 28, 28]}
+    block = {"seed": 849, "train_size": 45000, "val_size": 5000, "test_size": 10000, "train_agreement": 0.64}
+    spec = CompositeSpec.from_config(load_all({"composite": {**block, "layout": layout}}).composite)
     assert (spec.seed, spec.train_size, spec.train_agreement, spec.cifar_val_start) == (849, 45000, 0.64, 45000)
-    bad = {"composite": {**params["composite"], "train_agreement": 1.5}}
     with pytest.raises(ConfigError, match="composite.train_agreement"):
-        CompositeSpec.from_params(bad)
+        load_all({"composite": {**block, "layout": layout, "train_agreement": 1.5}})
     with pytest.raises(ConfigError, match="composite.val_size: missing key"):
-        CompositeSpec.from_params({"composite": {k: v for k, v in params["composite"].items() if k != "val_size"}})
+        load_all({"composite": {**{k: v for k, v in block.items() if k != "val_size"}, "layout": layout}})
 
 
 # --------------------------------------------------------------------------- composite files
@@ -340,9 +338,9 @@ def test_composite_stage_runs_and_reports_config_errors(tiny_raw, tmp_path, monk
     params.write_text(
         f"composite: {{seed: 7, train_size: 120, val_size: 40, test_size: 30, train_agreement: 0.5, {layout}}}\n"
     )
-    original = CompositeSpec.from_params
-    small = lambda p: dataclasses.replace(original(p), cifar_val_start=150, mnist_val_start=200)  # noqa: E731
-    monkeypatch.setattr(composite_stage.CompositeSpec, "from_params", staticmethod(small))
+    original = CompositeSpec.from_config
+    small = lambda cfg: dataclasses.replace(original(cfg), cifar_val_start=150, mnist_val_start=200)  # noqa: E731
+    monkeypatch.setattr(composite_stage.CompositeSpec, "from_config", staticmethod(small))
     composite_stage.main(["--raw", str(tiny_raw), "--out", str(tmp_path / "c"), "--params", str(params)])
     assert len(pd.read_csv(tmp_path / "c" / "metadata.csv")) == 190
 

@@ -9,8 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, load_params
-from pipeline.mitigation_study import load_study, row_variant
+from pipeline.config import ConfigError, load_all, load_params
 from pipeline.stages import mitigation as stage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -52,9 +51,9 @@ def tiny_params(data: Path) -> dict:
 
 
 def test_rows_differ_from_each_other_in_the_augmentation_only():
-    params = load_params(REPO / "params.yaml")
-    study = load_study(params)
-    variants = [row_variant(params, study, row) for row in study.rows]
+    params = load_all(REPO / "params.yaml")
+    study = params.mitigation_study
+    variants = [params.mitigation_row(row) for row in study.rows]
     base = dataclasses.replace(variants[0], name="", data=dataclasses.replace(variants[0].data, augment=None))
     for row, variant in zip(study.rows, variants):
         assert variant.train.epochs == study.epochs and variant.name == f"{study.base}@{row}"
@@ -68,7 +67,7 @@ def test_rows_differ_from_each_other_in_the_augmentation_only():
 def test_the_stage_declares_the_base_variant_it_trains():
     """dvc.yaml cannot interpolate variants.${mitigation_study.base}: the base is written there by hand."""
     params = load_params(REPO / "params.yaml")
-    base = load_study(params).base
+    base = load_all(params).mitigation_study.base
     stage_def = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["mitigation"]["do"]
     assert f"variants.{base}" in stage_def["params"]
     model = params["variants"][base]["model"]["name"]
@@ -81,13 +80,13 @@ def test_study_params_errors_name_the_key():
     params = tiny_params(Path("unused"))
     params["mitigation_study"]["rows"]["blanked"]["blank"] = {"p": 1.0}
     with pytest.raises(ConfigError, match=r"mitigation_study.rows.blanked.blank.region: missing"):
-        load_study(params)
+        load_all(params)
     params["mitigation_study"]["rows"] = {"only": {"hflip": 0.5}}
     with pytest.raises(ConfigError, match=r"mitigation_study.rows: expected at least two rows"):
-        load_study(params)
+        load_all(params)
     params = tiny_params(Path("unused"))
     with pytest.raises(ConfigError, match=r"mitigation_study.rows.other: unknown row; allowed: flip_only, blanked"):
-        row_variant(params, load_study(params), "other")
+        load_all(params).mitigation_row("other")
 
 
 def test_stage_trains_and_evaluates_one_row(tiny_composite, tmp_path):

@@ -14,7 +14,7 @@ import yaml
 from scipy import stats
 
 from pipeline import seed_study, seed_study_runs, seed_study_summary
-from pipeline.config import ConfigError, load_params, load_variant
+from pipeline.config import ConfigError, load_all, load_params, load_variant
 from pipeline.datasets import Splits
 from pipeline.engine import fit, select_device
 from tests.conftest import synthetic_digits
@@ -105,7 +105,10 @@ def test_sides_with_different_seeds_are_refused():
         ({"seeds": 1}, "seed_study.seeds: at least 2"),
         ({"seeds": "five"}, "seed_study.seeds: expected an integer"),
         ({"confidence": 1.5}, "seed_study.confidence: expected a number between 0 and 1"),
-        ({"comparisons": ["pooling", "nope"]}, "analysis.comparisons.nope: no such comparison"),
+        (
+            {"comparisons": ["pooling", "nope"]},
+            r"seed_study.comparisons\[1\]: 'nope' is not a key of analysis.comparisons",
+        ),
         ({"comparisons": ["pooling", "pooling"]}, r"seed_study.comparisons\[1\]: 'pooling' is listed twice"),
         ({"extra": 1}, "seed_study.extra: unknown key"),
     ],
@@ -114,13 +117,13 @@ def test_bad_study_params_name_the_key(change, message):
     params = copy.deepcopy(STUDY_PARAMS)
     params["seed_study"].update(change)
     with pytest.raises(ConfigError, match=message):
-        seed_study.load_study(params)
+        load_all(params)
 
 
 def test_studied_variants_come_from_the_comparisons_once_each():
     params = copy.deepcopy(STUDY_PARAMS)
     params["seed_study"]["comparisons"] = ["normalization", "mlp_vs_cnn"]
-    assert seed_study.study_variants(params, seed_study.load_study(params)) == ["cnn", "cnn_raw", "mlp"]
+    assert load_all(params).study_variants() == ["cnn", "cnn_raw", "mlp"]
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import ConfigError, section
+from pipeline.config import CompositeConfig, ConfigError
 from pipeline.data import cifar as cifar_mod
 from pipeline.data.common.decoded import write_decoded
 from pipeline.data.common.errors import DataError
@@ -198,23 +198,15 @@ class CompositeSpec:
     mnist_val_start: int = 50_000  # MNIST train index where the val digit pool begins
 
     @classmethod
-    def from_params(cls, params: Mapping[str, Any]) -> CompositeSpec:
-        node = section(params, "composite")
-        values = {}
-        for key in ("seed", "train_size", "val_size", "test_size"):
-            value = section(params, f"composite.{key}")
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"composite.{key}: expected a non-negative integer, got {value!r}")
-            values[key] = value
-        agreement = section(params, "composite.train_agreement")
-        if isinstance(agreement, bool) or not isinstance(agreement, (int, float)) or not 0 <= agreement <= 1:
-            raise ConfigError(f"composite.train_agreement: expected a number in [0, 1], got {agreement!r}")
-        unknown = sorted(set(node) - {*values, "train_agreement", "layout"})
-        if unknown:
-            raise ConfigError(f"composite.{unknown[0]}: unknown key")
-        if values["train_size"] < 1:
-            raise ConfigError("composite.train_size: must be at least 1")
-        return cls(train_agreement=float(agreement), **values)
+    def from_config(cls, cfg: CompositeConfig) -> CompositeSpec:
+        """The ``composite`` block of params.yaml (checked by :func:`pipeline.config.load_all`)."""
+        return cls(
+            seed=cfg.seed,
+            train_size=cfg.train_size,
+            val_size=cfg.val_size,
+            test_size=cfg.test_size,
+            train_agreement=cfg.train_agreement,
+        )
 
 
 def _draw_digits(
@@ -364,9 +356,9 @@ def write_composite(
         write_json(tmp / "dataset.json", dict(info))
 
 
-def composite_layout(params: Mapping[str, Any]) -> Layout:
-    """``composite.layout`` of params.yaml, validated (:class:`Layout`)."""
-    return Layout.from_mapping(section(params, "composite.layout"), "composite.layout")
+def composite_layout(cfg: CompositeConfig) -> Layout:
+    """``composite.layout`` of params.yaml, its boxes checked (:class:`Layout`)."""
+    return Layout.from_mapping(cfg.layout, "composite.layout")
 
 
 def convert_composite(

@@ -5,11 +5,10 @@ from __future__ import annotations
 import json
 import posixpath
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import VariantConfig, build, load_params
+from pipeline.config import ComparisonConfig, Params, VariantConfig, load_all, load_params
 from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
 from pipeline.schemas import check, schema_for
@@ -65,7 +64,7 @@ class Inputs:
 
     def __init__(self, root: str | Path = ".") -> None:
         self.root = Path(root)
-        self.params = load_params(self.root / "params.yaml")
+        self.params: Params = load_all(self.root / "params.yaml")
         seeds = self.root / SEED_RESULTS
         if not seeds.exists():
             raise FileNotFoundError(f"{seeds}: not found (the seeds' reported numbers)")
@@ -129,16 +128,12 @@ class Inputs:
 
     def variant_names(self) -> list[str]:
         """Every variant of params.yaml, in its order: what the report shows, with no list of its own."""
-        return list(self.params.get("variants") or {})
+        return list(self.params.variants)
 
-    def comparisons(self) -> dict[str, Mapping[str, Any]]:
-        """params.yaml ``analysis.comparisons``, in its order: ``{key: {title, a, b}}``."""
-        found = (self.params.get("analysis") or {}).get("comparisons") or {}
-        return {str(k): v if isinstance(v, Mapping) else {} for k, v in found.items()}
+    def comparisons(self) -> dict[str, ComparisonConfig]:
+        """params.yaml ``analysis.comparisons``, in its order."""
+        return dict(self.params.analysis.comparisons)
 
     def variant(self, name: str) -> VariantConfig | None:
         """The typed config of ``name`` (defaults filled in), or None if params has no such variant."""
-        raw = (self.params.get("variants") or {}).get(name)
-        if raw is None:
-            return None
-        return build(VariantConfig, raw, f"variants.{name}", name=name)
+        return self.params.variants.get(name)

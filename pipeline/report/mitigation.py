@@ -77,14 +77,14 @@ def reading(results: dict[str, Mapping[str, Any]]) -> list[str]:
 def mitigation_study_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
     doc.heading(3, "Mitigation study: remedies against the shortcut at one budget")
-    study = inputs.params.get("mitigation_study") or {}
-    rows = [str(r) for r in (study.get("rows") or {})]
-    if not rows:
+    study = inputs.params.mitigation_study
+    rows = list(study.rows) if study is not None else []
+    if study is None or not rows:
         doc.para("`params.yaml` has no `mitigation_study.rows`.")
         return
     doc.para(
-        f"Each row is `{study.get('base')}` (its network, optimizer, schedule, seed and evaluation, "
-        f"including its test-time flip averaging when it has one) trained {study.get('epochs')} epochs with "
+        f"Each row is `{study.base}` (its network, optimizer, schedule, seed and evaluation, "
+        f"including its test-time flip averaging when it has one) trained {study.epochs} epochs with "
         "the row's training-time augmentation and nothing else changed (params `mitigation_study`; torchvision "
         "v2 semantics, applied per batch). The seed suggests `RandomErasing` and `GaussianNoise`; patch shuffle "
         "(this project's remedy, used by the main model) and digit blanking are told where the digit is. "

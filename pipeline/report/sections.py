@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import posixpath
 from collections.abc import Mapping
 from typing import Any
@@ -100,11 +101,11 @@ def data_section(doc: Markdown) -> None:
             f'From {ref("data/stats.json")} (stage `stats`). "digit = label": the fraction of '
             "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut)."
         )
-    composite = inputs.params.get("composite")
-    if isinstance(composite, Mapping):
+    composite = inputs.params.composite
+    if composite is not None:
         doc.para(
             "Composite set-up (`params.yaml` `composite`): "
-            + ", ".join(f"{k} = {num(v)}" for k, v in composite.items())
+            + ", ".join(f"{k} = {num(v)}" for k, v in dataclasses.asdict(composite).items())
             + "."
         )
     prov = doc.json("data/provenance.json", "data provenance")
@@ -352,12 +353,12 @@ def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 def classwise_norms_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     inputs = doc.inputs
-    cfg = (inputs.params.get("analysis") or {}).get("classwise_norms") or {}
-    layers = cfg.get("layers") or []
+    cfg = inputs.params.analysis.classwise_norms
+    layers = cfg.layers if cfg is not None else []
     doc.heading(
         3, f"Filters and class-wise feature-map norms (conv blocks {listed([str(k) for k in layers]) or 'none'})"
     )
-    variant = cfg.get("variant")
+    variant = cfg.variant if cfg is not None else None
     if not variant:
         doc.para("`params.yaml` has no `analysis.classwise_norms.variant`.")
         return
@@ -422,7 +423,7 @@ def analysis_section(doc: Markdown) -> None:
     if not comparisons:
         doc.para("`params.yaml` `analysis.comparisons` lists none.")
     for key, spec in comparisons.items():
-        doc.include_markdown(f"comparisons/{key}.md", level=4, title=str(spec.get("title") or key))
+        doc.include_markdown(f"comparisons/{key}.md", level=4, title=spec.title or key)
         if inputs.exists(f"comparisons/{key}.json"):
             doc.para(f"From {ref(f'comparisons/{key}.json')} (stage `{inputs.stage_for(f'comparisons/{key}.json')}`).")
         verdict = seed_study_verdict(inputs, key)

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipeline.cli import PARAMS, path_arg, stage_main
-from pipeline.config import load_params
+from pipeline.config import load_all, require
 from pipeline.data.convert import CompositeSpec, composite_layout, convert_composite
 
 log = logging.getLogger("pipeline.stages.convert_composite")
@@ -22,8 +22,8 @@ log = logging.getLogger("pipeline.stages.convert_composite")
 
 def run(raw: Path, out: Path, params: Path) -> None:
     start = time.perf_counter()
-    values = load_params(params)
-    spec, layout = CompositeSpec.from_params(values), composite_layout(values)
+    cfg = require(load_all(params).composite, "composite")
+    spec, layout = CompositeSpec.from_config(cfg), composite_layout(cfg)
     summary = convert_composite(raw, out, spec, layout)
     counts = {split: s["count"] for split, s in summary["splits"].items()}
     log.info("wrote %s (%s) in %.1f s", out, counts, time.perf_counter() - start)

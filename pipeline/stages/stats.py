@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pipeline.cli import PARAMS, path_arg, stage_main
-from pipeline.config import load_params, typed_section
+from pipeline.config import load_all, require
 from pipeline.data.stats import run_stats
 
 log = logging.getLogger("pipeline.stages.stats")
@@ -23,7 +23,7 @@ log = logging.getLogger("pipeline.stages.stats")
 
 def run(mnist_csv: Path, mnist_npz: Path, composite: Path, out: Path, params: Path) -> None:
     start = time.perf_counter()
-    seed = typed_section(load_params(params), "stats.seed", int)
+    seed = require(load_all(params).stats, "stats").seed
     stats = run_stats(mnist_csv, composite, out, seed, mnist_npz)
     mnist = stats["mnist"]["train"]
     log.info("MNIST train mean %.4f std %.4f", mnist["mean"], mnist["std"])

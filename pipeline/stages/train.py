@@ -13,7 +13,7 @@ from pathlib import Path
 from pipeline.allocator import retain_freed_memory
 from pipeline.checkpoint import save_checkpoint
 from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
-from pipeline.config import load_variant
+from pipeline.config import load_all
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.io import write_json
@@ -22,7 +22,7 @@ from pipeline.schemas import Metrics, Timings, TrainingFacts, check
 
 
 def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports")) -> dict:
-    variant = load_variant(name)  # validates everything before any data is read
+    variant = load_all().variant(name)  # the whole file validated before any data is read
     check_model_and_loss(variant)  # model name, arguments and loss too
     splits = load_splits(variant.data, variant.seed)
     result = fit(variant, splits, select_device())
