@@ -1,27 +1,59 @@
-"""The mitigation study's runs: one row trained and evaluated as ``train@``/``evaluate@`` do.
+"""CSE 849 mitigation study: remedies against the planted shortcut, compared at one budget.
 
-What the ``mitigation@<row>`` stage does. Kept apart from :mod:`pipeline.mitigation_study`
-(the study's params and rows), which the report reads without importing torch or the
-training engine.
+Every row of ``mitigation_study.rows`` (params.yaml) is the ``base`` variant (its data,
+network, optimizer, schedule, loss, checkpoint rule, evaluation and seed) trained for
+``mitigation_study.epochs`` epochs with the row's training-time augmentation and nothing
+else changed: the seed's baseline preprocessing (flip only), the seed's ``RandomErasing``
+and ``GaussianNoise``, both, and two remedies that know where the digit is (patch shuffle,
+digit blanking). Each row is trained and evaluated by ``mitigation@<row>``
+(:mod:`pipeline.stages.mitigation`, through :func:`run_mitigation_row`) with the same
+engine and evaluation as every variant: validation and test accuracy, accuracy where the
+digit agrees / disagrees with the label, shortcut rate, occlusion and the counterfactual
+flip rate.
+
+The study's params (``mitigation_study``) are typed and checked by :func:`pipeline.config.load_all`;
+:meth:`pipeline.config.Params.mitigation_row` builds a row's variant.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import load_all
+from pipeline.config import VariantConfig, load_all
 from pipeline.data.common.errors import DataError
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.evaluation import evaluate_checkpoint
 from pipeline.io import write_json
-from pipeline.mitigation_study import row_result
 from pipeline.schemas import MitigationRow, check
 
 log = logging.getLogger(__name__)
+
+
+def row_result(
+    row: str, variant: VariantConfig, metrics: Mapping, facts: Mapping, evaluation: Mapping, seconds: float
+) -> dict:
+    """One row of the study's table: what it changed, how it scored, how long it trained."""
+    return {
+        "row": row,
+        "variant": variant.name,
+        "augment": dataclasses.asdict(variant.data.augment),
+        "epochs": variant.train.epochs,
+        "checkpoint_epoch": facts["checkpoint_epoch"],
+        "test_accuracy": metrics["test_accuracy"],
+        "test_loss": metrics["test_loss"],
+        "val_accuracy": metrics.get("val_accuracy"),
+        "val_loss": metrics.get("val_loss"),
+        "shortcut": evaluation["shortcut"],
+        "occlusion": evaluation["occlusion"],
+        "counterfactual": evaluation["counterfactual"],
+        "train_seconds": seconds,
+    }
 
 
 def run_mitigation_row(row: str, params_path: Path, out: Path) -> dict:

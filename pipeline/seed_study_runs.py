@@ -1,7 +1,7 @@
 """The seed study's training runs: one variant trained with the study's N seeds.
 
 What the ``seed_study@<variant>`` stage does. Kept apart from :mod:`pipeline.seed_study`
-(the study's params and statistics), which the summary stage and the report read without
+(the study's statistics), which the summary stage and the report read without
 importing torch or the training engine.
 """
 

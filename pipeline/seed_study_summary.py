@@ -1,7 +1,7 @@
 """The seed study's summary: per studied comparison the paired differences over N seeds, and
 the figure of every run (what the ``seed_study_summary`` stage writes).
 
-Kept apart from :mod:`pipeline.seed_study` (params and statistics), which the expensive
+Kept apart from :mod:`pipeline.seed_study` (its statistics), which the expensive
 ``seed_study@<variant>`` stages import: a change to a figure reruns no training.
 """
 

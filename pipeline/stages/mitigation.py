@@ -3,7 +3,7 @@
     python -m pipeline.stages.mitigation ROW [--params params.yaml] [--out reports/mitigation]
 
 Reads params ``mitigation_study`` and ``variants.<base>``. Trains the base variant with the
-row's augmentation for the study's epochs (:mod:`pipeline.mitigation_study`), evaluates the
+row's augmentation for the study's epochs (:mod:`pipeline.mitigation_runs`), evaluates the
 kept checkpoint as ``evaluate@`` does (test and validation accuracy, shortcut, occlusion,
 counterfactual) and writes ``reports/mitigation/<row>.json``. No model file is kept: the
 study is about the comparison; the main model is ``train@cse849``'s.
