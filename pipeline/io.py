@@ -103,8 +103,9 @@ DIGITS = 6  # decimals kept for every measured value the stages write (metrics, 
 def rounded(value: float) -> float:
     """The one rounding rule of the JSON and CSV writers: ``DIGITS`` decimals.
 
-    Six decimals keep accuracies on test sets of up to a million images exact, and make
-    the files byte-stable across machines whose last float bits differ.
+    Six decimals still tell apart two accuracies on a test set of up to a million images
+    (they differ by at least 1/n), and leave out the last float bits, which can differ
+    between machines and library versions.
     """
     return round(float(value), DIGITS)
 
