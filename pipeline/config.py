@@ -162,8 +162,6 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     """Check ``value`` against the annotation ``tp``; convert where YAML is loose (int -> float)."""
     origin = typing.get_origin(tp)
     if dataclasses.is_dataclass(tp):
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
         return build(tp, value, key)
     if origin in (list,):
         (item_tp,) = typing.get_args(tp)
@@ -191,8 +189,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     raise TypeError(f"unsupported annotation {_type_name(tp)} for {key}")  # a bug here, not in params
 
 
-def build(cls: type, mapping: Mapping[str, Any], key: str, **extra: Any) -> Any:
-    """Build dataclass ``cls`` from ``mapping``; unknown or missing keys are errors."""
+def build(cls: type, mapping: Any, key: str, **extra: Any) -> Any:
+    """Build dataclass ``cls`` from ``mapping``; anything but a mapping, unknown or missing keys are errors."""
+    if not isinstance(mapping, Mapping):
+        raise ConfigError(f"{key}: expected a mapping, got {mapping!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.name not in extra}
     unknown = sorted(set(mapping) - set(fields))
@@ -370,23 +370,12 @@ def section(params: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
-def load_variant(name: str, params: Mapping[str, Any] | None = None) -> VariantConfig:
-    params = load_params() if params is None else params
-    variants = section(params, "variants")
-    if name not in variants:
-        raise ConfigError(f"variants.{name}: unknown variant; allowed: {', '.join(sorted(variants))}")
+def _variant(name: str, entry: Any) -> VariantConfig:
+    """One entry of ``variants``, built and checked (``load_all`` calls this for each)."""
     key = f"variants.{name}"
-    raw = variants[name]
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{key}: expected a mapping")
-    variant = build(VariantConfig, raw, key, name=name)
+    variant = build(VariantConfig, entry, key, name=name)
     validate_variant(variant, key)
     return variant
-
-
-def variant_names(params: Mapping[str, Any] | None = None) -> list[str]:
-    params = load_params() if params is None else params
-    return list(section(params, "variants"))
 
 
 # --------------------------------------------------------------------------- the whole file
@@ -534,27 +523,22 @@ def load_all(source: str | Path | Mapping[str, Any] = DEFAULT_PARAMS) -> Params:
     unknown = sorted(set(raw) - known)
     if unknown:
         raise ConfigError(f"{unknown[0]}: unknown top-level key; allowed: {', '.join(sorted(known))}")
-    variants = {str(name): load_variant(str(name), raw) for name in _mapping(raw.get("variants", {}), "variants")}
+    entries = _coerce(raw.get("variants", {}), dict[str, Any], "variants")
+    variants = {name: _variant(name, entry) for name, entry in entries.items()}
     analysis = _analysis(raw.get("analysis", {}), variants)
     return Params(
         variants=variants,
         composite=_composite(raw["composite"]) if "composite" in raw else None,
-        stats=build(StatsConfig, _mapping(raw["stats"], "stats"), "stats") if "stats" in raw else None,
+        stats=build(StatsConfig, raw["stats"], "stats") if "stats" in raw else None,
         analysis=analysis,
         seed_study=_seed_study(raw["seed_study"], analysis) if "seed_study" in raw else None,
         mitigation_study=_mitigation(raw["mitigation_study"], variants) if "mitigation_study" in raw else None,
-        benchmarks=build(BenchmarksConfig, _mapping(raw.get("benchmarks", {}), "benchmarks"), "benchmarks"),
+        benchmarks=build(BenchmarksConfig, raw.get("benchmarks", {}), "benchmarks"),
     )
 
 
-def _mapping(node: Any, key: str) -> Mapping[str, Any]:
-    if not isinstance(node, Mapping):
-        raise ConfigError(f"{key}: expected a mapping, got {node!r}")
-    return node
-
-
 def _composite(node: Any) -> CompositeConfig:
-    cfg = build(CompositeConfig, _mapping(node, "composite"), "composite")
+    cfg = build(CompositeConfig, node, "composite")
     for name in ("seed", "train_size", "val_size", "test_size"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"composite.{name}: expected a non-negative integer, got {getattr(cfg, name)!r}")
@@ -565,7 +549,6 @@ def _composite(node: Any) -> CompositeConfig:
 
 
 def _analysis(node: Any, variants: Mapping[str, VariantConfig]) -> AnalysisConfig:
-    node = _mapping(node, "analysis")
     cfg = build(AnalysisConfig, node, "analysis")
     pad = cfg.padding
     if pad.kernel_size <= 0 or not pad.strides or min(pad.strides) <= 0 or not pad.paddings or min(pad.paddings) < 0:
@@ -588,7 +571,7 @@ def _analysis(node: Any, variants: Mapping[str, VariantConfig]) -> AnalysisConfi
 
 
 def _seed_study(node: Any, analysis: AnalysisConfig) -> SeedStudyConfig:
-    study = build(SeedStudyConfig, _mapping(node, "seed_study"), "seed_study")
+    study = build(SeedStudyConfig, node, "seed_study")
     if study.seeds < 2:
         raise ConfigError(f"seed_study.seeds: at least 2 runs per variant are needed for a spread, got {study.seeds}")
     if not 0 < study.confidence < 1:
@@ -603,7 +586,7 @@ def _seed_study(node: Any, analysis: AnalysisConfig) -> SeedStudyConfig:
 
 
 def _mitigation(node: Any, variants: Mapping[str, VariantConfig]) -> MitigationStudy:
-    study = build(MitigationStudy, _mapping(node, "mitigation_study"), "mitigation_study")
+    study = build(MitigationStudy, node, "mitigation_study")
     if study.base not in variants:
         raise ConfigError(f"mitigation_study.base: unknown variant {study.base!r}; allowed: {', '.join(variants)}")
     if variants[study.base].data.format != "image_folder":

@@ -14,7 +14,7 @@ from torch import nn
 
 from pipeline import analysis, classwise, comparisons, padding
 from pipeline.checkpoint import save_checkpoint
-from pipeline.config import ComparisonConfig, ConfigError, load_params, load_variant
+from pipeline.config import ComparisonConfig, ConfigError, load_all, load_params
 from pipeline.data.common.formats import csv_columns
 from pipeline.engine import InputPipeline
 from pipeline.models import create_model
@@ -235,7 +235,7 @@ def fake_run(
 
 def fake_checkpoint(models: Path, name: str) -> Path:
     """models/<name>.pt for the variant ``name`` of params.yaml, untrained (seeded)."""
-    variant = load_variant(name, load_params())
+    variant = load_all().variant(name)
     torch.manual_seed(0)
     model = create_model(variant.model.name, **variant.model.args)
     c = SHAPES[name][0]

@@ -6,10 +6,11 @@ import copy
 
 import pytest
 
-from pipeline.config import ConfigError, load_all, load_params, load_variant, variant_names
+from pipeline.config import ConfigError, load_all, load_params
 from pipeline.engine import check_model_and_loss
 
 PARAMS = load_params()  # the committed file: for the tests of what it holds
+COMMITTED = load_all(PARAMS)
 # The validation tests change a variant written here, so they do not follow the committed ones.
 TINY_PARAMS = {
     "variants": {
@@ -53,13 +54,13 @@ def with_change(dotted: str, value) -> dict:
 
 
 def test_committed_params_are_valid_and_name_every_issue_variant():
-    assert ISSUE_VARIANTS <= set(variant_names(PARAMS))
-    for name in variant_names(PARAMS):
-        check_model_and_loss(load_variant(name, PARAMS))  # model arguments and loss, as train checks them
+    assert ISSUE_VARIANTS <= set(COMMITTED.variants)
+    for variant in COMMITTED.variants.values():
+        check_model_and_loss(variant)  # model arguments and loss, as train checks them
 
 
 def test_seed_hyperparameters_are_kept():
-    tdm = load_variant("tdm_max", PARAMS)
+    tdm = COMMITTED.variant("tdm_max")
     assert (tdm.train.optimizer.name, tdm.train.optimizer.lr, tdm.train.batch_size, tdm.train.epochs) == (
         "adam",
         0.001,
@@ -67,7 +68,7 @@ def test_seed_hyperparameters_are_kept():
         5,
     )
     assert tdm.data.normalize.mean == [0.5] and tdm.data.normalize.std == [0.5]
-    ds = load_variant("ds5220_cnn", PARAMS)
+    ds = COMMITTED.variant("ds5220_cnn")
     assert (ds.train.optimizer.name, ds.train.optimizer.lr, ds.train.batch_size, ds.train.epochs, ds.train.loss) == (
         "sgd",
         0.01,
@@ -75,14 +76,14 @@ def test_seed_hyperparameters_are_kept():
         10,
         "nll",
     )
-    assert load_variant("ds5220_cnn_raw", PARAMS).data.normalize.mode == "none"
-    assert load_variant("prac5", PARAMS).train.loss == "one_hot_cross_entropy"
-    assert load_variant("hku_simplecnn", PARAMS).model.args["layers"] == "custom"
+    assert COMMITTED.variant("ds5220_cnn_raw").data.normalize.mode == "none"
+    assert COMMITTED.variant("prac5").train.loss == "one_hot_cross_entropy"
+    assert COMMITTED.variant("hku_simplecnn").model.args["layers"] == "custom"
 
 
 def test_unknown_variant_lists_the_allowed_ones():
     with pytest.raises(ConfigError, match=r"variants\.nope: unknown variant; allowed: .*prac5"):
-        load_variant("nope", PARAMS)
+        COMMITTED.variant("nope")
 
 
 @pytest.mark.parametrize(
@@ -107,7 +108,7 @@ def test_unknown_variant_lists_the_allowed_ones():
 )
 def test_bad_values_fail_with_the_key(dotted, value, message):
     with pytest.raises(ConfigError, match=message):
-        load_variant("tiny", with_change(dotted, value))
+        load_all(with_change(dotted, value)).variant("tiny")
 
 
 def test_best_checkpoint_needs_a_validation_split():
@@ -115,15 +116,16 @@ def test_best_checkpoint_needs_a_validation_split():
     with pytest.raises(
         ConfigError, match=r"variants\.tiny\.train\.checkpoint: 'best_val_accuracy' needs a validation split"
     ):
-        load_variant("tiny", params)
+        load_all(params).variant("tiny")
     params["variants"]["tiny"]["data"]["val_fraction"] = 0.1  # with one, it is accepted
-    assert load_variant("tiny", params).train.checkpoint == "best_val_accuracy"
+    assert load_all(params).variant("tiny").train.checkpoint == "best_val_accuracy"
 
 
 def test_the_whole_file_loads_as_one_typed_tree():
     params = load_all()
-    assert set(params.variants) == set(variant_names(PARAMS))
-    assert params.variant("prac5") == load_variant("prac5", PARAMS)
+    assert list(params.variants) == list(PARAMS["variants"])  # every entry, in the file's order
+    prac5 = params.variant("prac5")
+    assert prac5.name == "prac5" and prac5.train.optimizer.lr == PARAMS["variants"]["prac5"]["train"]["optimizer"]["lr"]
     assert params.comparison("pooling").a == "tdm_max" and params.stats.seed == PARAMS["stats"]["seed"]
     assert params.analysis.classwise_norms.variant == PARAMS["analysis"]["classwise_norms"]["variant"]
     assert params.seed_study.seeds == PARAMS["seed_study"]["seeds"] >= 2
@@ -166,6 +168,10 @@ def _changed(dotted: str, value) -> dict:
         ),
         ("analysis.padding.strides", [0], r"^analysis\.padding: kernel_size and strides must be positive"),
         ("extras", {}, r"^extras: unknown top-level key; allowed: "),
+        ("stats", 3, r"^stats: expected a mapping, got 3$"),
+        ("variants", ["prac5"], r"^variants: expected a mapping, got \['prac5'\]$"),
+        ("variants.prac5", "sgd", r"^variants\.prac5: expected a mapping, got 'sgd'$"),
+        ("analysis.padding", [3], r"^analysis\.padding: expected a mapping, got \[3\]$"),
     ],
 )
 def test_a_mistake_anywhere_in_the_file_is_named_by_its_key(dotted, value, message):

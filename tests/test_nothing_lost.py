@@ -25,7 +25,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.config import ConfigError, VariantConfig, build, load_params, load_variant
+from pipeline.config import ConfigError, VariantConfig, build, load_all
 from pipeline.data.common import imageio
 from pipeline.data.common.errors import DataError
 from pipeline.data.readers import ImageSet
@@ -308,18 +308,18 @@ TDM_OPTIMIZER = "      optimizer: {name: adam, lr: 0.001}"
 )
 def test_bad_params_are_refused_with_the_key_named(tmp_path, old, new, variant, message):
     with pytest.raises(ConfigError, match=message):
-        load_variant(variant, load_params(params_with(tmp_path, old, new)))
+        load_all(params_with(tmp_path, old, new)).variant(variant)
 
 
 def test_exponent_notation_is_a_number_as_dvc_reads_it(tmp_path):
     """`lr: 1e-3` is a float for DVC (YAML 1.2); PyYAML alone reads text, which the stage refused."""
     path = params_with(tmp_path, PRAC5_OPTIMIZER, "      optimizer: {name: sgd, lr: 5e-2}")
-    assert load_variant("prac5", load_params(path)).train.optimizer.lr == 0.05
-    assert load_variant("prac5", load_params(path)) == load_variant("prac5")
+    assert load_all(path).variant("prac5").train.optimizer.lr == 0.05
+    assert load_all(path).variant("prac5") == load_all().variant("prac5")
 
 
 def test_a_region_the_data_lacks_stops_training_before_it_starts():
-    variant = load_variant("cse849")
+    variant = load_all().variant("cse849")
     data = dataclasses.replace(variant.data, occlusion=[])
     splits = Splits(train=synthetic_digits(64, 0), val=None, test=synthetic_digits(16, 1))  # no layout: MNIST
     with pytest.raises(

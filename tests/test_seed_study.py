@@ -14,7 +14,7 @@ import yaml
 from scipy import stats
 
 from pipeline import seed_study, seed_study_runs, seed_study_summary
-from pipeline.config import ConfigError, load_all, load_params, load_variant
+from pipeline.config import ConfigError, load_all, load_params
 from pipeline.datasets import Splits
 from pipeline.engine import fit, select_device
 from tests.conftest import synthetic_digits
@@ -136,7 +136,7 @@ def tiny_study(tmp_path, monkeypatch):
     monkeypatch.setattr(seed_study_runs, "load_splits", lambda data, seed: splits)
     committed = {}
     for name in ("tdm_max", "tdm_avg"):
-        metrics = fit(load_variant(name, params), splits, torch.device("cpu")).metrics
+        metrics = fit(load_all(params).variant(name), splits, torch.device("cpu")).metrics
         (tmp_path / "reports" / name).mkdir(parents=True)
         (tmp_path / "reports" / name / "metrics.json").write_text(json.dumps(metrics))
         committed[name] = metrics
@@ -154,7 +154,7 @@ def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     # the other runs are the variant's own set-up with only the seed changed
     params = load_params(root / "params.yaml")
     # on the device the stage trains on (a GPU where there is one: its sums differ from the CPU's)
-    again = fit(dataclasses.replace(load_variant("tdm_max", params), seed=40202), splits, select_device())
+    again = fit(dataclasses.replace(load_all(params).variant("tdm_max"), seed=40202), splits, select_device())
     assert trained[1]["test_loss"] == round(again.metrics["test_loss"], 6)
     assert len({r["test_loss"] for r in payload["runs"]}) == 3  # different seeds, different runs
     assert json.loads((out / "tdm_max.json").read_text()) == payload
