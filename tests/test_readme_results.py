@@ -20,21 +20,22 @@ ROOT = Path(__file__).resolve().parents[1]
 def results_table(markdown: str) -> list[dict[str, str]]:
     """The first table after the ``## Results`` heading, one dict per row keyed by the header."""
     tokens = MarkdownIt("commonmark").enable("table").parse(markdown)
-    in_results, rows, row = False, [], None
-    for i, tok in enumerate(tokens):
-        if tok.type == "heading_open" and tok.tag == "h2":
-            if in_results and rows:
-                break
-            in_results = tokens[i + 1].content == "Results"
-        elif in_results and tok.type == "tr_open":
-            row = []
-        elif in_results and row is not None and tok.type == "inline":
-            row.append(tok.content)
-        elif in_results and tok.type == "tr_close":
-            rows.append(row)
-            row = None
-        elif in_results and rows and tok.type == "table_close":
-            break
+    heading = next(
+        (
+            i
+            for i, tok in enumerate(tokens)
+            if tok.type == "heading_open" and tok.tag == "h2" and tokens[i + 1].content == "Results"
+        ),
+        len(tokens),
+    )
+    rows: list[list[str]] = []
+    for tok in tokens[heading + 3 :]:  # past the heading's open, text and close
+        if tok.type == "table_close" or (tok.type == "heading_open" and tok.tag == "h2"):
+            break  # the table ends, or the section ends without one
+        if tok.type == "tr_open":
+            rows.append([])
+        elif tok.type == "inline" and rows:  # a cell's text (paragraphs before the table have no row)
+            rows[-1].append(tok.content)
     assert rows, "README.md: no table under '## Results'"
     header, *body = rows
     return [dict(zip(header, cells, strict=True)) for cells in body]
