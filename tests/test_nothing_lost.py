@@ -314,8 +314,9 @@ def test_bad_params_are_refused_with_the_key_named(tmp_path, old, new, variant, 
 def test_exponent_notation_is_a_number_as_dvc_reads_it(tmp_path):
     """`lr: 1e-3` is a float for DVC (YAML 1.2); PyYAML alone reads text, which the stage refused."""
     path = params_with(tmp_path, PRAC5_OPTIMIZER, "      optimizer: {name: sgd, lr: 5e-2}")
-    assert load_all(path).variant("prac5").train.optimizer.lr == 0.05
-    assert load_all(path).variant("prac5") == load_all().variant("prac5")
+    prac5 = load_all(path).variant("prac5")
+    assert prac5.train.optimizer.lr == 0.05
+    assert prac5 == load_all().variant("prac5")
 
 
 def test_a_region_the_data_lacks_stops_training_before_it_starts():

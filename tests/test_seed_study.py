@@ -134,9 +134,9 @@ def tiny_study(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
     monkeypatch.setattr(seed_study_runs, "load_splits", lambda data, seed: splits)
-    committed = {}
+    committed, loaded = {}, load_all(params)
     for name in ("tdm_max", "tdm_avg"):
-        metrics = fit(load_all(params).variant(name), splits, torch.device("cpu")).metrics
+        metrics = fit(loaded.variant(name), splits, torch.device("cpu")).metrics
         (tmp_path / "reports" / name).mkdir(parents=True)
         (tmp_path / "reports" / name / "metrics.json").write_text(json.dumps(metrics))
         committed[name] = metrics
