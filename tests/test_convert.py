@@ -225,6 +225,92 @@ def test_spec_from_the_checked_composite_block():
 # --------------------------------------------------------------------------- composite files
 
 
+# --------------------------------------------------------------------------- blind test split
+
+
+def _name_and_position_rules(names: list[str], n_classes: int = 10) -> dict[str, np.ndarray]:
+    """Label guesses a student could make from a test file's name or listing position alone."""
+    number = np.array([int(Path(name).stem) for name in names])
+    position = np.argsort(np.argsort(names))  # rank in the sorted listing (the grader's order)
+    n = len(names)
+    return {
+        "number mod 10": number % n_classes,
+        "position mod 10": position % n_classes,
+        "(number + 1) mod 10": (number + 1) % n_classes,
+        "reversed position mod 10": (n - 1 - position) % n_classes,
+        "tenths of the listing": position * n_classes // n,
+        "number // 10 mod 10": number // 10 % n_classes,
+    }
+
+
+def test_hidden_test_order_leaves_no_label_in_names_or_positions():
+    # CIFAR-10's mirror order is class-interleaved: image i has class i % 10. Named in that
+    # order, "number mod 10" scored 100%. After hide_test_order no simple rule beats chance.
+    n = 10_000
+    spec = CompositeSpec(seed=849, train_size=100, val_size=50, test_size=n, cifar_val_start=100, mnist_val_start=600)
+    args = (np.arange(150) % 10, np.arange(n) % 10, _labels(1000, 1), _labels(2000, 2))
+    plan = plan_composite(spec, *args)
+    replacement = np.arange(n) + 100_000  # stands for the counterfactual digit of each test image
+    hidden, moved = convert.hide_test_order(spec, plan, replacement)
+
+    test = hidden[hidden["split"] == "test"].reset_index(drop=True)
+    names, labels = test["filename"].tolist(), test["label"].to_numpy()
+    assert names == [f"{i:05d}.png" for i in range(n)]
+    chance_band = 0.1 + 3 * np.sqrt(0.1 * 0.9 / n)  # 3 binomial standard errors above 10%
+    scores = {rule: float((guess == labels).mean()) for rule, guess in _name_and_position_rules(names).items()}
+    assert max(scores.values()) < chance_band, scores
+    # ... while the same rules on the unhidden plan give the labels away (the test can fail)
+    original = plan[plan["split"] == "test"]
+    assert (_name_and_position_rules(original["filename"].tolist())["number mod 10"] == original["label"]).all()
+
+    # Only the order changed: every test image keeps its CIFAR image, digit and counterfactual.
+    before = original.assign(cf=replacement).drop(columns="filename")
+    after = test.assign(cf=moved).drop(columns="filename")
+    key = ["cifar_index"]
+    pd.testing.assert_frame_equal(
+        before.sort_values(key).reset_index(drop=True), after.sort_values(key).reset_index(drop=True)
+    )
+    assert hidden[hidden["split"] != "test"].equals(plan[plan["split"] != "test"])  # train, val untouched
+    again, _ = convert.hide_test_order(spec, plan, replacement)
+    assert again.equals(hidden)  # seeded
+    other, _ = convert.hide_test_order(dataclasses.replace(spec, seed=850), plan, replacement)
+    assert not other.equals(hidden)
+
+
+def test_hidden_test_order_refuses_a_counterfactual_of_another_length():
+    spec = CompositeSpec(seed=1, train_size=20, val_size=10, test_size=30, cifar_val_start=20, mnist_val_start=200)
+    plan = plan_composite(spec, np.arange(30) % 10, np.arange(30) % 10, _labels(300, 1), _labels(50, 2))
+    with pytest.raises(DataError, match="29 counterfactual digits for 30 test images"):
+        convert.hide_test_order(spec, plan, np.arange(29))
+
+
+def test_a_name_derived_prediction_file_grades_at_chance(tmp_path):
+    # The attack of the review: q1_test.txt = i % 10 for the i-th file. On the hidden split the
+    # project's grader must score it at chance, not 10000/10000.
+    from pipeline.cse849_grader import grade_prediction_file
+
+    n = 10_000
+    spec = CompositeSpec(seed=849, train_size=10, val_size=10, test_size=n, cifar_val_start=10, mnist_val_start=600)
+    plan = plan_composite(spec, np.arange(20) % 10, np.arange(n) % 10, _labels(1000, 1), _labels(2000, 2))
+    hidden, _ = convert.hide_test_order(spec, plan, np.zeros(n, dtype=np.int64))
+    test = hidden[hidden["split"] == "test"]
+    test[["filename", "label"]].to_csv(tmp_path / "test_labels.csv", index=False)
+    (tmp_path / "q1_test.txt").write_text("".join(f"{i % 10}\n" for i in range(n)))
+    result = grade_prediction_file(tmp_path / "q1_test.txt", tmp_path / "test_labels.csv")
+    assert abs(result["accuracy"] - 0.1) < 3 * np.sqrt(0.1 * 0.9 / n), result
+    assert result["points"] == 0
+
+
+def test_the_built_test_folder_is_not_in_cifar_order(tiny_composite):
+    meta = pd.read_csv(tiny_composite / "metadata.csv")
+    test = meta[meta["split"] == "test"]
+    assert test["filename"].tolist() == sorted(test["filename"])  # named in their new order
+    assert sorted(test["cifar_index"]) == list(range(30))  # every CIFAR test image once ...
+    assert test["cifar_index"].tolist() != list(range(30))  # ... but not in CIFAR's order
+    labels = pd.read_csv(tiny_composite / "test_labels.csv")
+    assert labels["label"].tolist() == test["label"].tolist()
+
+
 def _png(path: Path) -> np.ndarray:
     with Image.open(path) as img:
         assert img.format == "PNG" and img.mode == "RGB" and img.size == (64, 64)

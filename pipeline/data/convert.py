@@ -307,6 +307,29 @@ def plan_counterfactuals(
     return _draw_digits(rng, other, pool, mnist_test_labels, "composite counterfactual")
 
 
+def hide_test_order(
+    spec: CompositeSpec, plan: pd.DataFrame, counterfactual_index: np.ndarray
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Put the test split (whose labels a grader keeps hidden) in a random order, then name its
+    files ``00000.png``... in that order, so that no function of a file's name or position
+    predicts its label. CIFAR-10's order is class-interleaved (image ``i`` has class ``i % 10``
+    in the JPEG mirror); naming in that order gave every label away.
+
+    Only the order changes: each test image keeps its CIFAR image, digit and counterfactual
+    digit (``counterfactual_index`` is in plan order and is permuted with the rows). The
+    permutation is a stream of ``composite.seed`` of its own, so the draws of the splits do not
+    change. Train and val keep their order: their labels are their class folders by design."""
+    is_test = (plan["split"] == "test").to_numpy()
+    rows = np.flatnonzero(is_test)
+    if len(counterfactual_index) != len(rows):
+        raise DataError(f"{len(counterfactual_index)} counterfactual digits for {len(rows)} test images")
+    order = np.random.default_rng([spec.seed, len(SPLITS) + 1]).permutation(len(rows))
+    test = plan.iloc[rows[order]].reset_index(drop=True)
+    test["filename"] = plan["filename"].to_numpy()[rows]  # names in order: 00000.png, 00001.png, ...
+    hidden = pd.concat([plan[~is_test], test], ignore_index=True)
+    return hidden, counterfactual_index[order]
+
+
 def write_composite(
     out_dir: str | os.PathLike[str],
     plan: pd.DataFrame,
@@ -387,11 +410,12 @@ def convert_composite(
         }
     start = time.perf_counter()
     test_digits = plan.loc[plan["split"] == "test", "digit_label"].to_numpy()
+    plan, replacement = hide_test_order(spec, plan, plan_counterfactuals(spec, test_digits, mnist_test_labels))
     counterfactual = {
         "cifar_images": cifar.test_images,
         "mnist_images": mnist_test,
         "mnist_labels": mnist_test_labels,
-        "digit_mnist_index": plan_counterfactuals(spec, test_digits, mnist_test_labels),
+        "digit_mnist_index": replacement,
     }
     write_composite(out_dir, plan, cifar, mnist_train, mnist_test, summary, layout, counterfactual)
     log.info("wrote %d composite images to %s in %.1f s", len(plan), out_dir, time.perf_counter() - start)
