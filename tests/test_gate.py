@@ -3,20 +3,24 @@ and fails, saying why, when a stage's code, params or data changed without regen
 
 The repository is the tiny pipeline of ``tests/tiny_repo.py`` (a ``make_data``
 data stage, whose output is DVC-cached and not in git, and the real ``train`` stage),
-with ``.ci/gate`` committed in it. Each case works in a fresh ``git clone``, as CI does:
-no data, no DVC cache, only what git holds.
+with ``.ci/gate``, the reproduction check (``pipeline/devtools/reproduce.py``, retraining
+the variant ``tiny``) and the project's ``.dvcignore`` committed in it. Each case works in
+a fresh ``git clone``, as CI does: no data, no DVC cache, only what git holds.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
-from tests.tiny_repo import BIN, REPO, build_tiny_repo, git, tool_env
+from tests.tiny_repo import BIN, REPO, build_tiny_repo, dvc, git, tool_env
 
 pytestmark = pytest.mark.slow
 
@@ -28,8 +32,13 @@ def origin(tmp_path_factory) -> Path:
     repo = build_tiny_repo(tmp_path_factory.mktemp("gate") / "origin")
     (repo / ".ci").mkdir()
     shutil.copy2(GATE, repo / ".ci" / "gate")
-    git("add", ".ci/gate", cwd=repo)
-    git("commit", "-q", "-m", "the gate", cwd=repo)
+    shutil.copy2(REPO / "pipeline" / "devtools" / "reproduce.py", repo / "pipeline" / "devtools" / "reproduce.py")
+    shutil.copy2(REPO / ".dvcignore", repo / ".dvcignore")
+    params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
+    params["reproduce"] = {"variants": ["tiny"], "test_accuracy_tolerance": 0.002}
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    git("add", ".", cwd=repo)
+    git("commit", "-q", "-m", "the gate and its reproduction check", cwd=repo)
     return repo
 
 
@@ -61,6 +70,10 @@ def test_gate_passes_when_results_are_current(clone):
     done = gate(clone)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "gate: all stages current" in done.stdout
+    # the reproduction check retrained tiny from scratch: same machine, same kernels, same bytes
+    assert "reproduce: train@tiny: python -m pipeline.stages.train tiny" in done.stdout
+    assert re.search(r"^tiny .* same .* ok: byte-identical$", done.stdout, re.M), done.stdout
+    assert "gate: all stages current, and the sample variants reproduce" in done.stdout
     assert (clone / "data" / "tiny" / "train.npz").is_file()  # re-created
     assert git("status", "--porcelain", "--untracked-files=no", cwd=clone) == ""
 
@@ -107,3 +120,23 @@ def test_gate_fails_when_a_stage_imports_code_it_does_not_declare(clone):
     assert "[missing] train@tiny: pipeline/helpers.py is imported but not declared as a dep" in done.stdout
     assert "pipeline/engine.py" in done.stdout  # the import chain
     assert "error: gate: dvc.yaml does not declare what the stages import" in done.stderr
+
+
+def test_gate_fails_when_a_committed_metric_was_edited_by_hand(clone):
+    """The audit's bad case: a metric edited by hand and recorded with `dvc commit -f` leaves
+    every hash consistent (dvc status is clean); only retraining shows it (gate step 4)."""
+    dvc("repro", "-q", "make_data", cwd=clone)  # the data, for dvc commit to hash the stage's deps
+    metrics = clone / "reports" / "tiny" / "metrics.json"
+    values = json.loads(metrics.read_text(encoding="utf-8"))
+    values["test_accuracy"] = round(values["test_accuracy"] + 0.0001, 6)  # one image in 10,000
+    metrics.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    dvc("commit", "-f", "-q", cwd=clone)  # every stage: the summary reads reports/
+    git("commit", "-q", "-am", "a better number", cwd=clone)
+    assert dvc("status", "-q", cwd=clone, check=False).returncode == 0  # the hashes cannot see it
+    done = gate(clone)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "gate: all stages current" in done.stdout  # steps 0-3 passed
+    assert re.search(
+        r"^tiny .*FAIL: same kernels, but 1 output\(s\) differ: reports/tiny/metrics.json$", done.stdout, re.M
+    )
+    assert "error: gate: the committed results do not reproduce" in done.stderr
