@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 from torch import nn
@@ -31,6 +31,7 @@ from pipeline.config import (
     OptimizerConfig,
     SchedulerConfig,
     TrainConfig,
+    TrainingCheckConfig,
     VariantConfig,
 )
 from pipeline.data.readers import UNLABELLED, ImageSet
@@ -38,6 +39,8 @@ from pipeline.datasets import BatchAugment, Splits, batches, num_batches
 from pipeline.errors import PipelineError
 from pipeline.io import rounded
 from pipeline.normalizer import Normalizer
+from pipeline.resume import ResumeFile, data_tensors, fingerprint, interrupt_message, restore_training, training_state
+from pipeline.training_checks import TrainingDiverged, divergence_cause, refuse_chance_level
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +50,39 @@ LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # --------------------------------------------------------------------------- set-up
 
 
-def select_device() -> torch.device:
-    """CUDA when present (the seed's stride-1 CSE 849 model on a GPU), else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+DEVICE_ENV = "CNN_PIPELINE_DEVICE"  # the device when no --device is given (DVC runs stages without flags)
+
+
+def select_device(choice: str | None = None) -> torch.device:
+    """The device named by ``choice``, else by ``$CNN_PIPELINE_DEVICE``, else ``auto``: CUDA when
+    present (the CSE 849 handout's stride-1 model on a GPU), otherwise the CPU. A named device
+    that this machine lacks is an error, not a silent fallback."""
+    choice = choice or os.environ.get(DEVICE_ENV) or "auto"
+    if choice == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(choice)
+    except (RuntimeError, ValueError):
+        raise PipelineError(f"device {choice!r}: not a device name (auto, cpu, cuda, cuda:1, mps)") from None
+    available = {
+        "cpu": True,
+        "cuda": torch.cuda.is_available() and (device.index or 0) < torch.cuda.device_count(),
+        "mps": torch.backends.mps.is_available(),
+    }
+    if not available.get(device.type, False):
+        raise PipelineError(f"device {choice!r}: not available on this machine (auto picks what is)")
+    return device
+
+
+def kernel_facts(device: torch.device) -> dict:
+    """What picks the kernels a run used, hence the order its float sums take: the same params
+    give the same bytes where these match (``pipeline/devtools/reproduce.py`` compares them)."""
+    return {
+        "device": device.type,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),  # AVX2, AVX512, ...: oneDNN's kernels
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+    }
 
 
 def seed_everything(seed: int) -> None:
@@ -126,7 +159,7 @@ def make_optimizer(cfg: OptimizerConfig, params) -> torch.optim.Optimizer:
 
 
 def make_scheduler(cfg: SchedulerConfig, optimizer: torch.optim.Optimizer, epochs: int):
-    """Stepped once per epoch, as the CSE 849 seed describes CosineAnnealingLR."""
+    """Stepped once per epoch, as the CSE 849 handout describes CosineAnnealingLR."""
     if cfg.name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=cfg.eta_min)
     return None
@@ -177,10 +210,6 @@ class EpochStats:
     seconds: float
 
 
-class TrainingDiverged(PipelineError):
-    """The loss became NaN or infinite: the stage stops, names the step, and writes nothing."""
-
-
 def train_one_epoch(
     model: nn.Module,
     images: torch.Tensor,
@@ -193,11 +222,13 @@ def train_one_epoch(
     on_step: Callable[[int, float], None] | None = None,
     desc: str = "train",
     on_first_batch: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    first_epoch: bool = True,
 ) -> EpochStats:
     """One pass over shuffled training batches; returns the mean loss and accuracy.
 
     ``on_first_batch(x, y)`` sees the epoch's first batch as the model receives it
     (normalized, augmented), before the step; it must not draw from ``generator``.
+    ``first_epoch``: whether no update came before this epoch (what a divergence is blamed on).
     """
     model.train()
     device = prepare.device
@@ -219,9 +250,9 @@ def train_one_epoch(
             # Stop before the step that would make the weights non-finite. The check costs one
             # host sync per step on a GPU; on this project's CPU it is free.
             raise TrainingDiverged(
-                f"{desc}: the training loss is {float(loss.detach())} at step {seen // cfg.batch_size + 1} of the epoch "
-                f"(learning rate {optimizer.param_groups[0]['lr']:g}): training diverged; nothing was saved "
-                f"(lower train.optimizer.lr)"
+                f"{desc}: training diverged: the loss is {float(loss.detach())} at batch {seen // cfg.batch_size + 1} "
+                f"of {num_batches(len(labels), cfg.batch_size)}: "
+                f"{divergence_cause(x, model, optimizer, updated=not first_epoch or seen > 0)}; nothing was saved"
             )
         loss.backward()
         optimizer.step()
@@ -293,6 +324,14 @@ def evaluate(
 # --------------------------------------------------------------------------- the whole run
 
 
+def epoch_summary(row: dict, stats: EpochStats) -> str:
+    """An epoch's log line: training loss and accuracy, validation and test where measured, speed."""
+    parts = [f"train loss {stats.loss:.4f} acc {stats.accuracy:.4f}"] + [
+        f"{s} loss {row[f'{s}_loss']:.4f} acc {row[f'{s}_accuracy']:.4f}" for s in ("val", "test") if f"{s}_loss" in row
+    ]
+    return " | ".join([*parts, f"{stats.seconds:.1f} s, {stats.images / stats.seconds:.0f} img/s"])
+
+
 @dataclass
 class TrainResult:
     model: nn.Module  # holds the selected checkpoint's weights
@@ -307,11 +346,22 @@ class TrainResult:
     timings: dict = field(default_factory=dict)  # train_seconds, train_images_per_second
 
 
-def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = None) -> TrainResult:
+def fit(
+    variant: VariantConfig,
+    splits: Splits,
+    device: torch.device | None = None,
+    *,
+    resume: ResumeFile | None = None,
+    on_epoch: Callable[[TrainResult], None] | None = None,
+    check: TrainingCheckConfig | None = None,
+) -> TrainResult:
     """Train ``variant`` on ``splits``; evaluate on validation (if any) and test after each epoch.
 
     The checkpoint kept is the last epoch's, or with ``checkpoint: best_val_accuracy``
     the epoch with the highest validation accuracy (the test set never chooses).
+    ``resume``: where the run's state is kept at each epoch's end and continued from
+    (:mod:`pipeline.resume`); ``on_epoch(result)``: called after each epoch with the curves
+    so far; ``check``: a final accuracy at chance is refused (:func:`refuse_chance_level`).
     """
     device = device or select_device()
     cfg = variant.train
@@ -337,20 +387,19 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         )
 
     result = TrainResult(model=model, normalizer=normalizer)
-    step_state = {"step": 0, "seen": 0}
+    # What an epoch changes besides model, optimizer, scheduler, generators and curves (resume.py)
+    run = dict(epoch=0, step=0, seen=0, seconds=0.0, images=0, best_state=None, best_val=-1.0, best_epoch=cfg.epochs)
 
     def on_step(batch: int, loss: torch.Tensor) -> None:
-        step_state["step"] += 1
-        step_state["seen"] += batch
-        if step_state["step"] % cfg.log_every_steps == 0:
-            result.steps.append(
-                {"step": step_state["step"], "examples_seen": step_state["seen"], "train_loss": rounded(loss)}
-            )
+        run["step"] += 1
+        run["seen"] += batch
+        if run["step"] % cfg.log_every_steps == 0:
+            result.steps.append({"step": run["step"], "examples_seen": run["seen"], "train_loss": rounded(loss)})
 
     first_batch: dict = {}
 
     def record_first_batch(x: torch.Tensor, y: torch.Tensor) -> None:
-        # What the seeds print before training (DS 5220 Part 0): shapes, mean and std of
+        # What the handouts print before training (DS 5220 Part 0): shapes, mean and std of
         # the first batch the model is given.
         first_batch.update(
             images_shape=list(x.shape),
@@ -376,56 +425,52 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
             "writes its predictions)",
             variant.name,
         )
-    best_state, best_val, best_epoch = None, -1.0, cfg.epochs
-    train_seconds = 0.0
-    train_images = 0
-    for epoch in range(1, cfg.epochs + 1):
-        lr = optimizer.param_groups[0]["lr"]
-        stats = train_one_epoch(
-            model,
-            splits.train.images,
-            splits.train.labels,
-            train_input,
-            optimizer,
-            loss_fn,
-            cfg,
-            generator,
-            on_step,
-            desc=f"{variant.name} {epoch}/{cfg.epochs}",
-            on_first_batch=record_first_batch if epoch == 1 else None,
-        )
-        if scheduler is not None:
-            scheduler.step()
-        train_seconds += stats.seconds
-        train_images += stats.images
-        row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
-        if splits.val is not None:
-            val = evaluate_split(splits.val)
-            row.update(val_loss=val.loss, val_accuracy=val.accuracy)
-            if cfg.checkpoint == "best_val_accuracy" and val.accuracy > best_val:
-                best_val, best_epoch = val.accuracy, epoch
-                best_state = copy.deepcopy(model.state_dict())
-        if cfg.test_every_epoch and test_labelled:
-            test = evaluate_split(splits.test)
-            row.update(test_loss=test.loss, test_accuracy=test.accuracy)
-        result.epochs.append({k: rounded(v) if isinstance(v, float) else v for k, v in row.items()})
-        log.info(
-            "%s epoch %d/%d: train loss %.4f acc %.4f%s%s | %.1f s, %.0f img/s",
-            variant.name,
-            epoch,
-            cfg.epochs,
-            stats.loss,
-            stats.accuracy,
-            f" | val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}" if "val_loss" in row else "",
-            f" | test loss {row['test_loss']:.4f} acc {row['test_accuracy']:.4f}" if "test_loss" in row else "",
-            stats.seconds,
-            stats.images / stats.seconds,
-        )
+    trained = (model, optimizer, scheduler, generator)
+    key = None if resume is None else fingerprint([asdict(variant), device.type], data_tensors(splits))
+    if resume is not None and (saved := resume.load(key)) is not None:
+        restore_training(saved, trained, run, first_batch, result)
+        log.info("%s: resuming after epoch %d of %d (%s)", variant.name, run["epoch"], cfg.epochs, resume.path)
+    with interrupt_message(f"{variant.name} (seed {variant.seed})", cfg.epochs, run, resume):
+        for epoch in range(run["epoch"] + 1, cfg.epochs + 1):
+            lr = optimizer.param_groups[0]["lr"]
+            stats = train_one_epoch(
+                model,
+                splits.train.images,
+                splits.train.labels,
+                train_input,
+                optimizer,
+                loss_fn,
+                cfg,
+                generator,
+                on_step,
+                desc=f"{variant.name} epoch {epoch}/{cfg.epochs}",
+                on_first_batch=record_first_batch if epoch == 1 else None,
+                first_epoch=epoch == 1,
+            )
+            if scheduler is not None:
+                scheduler.step()
+            run["seconds"] += stats.seconds
+            run["images"] += stats.images
+            row = {"epoch": epoch, "lr": lr, "train_loss": stats.loss, "train_accuracy": stats.accuracy}
+            if splits.val is not None:
+                val = evaluate_split(splits.val)
+                row.update(val_loss=val.loss, val_accuracy=val.accuracy)
+                if cfg.checkpoint == "best_val_accuracy" and val.accuracy > run["best_val"]:
+                    run.update(best_val=val.accuracy, best_epoch=epoch, best_state=copy.deepcopy(model.state_dict()))
+            if cfg.test_every_epoch and test_labelled:
+                test = evaluate_split(splits.test)
+                row.update(test_loss=test.loss, test_accuracy=test.accuracy)
+            result.epochs.append({k: rounded(v) if isinstance(v, float) else v for k, v in row.items()})
+            log.info("%s epoch %d/%d: %s", variant.name, epoch, cfg.epochs, epoch_summary(row, stats))
+            run["epoch"] = epoch
+            if resume is not None:
+                resume.save(training_state(trained, run, first_batch, result), key)
+            if on_epoch is not None:
+                on_epoch(result)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    else:
-        best_epoch = cfg.epochs
+    best_epoch = run["best_epoch"] if run["best_state"] is not None else cfg.epochs
+    if run["best_state"] is not None:
+        model.load_state_dict(run["best_state"])
     final = dict(result.epochs[best_epoch - 1])
     if "test_accuracy" not in final and test_labelled:  # the test set is seen once, by the kept checkpoint
         test = evaluate_split(splits.test)
@@ -438,8 +483,9 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         "first_batch": first_batch,
     }
     result.timings = {
-        "train_seconds": round(train_seconds, 2),
-        "train_images_per_second": round(train_images / train_seconds, 1),
+        "train_seconds": round(run["seconds"], 2),
+        "train_images_per_second": round(run["images"] / run["seconds"], 1),
+        **kernel_facts(device),
     }
     if test_labelled:
         result.metrics.update(test_accuracy=final["test_accuracy"], test_loss=final["test_loss"])
@@ -447,4 +493,7 @@ def fit(variant: VariantConfig, splits: Splits, device: torch.device | None = No
         result.metrics["test_labelled"] = False
     if "val_accuracy" in final:
         result.metrics.update(val_accuracy=final["val_accuracy"], val_loss=final["val_loss"])
+    if check is not None:
+        val_labels = splits.val.labels if splits.val is not None else None
+        refuse_chance_level(variant.name, result.metrics, val_labels, splits.test.labels, check.min_above_chance)
     return result

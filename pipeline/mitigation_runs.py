@@ -1,9 +1,9 @@
 """CSE 849 mitigation study: remedies against the planted shortcut, compared at one budget.
 
 Every row of ``mitigation_study.rows`` (params.yaml) is the ``base`` variant (its data,
-network, optimizer, schedule, loss, checkpoint rule, evaluation and seed) trained for
+network, optimizer, schedule, loss, checkpoint rule, evaluation and random seed) trained for
 ``mitigation_study.epochs`` epochs with the row's training-time augmentation and nothing
-else changed: the seed's baseline preprocessing (flip only), the seed's ``RandomErasing``
+else changed: the CSE 849 handout's baseline preprocessing (flip only), its ``RandomErasing``
 and ``GaussianNoise``, both, and two remedies that know where the digit is (patch shuffle,
 digit blanking). Each row is trained and evaluated by ``mitigation@<row>``
 (:mod:`pipeline.stages.mitigation`, through :func:`run_mitigation_row`) with the same
@@ -29,7 +29,8 @@ from pipeline.data.common.errors import DataError
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
 from pipeline.evaluation import evaluate_checkpoint
-from pipeline.io import write_json
+from pipeline.io import check_outputs, write_json
+from pipeline.resume import ResumeStore
 from pipeline.schemas import MitigationRow, check
 
 log = logging.getLogger(__name__)
@@ -57,11 +58,17 @@ def row_result(
 
 
 def run_mitigation_row(row: str, params_path: Path, out: Path) -> dict:
-    """Train and evaluate mitigation row ``row``; write ``<out>/<row>.json``."""
-    variant = load_all(params_path).mitigation_row(row)  # the whole file validated before anything is read
+    """Train and evaluate mitigation row ``row``; write ``<out>/<row>.json``.
+
+    The training keeps a resume state (``.resume/mitigation@<row>/``, removed once the row is
+    written): a rerun after an interruption continues from the last finished epoch."""
+    params = load_all(params_path)  # the whole file validated before anything is read
+    variant = params.mitigation_row(row)
     check_model_and_loss(variant)
+    check_outputs([out / f"{row}.json"])  # a read-only or mistyped folder is refused before the training
     splits = load_splits(variant.data, variant.seed)
-    result = fit(variant, splits, select_device())
+    store = ResumeStore(f"mitigation@{row}")  # the run's resume state, kept until the row is written
+    result = fit(variant, splits, select_device(), resume=store.run(), check=params.training_check)
     with tempfile.TemporaryDirectory(prefix="mitigation-") as tmp:
         checkpoint = Path(tmp) / "model.pt"
         input_shape = tuple(splits.train.images.shape[1:])
@@ -75,6 +82,7 @@ def run_mitigation_row(row: str, params_path: Path, out: Path) -> dict:
         )
     payload = row_result(row, variant, result.metrics, result.facts, evaluation, result.timings["train_seconds"])
     write_json(out / f"{row}.json", check(payload, MitigationRow, f"mitigation/{row}.json"))
+    store.clear()
     log.info(
         "%s: test accuracy %.4f, shortcut rate %.4f, flip rate %.4f; wrote %s",
         variant.name,

@@ -27,6 +27,7 @@ OUTPUTS = [
 
 def test_training_twice_in_two_processes_gives_the_same_bytes(tmp_path, tiny_raw):
     params = copy.deepcopy(load_params())
+    params.pop("training_check", None)  # the tiny set's pixels are random: a model at chance is expected here
     variant = params["variants"]["ds5220_cnn"]
     variant["data"]["path"] = str(tiny_raw / "mnist")
     variant["train"].update(epochs=2, log_every_steps=2)

@@ -58,7 +58,11 @@ def test_fit_learns_and_reports_every_metric(splits):
         "train_examples": 640,
         "first_batch": result.facts["first_batch"],
     }
-    assert set(result.timings) == {"train_seconds", "train_images_per_second"}
+    timing_keys = {"train_seconds", "train_images_per_second", "device", "cpu_capability", "threads", "torch"}
+    assert set(result.timings) == timing_keys
+    # what picked the kernels (reproduce.py compares it with the committed run's)
+    assert result.timings["device"] == "cpu" and result.timings["threads"] == torch.get_num_threads()
+    assert result.timings["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert [row["epoch"] for row in result.epochs] == [1, 2]
     assert result.epochs[1]["train_loss"] < result.epochs[0]["train_loss"]
     assert {"val_loss", "val_accuracy", "test_loss", "test_accuracy", "lr"} <= set(result.epochs[0])

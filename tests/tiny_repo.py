@@ -90,6 +90,8 @@ TINY_CODE = [
     "pipeline/config.py",
     "pipeline/datasets.py",
     "pipeline/engine.py",
+    "pipeline/resume.py",
+    "pipeline/training_checks.py",
     "pipeline/io.py",
     "pipeline/normalizer.py",
     "pipeline/reporting.py",
@@ -218,7 +220,7 @@ def build_tiny_repo(root: Path) -> Path:
     (root / "summarize.py").write_text(SUMMARIZE, encoding="utf-8")
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False), encoding="utf-8")
     (root / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
-    (root / ".gitignore").write_text("__pycache__/\n", encoding="utf-8")
+    shutil.copy2(REPO / ".gitignore", root / ".gitignore")  # the project's: its recipes must leave git status clean
     git("init", "-q", "-b", "main", cwd=root)
     git("config", "user.email", "tests@example.invalid", cwd=root)
     git("config", "user.name", "cnn-pipeline tests", cwd=root)
