@@ -16,8 +16,9 @@ depend on the (temporary) file name torch would otherwise embed.
 Loading is safe and strict (:func:`load_checkpoint`): ``weights_only=True`` (a pickle
 that would run code is refused), and anything that is not such a dict - a text file, a
 truncated file, a pickled list, a missing key, weights that do not fit the model,
-non-finite weights or normalization - is one :class:`CheckpointError` naming the file and
-the problem, never torch's advice to load it unsafely. A caller that names a variant
+non-finite weights or normalization, a class list that does not match the model's
+outputs - is one :class:`CheckpointError` naming the file and the problem, never
+torch's advice to load it unsafely. A caller that names a variant
 passes it (``variant=``): a checkpoint of another variant is refused, so its results are
 never written under the wrong name.
 """
@@ -92,6 +93,8 @@ class CheckpointError(PipelineError):
 
 def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", variant: str | None = None) -> LoadedModel:
     path = Path(path)
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such checkpoint (train it first: `dvc repro train@<variant>`)")
     with open(path, "rb") as handle:
@@ -150,6 +153,7 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
     if not all(math.isfinite(v) for v in [*info["mean"], *info["std"]]):
         raise CheckpointError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")
     model.to(device).eval()
+    _check_classes(path, model, payload["classes"], (info["channels"], info["height"], info["width"]), device)
     return LoadedModel(
         variant=payload["variant"],
         model=model,
@@ -160,11 +164,25 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
     )
 
 
+def _check_classes(path: Path, model: nn.Module, classes: object, shape: tuple, device) -> None:
+    """The class list must name each output of the model: a shorter or longer list would score
+    (and name) the wrong classes in every evaluation. One forward pass of a blank image tells."""
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: classes must be a list of class names, got {classes!r:.80}")
+    with torch.no_grad():
+        out = model(torch.zeros(1, *shape, device=device))
+    if out.shape[-1] != len(classes):
+        raise CheckpointError(
+            f"{path}: lists {len(classes)} classes but the model has {out.shape[-1]} outputs; "
+            f"its evaluation would score the wrong classes"
+        )
+
+
 def export_state_dict(path: str | Path, out: str | Path, variant: str | None = None) -> list[str]:
     """Write the checkpoint's weights alone: ``torch.save(model.state_dict())``, what CSE 849 asks
-    for as ``q1_model.pt``, loadable the seed's way into a freshly built network::
+    for as ``q1_model.pt``, loadable the handout's way into a freshly built network::
 
-        model = create_model("cse849_cnn", **args)  # the seed's architecture
+        model = create_model("cse849_cnn", **args)  # the handout's architecture
         model.load_state_dict(torch.load("q1_model.pt"))
 
     The normalization and class names are not in it (they live in the full checkpoint). The

@@ -55,7 +55,7 @@ from pipeline.data.common.layout import check_box
 from pipeline.data.readers import UNLABELLED, read_split
 from pipeline.engine import make_loss
 from pipeline.evaluation_figures import plot_confusion, plot_first_predictions, plot_misclassified
-from pipeline.io import rounded, write_json
+from pipeline.io import check_outputs, output_set, rounded, write_json
 from pipeline.metrics import classification_metrics, confidences, shortcut_metrics
 from pipeline.plots import save_figure
 from pipeline.predictor import Predictor
@@ -102,6 +102,17 @@ def comparable_summary(metrics: Mapping, split: str = "test") -> dict:
     return summary
 
 
+# what evaluate_checkpoint writes into its folder, as one set (pipeline.io.output_set)
+OUTPUT_FILES = (
+    "metrics.json",
+    "summary.json",
+    "predictions.csv",
+    "confusion_matrix.png",
+    "first20.png",
+    "misclassified.png",
+)
+
+
 def evaluate_checkpoint(
     model_path: str | Path,
     out_dir: str | Path,
@@ -120,6 +131,8 @@ def evaluate_checkpoint(
     """
     start = time.perf_counter()
     model_path, out_dir = Path(model_path), Path(out_dir)
+    outputs = [out_dir / name for name in OUTPUT_FILES]
+    check_outputs(outputs, {"--model": model_path})  # before any work: a read-only folder, a clash
     predictor = Predictor.load(model_path, variant=expected_variant)
     loaded, variant = predictor.loaded, predictor.spec
     data = variant.data
@@ -203,13 +216,14 @@ def evaluate_checkpoint(
 
     if notes:
         metrics["notes"] = notes
-    write_json(out_dir / "metrics.json", check(metrics, Evaluation, f"{loaded.variant}/eval/metrics.json"))
-    write_json(out_dir / "summary.json", comparable_summary(metrics, split))
-    write_csv(out_dir / "predictions.csv", rows)
     title = f"{loaded.variant}: {split} accuracy {metrics[accuracy_key]:.4f} (n={n})"
-    save_figure(plot_confusion(test.labels, predicted, classes, title), out_dir / "confusion_matrix.png")
-    save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), out_dir / "first20.png")
-    save_figure(plot_misclassified(test.images, predicted, test.labels, classes), out_dir / "misclassified.png")
+    with output_set(*outputs) as (metrics_json, summary_json, predictions_csv, confusion, first20, misclassified):
+        write_json(metrics_json, check(metrics, Evaluation, f"{loaded.variant}/eval/metrics.json"))
+        write_json(summary_json, comparable_summary(metrics, split))
+        write_csv(predictions_csv, rows)
+        save_figure(plot_confusion(test.labels, predicted, classes, title), confusion)
+        save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), first20)
+        save_figure(plot_misclassified(test.images, predicted, test.labels, classes), misclassified)
     seconds = time.perf_counter() - start
     log.info(
         "%s: %s accuracy %.4f, loss %.4f, %d misclassified; wrote %s in %.1f s",

@@ -4,25 +4,108 @@ Every stage writes its outputs through these helpers so that an interrupted or
 failing stage never leaves a half-written file behind: data goes to a temporary
 path in the same directory first and is renamed into place only when complete
 (``os.replace`` is atomic on POSIX file systems).
+
+A stage with several outputs writes them as one set (:func:`output_set`) and checks them
+before its work (:func:`check_outputs`): not an input of the same command, not a device,
+pipe or link (a rename would replace ``/dev/null`` or the ``/dev/stdout`` link), in a
+folder that takes files. A full disk, a quota, a read-only mount or a denied folder is an
+:class:`OutputError` naming the output, and the previous outputs stay as they were.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import hashlib
 import json
 import os
 import re
 import shutil
+import stat
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from pipeline.errors import PipelineError
 
 PathLike = str | os.PathLike[str]
+
+# Failures of the disk or its permissions, not of this code: a full disk or quota, a read-only
+# mount, a folder this user may not write. They become one line naming the output, not a traceback.
+DISK_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.EIO})
+
+
+class OutputError(PipelineError):
+    """An output that cannot or must not be written; the message names it (``path``) and why."""
+
+    def __init__(self, path: PathLike, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = Path(path), reason
+
+
+def _disk_error(target: PathLike, exc: OSError) -> OutputError:
+    name = errno.errorcode.get(exc.errno or 0, "")
+    return OutputError(target, f"cannot write it: {exc.strerror or exc} ({name}); nothing was replaced")
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists and is neither a regular file nor a real folder; else None."""
+    try:
+        mode = os.lstat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return f"a symbolic link (to {os.readlink(path)})"
+    kinds = {stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device", stat.S_ISFIFO: "a named pipe"}
+    return next((kind for is_kind, kind in kinds.items() if is_kind(mode)), "a socket")
+
+
+def check_target(target: PathLike) -> None:
+    """Refuse an output path that exists and is not a regular file or folder.
+
+    Writing renames a temporary onto the path, which would replace ``/dev/null`` or the
+    ``/dev/stdout`` link with a plain file (as root) or cut a link off from what it names.
+    """
+    kind = _special_kind(Path(target))
+    if kind is not None:
+        raise OutputError(target, f"is {kind}, not a regular file; refusing to replace it (name a new or regular file)")
+
+
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one file: the same inode when both exist, else the same resolved path."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return Path(a).resolve() == Path(b).resolve()
+
+
+def check_outputs(outputs: Iterable[PathLike], inputs: Mapping[str, PathLike | None] | None = None) -> None:
+    """Check a command's outputs before any work: each is writable (:func:`check_target`, its folder
+    created and written to) and none is one of ``inputs`` (``{"--model": path}``: what it reads)."""
+    for out in map(Path, outputs):
+        for label, source in (inputs or {}).items():
+            if source is not None and same_file(out, source):
+                raise OutputError(out, f"is also an input of this command ({label} {source}); refusing to overwrite it")
+        check_target(out)
+        _probe_writable(out)
+
+
+def _probe_writable(out: Path) -> None:
+    """Create and remove a file in the nearest existing folder of ``out``: that folder is writable
+    (not a read-only mount, not another user's) and nothing stands where a folder must go."""
+    existing = next(p for p in out.parents if p.exists())
+    if not existing.is_dir():
+        raise NotADirectoryError(f"{out}: cannot create its folder: {existing} is a file, not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".probe", dir=existing)
+    except OSError as exc:  # a disk error, or a folder that takes no new files (ENOENT in /proc)
+        raise _disk_error(out, exc) from None
+    os.close(fd)
+    os.unlink(probe)
 
 
 def _temporary_siblings(target: Path, suffix: str) -> list[Path]:
@@ -56,13 +139,34 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
     clean-up) are removed first: one writer per target, as in a DVC stage.
     """
     target = Path(target)
+    check_target(target)
+    try:
+        with _atomic(target, suffix) as tmp:
+            yield tmp
+    except OSError as exc:
+        if exc.errno in DISK_ERRNOS and _writing_here(exc, target.parent):
+            raise _disk_error(target, exc) from None
+        raise
+
+
+def _writing_here(exc: OSError, folder: Path) -> bool:
+    """Whether a disk error is about the output in ``folder``: it names a path there, or none (a write
+    to an open file fails without a name), rather than an input the caller read inside the block."""
+    return exc.filename is None or Path(exc.filename).absolute().is_relative_to(folder.absolute())
+
+
+@contextlib.contextmanager
+def _atomic(target: Path, suffix: str) -> Iterator[Path]:
     _make_parent(target)
     for stale in _temporary_siblings(target, suffix):
         if stale.is_dir():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             stale.unlink(missing_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix + ".tmp", dir=target.parent)
+    except OSError as exc:  # as in _probe_writable: named by the target, not by a random temporary
+        raise _disk_error(target, exc) from None
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()  # the caller decides whether it becomes a file or a directory
@@ -75,11 +179,53 @@ def atomic_path(target: PathLike, suffix: str = "") -> Iterator[Path]:
                 )
             shutil.rmtree(target)
         os.replace(tmp, target)
+    except FileNotFoundError as exc:
+        if exc.filename is None or not Path(exc.filename).is_relative_to(tmp) or tmp.exists():
+            raise
+        # a second writer of the same target removed this one's temporary as stale (see above)
+        raise OutputError(
+            target, f"its temporary {tmp.name} was removed while being written: is another process writing it?"
+        ) from None
     finally:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         elif tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def output_set(*targets: PathLike) -> Iterator[list[Path]]:
+    """Write several outputs of one stage as a set: yield one temporary path per target (same order).
+
+    Only when the block ends without an error are they renamed onto their targets, one right
+    after the other; a failure before (a full disk, a read-only folder, a bug) leaves every
+    target as it was, so a new model never sits beside the old run's metrics. Errors that name
+    a temporary are given the target's name.
+    """
+    paths = [Path(t) for t in targets]
+    for target in paths:
+        check_target(target)
+    names: dict[str, Path] = {}
+    try:
+        with contextlib.ExitStack() as stack:
+            temps = [stack.enter_context(_atomic(t, "")) for t in paths]
+            names = {str(tmp): t for tmp, t in zip(temps, paths, strict=True)}
+            yield temps
+            unwritten = [str(names[str(t)]) for t in temps if not t.exists()]
+            if unwritten:  # a bug of the caller: renaming the others would break the set
+                raise RuntimeError(f"output_set: nothing written for {', '.join(unwritten)}")
+    except PipelineError as exc:  # a writer's error about a temporary (a full disk, NaN in JSON): its target
+        message = str(exc)
+        for tmp, target in names.items():
+            message = message.replace(tmp, str(target))
+        exc.args = (message,)
+        raise
+    except OSError as exc:
+        if exc.errno not in DISK_ERRNOS:
+            raise
+        # a write to an open file fails without a name: then any of the set may be the one
+        where = names.get(str(exc.filename)) or exc.filename or ", ".join(map(str, paths))
+        raise _disk_error(where, exc) from None
 
 
 def write_text(target: PathLike, text: str) -> None:

@@ -4,6 +4,12 @@ Writes ``models/<variant>.pt``; under ``reports/<variant>/``: ``metrics.json`` (
 validation accuracy and loss: what experiments compare), ``training.json`` (epochs,
 kept epoch, parameters, training examples), ``timings.json`` (this machine's speed, apart
 so that a retrain changes no other file) and the per-epoch / per-step curves in ``plots/``.
+
+The curves are rewritten after every epoch, so ``dvc plots show`` draws a run in progress
+(and put back as they were if the run fails). A resume state is kept in
+``.resume/train@<variant>/`` (:mod:`pipeline.resume`): a rerun after a kill or Ctrl-C
+continues from the last finished epoch, to the same bytes; it is removed once the outputs
+are written. A run that diverges or ends at chance (``training_check``) writes nothing.
 """
 
 from __future__ import annotations
@@ -12,36 +18,55 @@ from pathlib import Path
 
 from pipeline.allocator import retain_freed_memory
 from pipeline.checkpoint import save_checkpoint
-from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
+from pipeline.cli import DEVICE, MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
 from pipeline.config import load_all
 from pipeline.datasets import load_splits
 from pipeline.engine import check_model_and_loss, fit, select_device
-from pipeline.io import write_json
-from pipeline.reporting import write_csv
+from pipeline.io import check_outputs, output_set, write_json
+from pipeline.reporting import live_curves, write_csv
+from pipeline.resume import resumable
 from pipeline.schemas import Metrics, Timings, TrainingFacts, check
 
 
-def train_variant(name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports")) -> dict:
-    variant = load_all().variant(name)  # the whole file validated before any data is read
+def train_variant(
+    name: str, models_dir: Path = Path("models"), reports_dir: Path = Path("reports"), device: str | None = None
+) -> dict:
+    params = load_all()  # the whole file validated before any data is read
+    variant = params.variant(name)
     check_model_and_loss(variant)  # model name, arguments and loss too
-    splits = load_splits(variant.data, variant.seed)
-    result = fit(variant, splits, select_device())
     out = reports_dir / name
-    input_shape = tuple(splits.train.images.shape[1:])
-    save_checkpoint(models_dir / f"{name}.pt", variant, result.model, result.normalizer, input_shape, splits.classes)
-    write_csv(out / "plots" / "epochs.csv", result.epochs)
-    write_csv(out / "plots" / "steps.csv", result.steps)
-    # the shapes the report and the studies read (pipeline/schemas.py)
-    write_json(out / "training.json", check(result.facts, TrainingFacts, f"{name}/training.json"))
-    write_json(out / "timings.json", check(result.timings, Timings, f"{name}/timings.json"))
-    write_json(out / "metrics.json", check(result.metrics, Metrics, f"{name}/metrics.json"))
+    outputs = (models_dir / f"{name}.pt", out / "plots" / "epochs.csv", out / "plots" / "steps.csv")
+    outputs += (out / "training.json", out / "timings.json", out / "metrics.json")
+    check_outputs(outputs)  # a read-only or mistyped folder is refused before the training, not after it
+    splits = load_splits(variant.data, variant.seed)
+    # a resume state per epoch (.resume/train@<name>/, removed once the outputs are written), and
+    # the curves rewritten per epoch for `dvc plots show` (put back if the run fails)
+    with resumable(f"train@{name}") as store, live_curves(outputs[1], outputs[2]) as show:
+        result = fit(
+            variant,
+            splits,
+            select_device(device),
+            resume=store.run(),
+            on_epoch=lambda so_far: show(so_far.epochs, so_far.steps),
+            check=params.training_check,
+        )
+        input_shape = tuple(splits.train.images.shape[1:])
+        # one set: a failure on any file (a full disk) leaves the previous model beside its own reports
+        with output_set(*outputs) as (model, epochs, steps, training, timings, metrics):
+            save_checkpoint(model, variant, result.model, result.normalizer, input_shape, splits.classes)
+            write_csv(epochs, result.epochs)
+            write_csv(steps, result.steps)
+            # the shapes the report and the studies read (pipeline/schemas.py)
+            write_json(training, check(result.facts, TrainingFacts, f"{name}/training.json"))
+            write_json(timings, check(result.timings, Timings, f"{name}/timings.json"))
+            write_json(metrics, check(result.metrics, Metrics, f"{name}/metrics.json"))
     return result.metrics
 
 
 main = stage_main(
     __doc__,
-    [VARIANT, MODELS_DIR, REPORTS_DIR],
-    lambda args: train_variant(args.variant, args.models_dir, args.reports_dir),
+    [VARIANT, MODELS_DIR, REPORTS_DIR, DEVICE],
+    lambda args: train_variant(args.variant, args.models_dir, args.reports_dir, args.device),
     before=retain_freed_memory,  # no page faults for the per-step temporaries (pipeline/allocator.py)
 )
 

@@ -274,7 +274,11 @@ def _flat_files(path: Path) -> list[str]:
         raise DataError(f"{path}: folder not found")
     entries = sorted((e for e in os.scandir(path) if _visible(e.name)), key=lambda e: e.name)
     for entry in entries:
-        if entry.is_dir():
+        try:
+            is_dir = entry.is_dir()
+        except OSError as exc:  # a symbolic link loop (ELOOP), a link into a folder this user cannot enter
+            raise DataError(f"{Path(entry.path)}: cannot be read: {exc.strerror}") from None
+        if is_dir:
             raise DataError(f"{Path(entry.path)}: unexpected sub-folder in a flat image folder")
     return [e.name for e in entries]
 
