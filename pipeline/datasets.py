@@ -1,11 +1,11 @@
 """In-memory datasets: each split lives as one uint8 tensor; work is done per batch.
 
-The seeds push every image through PIL transforms one at a time inside a
-DataLoader. Here a dataset is read from its seed's format once
+The handouts push every image through PIL transforms one at a time inside a
+DataLoader. Here a dataset is read from its handout's format once
 (:mod:`pipeline.data.readers`), kept as a ``(N, C, H, W)`` uint8 tensor, and
 ``ToTensor`` + ``Normalize`` + augmentation are applied to whole batches. The
 arithmetic is the same as torchvision's (``(x / 255 - mean) / std``), so a
-variant keeps its seed's semantics while the hot path has no per-sample Python.
+variant keeps its handout's semantics while the hot path has no per-sample Python.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from pipeline.config import AugmentConfig, ConfigError, DataConfig
+from pipeline.data.common.errors import DataError
 from pipeline.data.common.layout import Layout
 from pipeline.data.readers import ImageSet, read_split
 
@@ -49,6 +50,11 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
         val = read_split(cfg.format, cfg.path, "val")
     elif cfg.val_fraction > 0:
         n_val = int(round(len(train.labels) * cfg.val_fraction))
+        if not 0 < n_val < len(train.labels):
+            raise DataError(
+                f"{cfg.path}: val_fraction {cfg.val_fraction} of the {len(train.labels)} training images holds out "
+                f"{n_val}, leaving {len(train.labels) - n_val} to train on; both splits need at least one image"
+            )
         order = torch.randperm(len(train.labels), generator=torch.Generator().manual_seed(seed))
         val, train = subset(train, order[:n_val].sort().values), subset(train, order[n_val:].sort().values)
     return Splits(train=train, val=val, test=test)
@@ -63,8 +69,8 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
 class BatchAugment:
     """Training-time augmentations of a whole batch, driven by one generator, no per-sample Python.
 
-    Each follows the torchvision v2 transform of the same name (the CSE 849 seed's suggestions),
-    drawn independently per image as the seed's per-image pipeline does:
+    Each follows the torchvision v2 transform of the same name (the CSE 849 handout's suggestions),
+    drawn independently per image as the handout's per-image pipeline does:
 
     - ``patch_shuffle`` (ours): with probability ``p``, the named region of the composite
       layout is replaced by the same region of another random image of the batch. On the
@@ -80,7 +86,7 @@ class BatchAugment:
       on every pixel, clamped to [0, 1] only with ``clip``.
 
     Region changes work on the uint8 pixels (before normalization, so black is 0 exactly);
-    the rest on the normalized batch, as the seed places them after ``Normalize``.
+    the rest on the normalized batch, as the handout places them after ``Normalize``.
     """
 
     ERASING_TRIES = 10  # torchvision's RandomErasing.get_params

@@ -1,6 +1,6 @@
-"""Where this pipeline departs from the seeds: ``references/deviations.yaml``, checked against params.
+"""Where this pipeline departs from the handouts: ``references/deviations.yaml``, checked against params.
 
-Each entry states what the seed prescribes, what we do and why; ``params`` pins the
+Each entry states what the handout prescribes, what we do and why; ``params`` pins the
 params.yaml values the text describes (:func:`stale_entries` lists the ones params no
 longer holds, which tests/test_deviations.py requires to be none), and ``measured``
 names figures in the stages' outputs that the report prints beside the entry.
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
 
 from pipeline.config import ConfigError, section
 from pipeline.errors import PipelineError
@@ -42,7 +42,8 @@ class Deviation:
 
 def load_deviations(path: str | Path = DEVIATIONS) -> list[Deviation]:
     path = Path(path)
-    entries = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+    # Read as params.yaml is (DVC's YAML 1.2 loader): a pinned value compares with what the stages see.
+    entries = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or []
     if not isinstance(entries, list):
         raise PipelineError(f"{path}: expected a list of entries")
     out = []

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import NamedTuple
 
-import yaml
+from ruamel.yaml import YAML, YAMLError
 
 # Code that lives under pipeline/ but is run outside DVC, so no stage imports it. Patterns are
 # fnmatch-style, matched against repo-relative POSIX paths ("*" also matches "/").
@@ -470,13 +470,13 @@ def import_chain(closure: Closure, path: str) -> tuple[str, ...]:
 
 # ----------------------------------------------------------------------------- plugin rule
 def load_variants(root: str | os.PathLike) -> dict:
-    """``variants`` of ``params.yaml`` (``{}`` when absent)."""
+    """``variants`` of ``params.yaml`` (``{}`` when absent), read as DVC reads it (ruamel.yaml, YAML 1.2)."""
     path = Path(root) / _PARAMS_FILE
     if not path.is_file():
         return {}
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
+        params = YAML(typ="safe").load(path.read_text(encoding="utf-8")) or {}
+    except YAMLError as exc:
         raise DepGraphError(f"cannot read {path}: {exc}") from exc
     variants = params.get("variants") or {}
     return variants if isinstance(variants, dict) else {}

@@ -12,6 +12,11 @@ code and nothing else - which is what lets ``dvc.yaml`` declare exactly
 ``pipeline/models/${item.model.name}`` per variant (one edited model file reruns only
 the variants that use it). ``tests/test_depgraph.py`` checks that rule.
 
+``build``'s annotations are the types of its arguments, checked (:func:`check_args`) before
+any data is read: an ``int`` argument is a size (a width, a kernel, a stride) and must be at
+least 1, a ``Literal[...]`` lists the allowed values, a ``float`` must be finite, and a family's
+optional ``ARG_RANGES`` (``{"dropout": (0.0, 1.0)}``) bounds a number.
+
 All models return logits or log-probabilities of shape ``(batch, 10)``. Models that
 the class-wise norm analysis inspects also accept ``intermediate_outputs=True`` and
 then return ``(output, [feature maps after each convolution block])``.
@@ -21,6 +26,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import math
+import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +36,7 @@ from typing import Any
 from torch import nn
 
 from pipeline.errors import PipelineError
+from pipeline.scalars import SCALAR_NAMES, scalar_matches
 
 _HERE = Path(__file__).resolve().parent
 
@@ -62,6 +70,29 @@ def check_args(name: str, args: Mapping[str, Any], key: str = "model") -> None:
     for p in named:
         if p.default is p.empty and p.name not in args:
             raise PipelineError(f"{key}.args.{p.name}: model {name!r} needs this argument (it has no default)")
+    hints = typing.get_type_hints(family(name).build)
+    ranges = getattr(family(name), "ARG_RANGES", {})
+    for arg, value in args.items():
+        _check_value(value, hints.get(arg, Any), ranges.get(arg), f"{key}.args.{arg}")
+
+
+def _check_value(value: Any, tp: Any, bounds: tuple[float, float] | None, key: str) -> None:
+    """One argument against ``build``'s annotation, before torch sees it (torch's own refusal is a
+    traceback after the data has loaded, and a width of 0 is not refused at all). An integer argument
+    is a size (a width, a kernel, a stride): at least 1. A family's ``ARG_RANGES`` bounds a number."""
+    if typing.get_origin(tp) is typing.Literal:
+        choices = typing.get_args(tp)
+        if value not in choices:
+            raise PipelineError(f"{key}: unknown value {value!r}; allowed: {', '.join(map(str, choices))}")
+        return
+    if tp in SCALAR_NAMES and not scalar_matches(value, tp):
+        raise PipelineError(f"{key}: expected {SCALAR_NAMES[tp]}, got {value!r}")
+    if tp is int and value < 1:
+        raise PipelineError(f"{key}: a size (width, kernel, stride) must be at least 1, got {value!r}")
+    if tp is float and not math.isfinite(value):
+        raise PipelineError(f"{key}: must be a finite number, got {value!r}")
+    if bounds is not None and not bounds[0] <= value <= bounds[1]:
+        raise PipelineError(f"{key}: must be in [{bounds[0]}, {bounds[1]}], got {value!r}")
 
 
 def create_model(name: str, **kwargs: Any) -> nn.Module:

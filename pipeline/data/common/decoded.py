@@ -2,7 +2,8 @@
 
 For an image folder ``<parent>/<name>/``, ``<parent>/.decoded/<name>.npy`` holds its images as
 uint8 ``(N, C, H, W)`` and ``<name>.json`` the file names (relative to the folder) and byte
-sizes they were decoded from, in the array's order. The hidden folder is skipped by the
+sizes they were decoded from, in the array's order, and the array's CRC-32 (bytes of the
+``.npy`` changed in place are caught, and the PNGs decoded instead). The hidden folder is skipped by the
 readers' listings. The composite converter writes them (:func:`write_decoded`) next to the
 PNGs it encodes from the same arrays; the image-folder reader asks :func:`load_decoded` first.
 
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -46,7 +48,13 @@ def write_decoded(folder: str | os.PathLike[str], files: list[str], images: np.n
     array_path, manifest_path = decoded_paths(folder)
     array_path.parent.mkdir(exist_ok=True)
     np.save(array_path, np.ascontiguousarray(images), allow_pickle=False)
-    manifest = {"files": files, "sizes": [os.stat(folder / f).st_size for f in files], "shape": list(images.shape)}
+    images = np.ascontiguousarray(images)
+    manifest = {
+        "files": files,
+        "sizes": [os.stat(folder / f).st_size for f in files],
+        "shape": list(images.shape),
+        "crc32": zlib.crc32(images.data),
+    }
     manifest_path.write_text(json.dumps(manifest, separators=(",", ":")) + "\n", encoding="utf-8")
 
 
@@ -76,5 +84,10 @@ def load_decoded(folder: str | os.PathLike[str], files: list[str]) -> np.ndarray
     except (OSError, ValueError):
         return None
     if array.dtype != np.uint8 or array.ndim != 4 or list(array.shape) != manifest.get("shape"):
+        return None
+    # Bytes changed in place (same size, same names) would pass every check above: the checksum
+    # catches them (a copy written before it was recorded has none, and is trusted as before).
+    if "crc32" in manifest and zlib.crc32(np.ascontiguousarray(array).data) != manifest["crc32"]:
+        log.warning("%s: the decoded copy does not match its checksum; decoding the images", folder)
         return None
     return array if order == list(range(len(order))) else array[order]

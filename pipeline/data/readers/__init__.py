@@ -75,4 +75,7 @@ def read_split(fmt: str, path: str | os.PathLike[str], split: str) -> ImageSet:
     allowed = FOLDER_SPLITS if fmt == "image_folder" else MNIST_SPLITS
     if split not in allowed:
         raise DataError(f"{path}: format {fmt} has no split {split!r}; allowed: {', '.join(allowed)}")
-    return importlib.import_module(f"{__name__}.{fmt}").read(path, split)
+    images = importlib.import_module(f"{__name__}.{fmt}").read(path, split)
+    if len(images) == 0:  # every use divides by the count: an epoch, an accuracy, a mean
+        raise DataError(f"{path}: the {split} split ({fmt}) has no images")
+    return images

@@ -23,6 +23,13 @@ def read(path: Path, split: str) -> ImageSet:
 def read_mnist_npz(file: str | os.PathLike[str]) -> ImageSet:
     """``numpy.load`` of a Practical 5 npz: ``x`` uint8 (N, 784), ``y`` integer (N,) in 0-9."""
     file = Path(file)
+    # numpy takes anything that is neither a zip nor a .npy for a pickle, and its refusal then
+    # advises loading it unsafely: a text or .npy file is named for what it is instead.
+    if file.is_file():
+        with open(file, "rb") as handle:
+            start = handle.read(8)
+        if not start.startswith((b"PK\x03\x04", b"PK\x05\x06")):  # a zip's first entry, or an empty zip
+            raise DataError(f"{file}: not a .npz file (a zip archive of arrays x and y); it starts with {start!r}")
     try:
         with np.load(file, allow_pickle=False) as archive:
             missing = [k for k in ("x", "y") if k not in archive.files]

@@ -7,6 +7,8 @@ HKU stages alone.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -20,7 +22,7 @@ class SimpleCNN(nn.Module):
     ``layers="custom"`` builds convolutions, pooling and linear layers from the
     assignment's own implementations (:mod:`pipeline.models.simple_cnn.layers`);
     ``"torch"`` uses ``torch.nn`` for the same network (the speed and correctness
-    reference). The softmax of the seed's last layer lives in the loss (cross-entropy
+    reference). The softmax of the HKU handout's last layer lives in the loss (cross-entropy
     on logits).
     """
 
@@ -50,7 +52,11 @@ class SimpleCNN(nn.Module):
         return self.fc2(x)
 
 
-def build(layers: str = "custom", conv1_channels: int = 32, dropout: float = 0.25) -> nn.Module:
+# torch.nn.Dropout's p: a probability (checked before the data loads, see pipeline.models.check_args).
+ARG_RANGES = {"dropout": (0.0, 1.0)}
+
+
+def build(layers: Literal["custom", "torch"] = "custom", conv1_channels: int = 32, dropout: float = 0.25) -> nn.Module:
     return SimpleCNN(layers=layers, conv1_channels=conv1_channels, dropout=dropout)
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -25,5 +27,5 @@ class TdmCNN(nn.Module):
         return self.fc1(x.reshape(x.shape[0], -1))
 
 
-def build(pool: str = "max") -> nn.Module:
+def build(pool: Literal["max", "avg"] = "max") -> nn.Module:
     return TdmCNN(pool=pool)
