@@ -6,39 +6,45 @@ Usage::
     python -m pipeline.autograder --submission student/layers.py -q q2 --json q2.json
     python -m pipeline.autograder --submissions submissions/ --csv grades.csv
 
-A submission is a Python file defining the seed's classes (``CustomLinear``,
-``CustomConv2D``, ``CustomMaxPool2D``, ``CustomCrossEntropyLoss``) with the seed's
-constructor signatures. It is imported and run in a separate process with a time limit
-per case (:mod:`pipeline.grading.sandbox`): whatever it does, the grader finishes and
-reports. Each question (20 points, 80 in all) runs the cases of
-:mod:`pipeline.grading.cases`; the score is ``floor(20 * passed / total)``. The source
-is also checked against the seed's allowed operations
-(:mod:`pipeline.grading.inspection`): uses are listed, not deducted.
+This is the project's re-implementation of the course's grader (the handout's own
+``autograder.py`` is not public). A submission is a Python file defining the handout's
+classes (``CustomLinear``, ``CustomConv2D``, ``CustomMaxPool2D``,
+``CustomCrossEntropyLoss``), called the way the handout's text describes them
+(:mod:`pipeline.grading.cases`). It runs in a separate, isolated process with a time limit
+per case and a memory limit (:mod:`pipeline.grading.sandbox`); its results are compared
+with torch's in the grading process. Each question (20 points, 80 in all) scores
+``floor(20 * passed / total)`` of its base cases, and **loses all 20 points when its class
+breaks the handout's allowed-operations rule** (in the source or at run time:
+:mod:`pipeline.grading.inspection`, :mod:`pipeline.grading.monitor`); the report names each
+such use and its line. Cases beyond the handout (``reduction=``, ``bias=False``, ...) are
+reported and never cost points.
 
 ``--submissions DIR`` grades every ``DIR/<student>.py`` and ``DIR/<student>/layers.py``
-and writes one CSV row per student (``--csv``, default ``DIR/grades.csv``): the
-question scores, the total, the number of failed cases and of forbidden uses, and the
-import error if any.
+and writes one CSV row per student (``--csv``, default ``DIR/grades.csv``) **as each
+finishes**: the question scores, the total, the number of failed cases and of forbidden
+uses, and the import error if any. A run that is stopped keeps every finished row;
+``--resume`` continues it, skipping the students already in the table (a student whose
+grading was under way when the grader itself was killed gets a row of zeros saying so).
 
-Exit status: single submission: 0 when every selected question has full marks, else 1;
-folder: 0 when every file was graded; 2 on a usage error (unknown question, missing file).
+Exit status: 0 when a single submission has full marks on every selected question, or a
+folder's every file was graded; 3 when a submission was graded below full marks; 1 on an
+error (a missing file); 2 on a usage error (an unknown question).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import os
 import sys
 from pathlib import Path
 
+from pipeline.errors import PipelineError
 from pipeline.grading.cases import QUESTIONS, SEED, select_questions
-from pipeline.grading.sandbox import (
-    DEFAULT_CASE_TIMEOUT,
-    format_summary,
-    grade_submission,
-)
-from pipeline.io import write_json
+from pipeline.grading.sandbox import DEFAULT_CASE_TIMEOUT, DEFAULT_MEMORY_LIMIT, grade_submission
+from pipeline.grading.scoring import format_summary
+from pipeline.io import check_outputs, write_json, write_text
 from pipeline.models.simple_cnn import layers
-from pipeline.reporting import write_csv
 
 #: This project's own solution (graded by the ``autograde`` stage, as a file like any other;
 #: imported here so that the dependency is visible to the dependency checker).
@@ -79,20 +85,92 @@ def csv_row(student: str, results: dict) -> dict:
     return {column: row[column] for column in CSV_COLUMNS}
 
 
-def grade_folder(folder: str | Path, questions: list[str], **limits) -> dict[str, dict]:
-    """Grade every submission of ``folder`` (see :func:`find_submissions`); progress on stderr."""
+class GradeTable:
+    """The class's grade table, one row appended (and flushed to disk) as each student finishes.
+
+    ``<table>.grading`` names the student being graded while it is; a run killed meanwhile
+    leaves it behind, and ``--resume`` then gives that student a row of zeros saying so
+    (their code stopped the grader) instead of grading them again.
+    """
+
+    def __init__(self, path: Path, resume: bool) -> None:
+        self.path, self.marker = path, path.with_name(path.name + ".grading")
+        self.done: set[str] = set()
+        if resume and path.exists():
+            with path.open(newline="", encoding="utf-8") as handle:
+                reader = csv.DictReader(handle)
+                if tuple(reader.fieldnames or ()) != CSV_COLUMNS:
+                    raise PipelineError(f"{path}: not this autograder's grade table (header {reader.fieldnames})")
+                self.done = {row["student"] for row in reader}
+        else:
+            write_text(path, ",".join(CSV_COLUMNS) + "\n")
+            self.marker.unlink(missing_ok=True)
+
+    def interrupted(self) -> str | None:
+        """The student whose grading a killed run left unfinished, if any."""
+        name = self.marker.read_text(encoding="utf-8").strip() if self.marker.is_file() else ""
+        return name if name and name not in self.done else None
+
+    def start(self, student: str) -> None:
+        write_text(self.marker, student + "\n")
+
+    def add(self, row: dict) -> None:
+        with self.path.open("a", newline="", encoding="utf-8") as handle:
+            csv.DictWriter(handle, fieldnames=CSV_COLUMNS, lineterminator="\n").writerow(row)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.done.add(row["student"])
+        self.marker.unlink(missing_ok=True)
+
+
+def _killed_row(student: str, path: Path, questions: list[str]) -> dict:
+    reason = "the grader was killed while grading this submission (its code stopped the grading process)"
+    row = {"student": student, "file": str(path), "total": 0, "max_total": 20 * len(questions)}
+    row.update({q: 0 if q in questions else "" for q in QUESTIONS})
+    row.update({"failed_cases": "", "forbidden_uses": "", "import_error": reason})
+    return {column: row[column] for column in CSV_COLUMNS}
+
+
+def grade_folder(
+    folder: str | Path, questions: list[str], table: Path, resume: bool = False, **limits
+) -> dict[str, dict]:
+    """Grade every submission of ``folder`` (see :func:`find_submissions`) into ``table`` row by row;
+    progress on stderr. Returns the results of the students graded by this run."""
     submissions = find_submissions(folder)
+    grades = GradeTable(Path(table), resume)
+    killed = grades.interrupted()
+    if killed in submissions:
+        grades.add(_killed_row(killed, submissions[killed], questions))
+        print(f"{killed}: the previous run was killed while grading it; recorded as 0", file=sys.stderr)
     results = {}
     for n, (student, path) in enumerate(submissions.items(), 1):
-        results[student] = grade_submission(path, questions, **limits)
-        r = results[student]
+        if student in grades.done:
+            continue
+        grades.start(student)
+        results[student] = r = grade_submission(path, questions, **limits)
+        grades.add(csv_row(student, r))
         note = f" (import error: {r['import_error']})" if r["import_error"] else ""
         print(f"[{n}/{len(submissions)}] {student}: {r['total']}/{r['max_total']}{note}", file=sys.stderr)
     return results
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m pipeline.autograder", description=__doc__.split("\n\n")[0])
+def _positive(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog or "cnn-pipeline autograde",
+        description="Grade HKU Assignment 3 layers.py files, questions 1-4 (20 points each), with this project's "
+        "re-implementation of the handout's autograder.py -q (the course's own is not public). Each submission runs "
+        "in an isolated process with time and memory limits; a question whose class uses an operation the handout "
+        "does not allow loses its 20 points.",
+        epilog="Exit status: 0 full marks (with --submissions: every file graded); 1 an error (a missing file); "
+        "2 a usage error; 3 graded, below full marks.",
+    )
     parser.add_argument(
         "-q",
         "--question",
@@ -112,39 +190,54 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--csv", type=Path, help="with --submissions: the grade table (default: DIR/grades.csv)")
     parser.add_argument(
         "--case-timeout",
-        type=float,
+        type=_positive,
         default=DEFAULT_CASE_TIMEOUT,
         help="seconds a case may run before it fails (default %(default)g)",
     )
-    parser.add_argument("--seed", type=int, default=SEED, help=f"base seed of the random cases (default {SEED})")
+    parser.add_argument(
+        "--memory-limit",
+        type=_positive,
+        default=DEFAULT_MEMORY_LIMIT,
+        metavar="MIB",
+        help="memory a submission may allocate, in MiB (default %(default)g)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="with --submissions: keep the rows already in the table and grade only the other students",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=SEED, help=f"base random seed of the generated cases (default {SEED})"
+    )
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+def main(argv: list[str] | None = None, prog: str | None = None) -> int:
+    parser = build_parser(prog)
     args = parser.parse_args(argv)
     try:
         questions = select_questions(args.question or ["all"])
     except ValueError as exc:
         parser.error(str(exc))
-    limits = {"seed": args.seed, "case_timeout": args.case_timeout}
+    limits = {"seed": args.seed, "case_timeout": args.case_timeout, "memory_limit": int(args.memory_limit)}
+    table = args.csv or (args.submissions / "grades.csv" if args.submissions is not None else None)
     try:
+        # before any grading: an output must not be the submission, nor /dev/stdout or another special file
+        check_outputs([p for p in (table, args.json) if p is not None], {"--submission": args.submission})
         if args.submissions is not None:
-            graded = grade_folder(args.submissions, questions, **limits)
-            table = args.csv or args.submissions / "grades.csv"
-            write_csv(table, [csv_row(student, r) for student, r in graded.items()])
+            graded = grade_folder(args.submissions, questions, table, args.resume, **limits)
             if args.json:
                 write_json(args.json, graded)
             print(f"autograder: graded {len(graded)} submission(s); wrote {table}")
             return 0
         results = grade_submission(args.submission or PROJECT_LAYERS, questions, **limits)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, IsADirectoryError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return 1  # as every command: 1 is an error the user can fix (pipeline/cli.py)
     print(format_summary(results))
     if args.json:
         write_json(args.json, results)
-    return 0 if results["total"] == results["max_total"] else 1
+    return 0 if results["total"] == results["max_total"] else 3
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ import pytest
 from pipeline import autograder
 from pipeline.grading import cases
 from pipeline.grading.sandbox import MAX_LOST_PROCESSES, grade_submission
+from pipeline.grading.scoring import format_summary
 
 PLAIN = Path(__file__).parent / "submissions" / "plain_layers.py"
 FAST = {"case_timeout": 3.0, "import_timeout": 60.0}
@@ -121,16 +122,25 @@ def test_garbage_on_the_result_channel_fails_the_case(tmp_path):
     assert results["q1"]["failures"][0]["reason"] == "the submission wrote into the grader's result channel"
 
 
-def test_forbidden_calls_are_reported_not_deducted(tmp_path):
+def test_a_forbidden_call_costs_its_question_and_names_the_line(tmp_path):
+    """The handout: "Using any other dependencies beyond this scope will be discounted": a correct loss
+    computed with torch.logsumexp passes every case and still scores 0 on q4 (and only q4)."""
     path = planted(
         tmp_path,
         "unstable",
         "shifted = logits - torch.logsumexp(logits, dim=1, keepdim=True)\n"
         "shifted = shifted + shifted.exp().sum(dim=1, keepdim=True).log()",
     )
-    results = grade_submission(path, ["q4"], **FAST)
-    assert results["q4"]["score"] == 20
-    assert len(results["forbidden_uses"]) == 1 and "logsumexp" in results["forbidden_uses"][0]
+    line = 1 + path.read_text().splitlines().index(
+        "        shifted = logits - torch.logsumexp(logits, dim=1, keepdim=True)"
+    )
+    results = grade_submission(path, ["q3", "q4"], **FAST)
+    q4 = results["q4"]
+    assert (q4["cases_score"], q4["deducted"], q4["score"]) == (20, 20, 0)
+    assert f"line {line}: uses torch.logsumexp" in q4["forbidden"]
+    assert any(u.startswith(f"line {line}: calls torch.logsumexp (seen at run time") for u in q4["forbidden"])
+    assert results["q3"]["score"] == 20 and results["q3"]["forbidden"] == [] and results["total"] == 20
+    assert "20 point(s) deducted" in format_summary(results)
 
 
 def test_a_missing_class_fails_its_question(tmp_path):
@@ -167,8 +177,8 @@ def test_a_folder_of_submissions_gives_one_csv_row_per_student(tmp_path, capsys)
 def test_cli_exit_codes_and_usage_errors(tmp_path, capsys):
     assert autograder.main(["--submission", str(planted(tmp_path)), "-q", "q4"]) == 0
     assert "q4         20/20" in capsys.readouterr().out
-    assert autograder.main(["--submission", str(planted(tmp_path, "unstable", "shifted = logits")), "-q", "q4"]) == 1
-    assert autograder.main(["--submission", str(tmp_path / "missing.py")]) == 2
+    assert autograder.main(["--submission", str(planted(tmp_path, "unstable", "shifted = logits")), "-q", "q4"]) == 3
+    assert autograder.main(["--submission", str(tmp_path / "missing.py")]) == 1  # as every command's missing file
     assert "missing.py: submission not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         autograder.main(["-q", "q9"])
@@ -218,7 +228,7 @@ def test_the_worker_measures_each_cases_output_itself(tmp_path):
     read_fd, write_fd = os.pipe()
     with open(tmp_path / "captured.txt", "wb") as capture:
         subprocess.run(
-            [sys.executable, "-m", "pipeline.grading.worker", str(path), str(write_fd), "0", "q4:0-2"],
+            [sys.executable, "-m", "pipeline.grading.worker", str(path), str(write_fd), "0", "1024", "q4:0-2"],
             stdout=capture,
             stderr=subprocess.STDOUT,
             pass_fds=(write_fd,),
@@ -232,3 +242,13 @@ def test_the_worker_measures_each_cases_output_itself(tmp_path):
     dones = [e["output"] for e in events if e["event"] == "done"]
     assert len(starts) == len(dones) == 3
     assert [d - s for s, d in zip(starts, dones)] == [100, 100, 100]  # 99 x's and a newline per case
+
+
+def test_a_layer_that_allocates_without_end_fails_with_out_of_memory(tmp_path):
+    """The worker caps its own address space: the case fails in its own process, the machine keeps its
+    memory (the audit's A_mem_case was stopped only by the kernel's OOM killer)."""
+    path = planted(tmp_path, "exit", "blocks = []\nwhile True:\n    blocks.append(torch.ones(2**25))")
+    results = grade_submission(path, ["q1", "q4"], memory_limit=256, **FAST)
+    assert results["q1"]["score"] == 0 and results["q4"]["score"] == 20
+    assert "out of memory" in results["q1"]["failures"][0]["reason"], results["q1"]["failures"][0]
+    assert results["sandbox"]["memory_limit_mib"] == 256

@@ -1,7 +1,6 @@
 """HKU Assignment 3, Questions 1-4: the grading cases (what ``autograder.py -q qN`` checks).
 
-Each question checks one of the seed's classes against its torch reference with the
-*same* parameters copied in:
+Each question checks one of the handout's classes against its torch reference:
 
 ==  ==========================  =====================
 q1  ``CustomLinear``            ``nn.Linear``
@@ -10,28 +9,48 @@ q3  ``CustomMaxPool2D``         ``nn.MaxPool2d``
 q4  ``CustomCrossEntropyLoss``  ``nn.CrossEntropyLoss``
 ==  ==========================  =====================
 
-A question runs many *cases*: randomized configurations drawn from a seeded generator
-(batch sizes, channel counts, square and rectangular kernels, int and pair strides and
-paddings, non-square inputs, float32 and float64) followed by fixed edge cases (1x1
-kernels, a kernel as large as the input, ties in max-pooling, all-negative inputs with
-padding, logits of magnitude 1e4, ...). A case passes when the forward output and the
-gradients of the input and of every parameter (for a random upstream gradient) agree
-with the reference within the tolerance of its dtype (:data:`TOLERANCES`), and when the
-layer raises nothing.
+**The handout's interface, not torch's.** The handout defines no constructor signatures
+(its ``layers.py`` skeleton is not public); it describes each layer in words and
+formulas. A *base* case calls a class only the way that text does:
 
-Every case draws its tensors from its own generator, seeded from the base seed, the
-question and the case's index (:func:`case_generator`): a case gives the same tensors
-whether it runs alone, after others, or in a fresh process after a crashed one (the
-sandbox in :mod:`pipeline.grading.sandbox` restarts from the next case).
+* ``CustomLinear(in_features, out_features)`` on a 2-D input ``(N, H)``, with a bias
+  (``y = x A^T + b``: ``A`` is ``(out, in)``);
+* ``CustomConv2D(in_channels, out_channels, kernel_size, stride=s, padding=p)`` and
+  ``CustomMaxPool2D(kernel_size, stride=s, padding=p)`` with int sizes (the handout's
+  5x5 and 2x2 kernels) on 4-D ``(N, C, H, W)`` inputs; ``stride`` and ``padding`` are the
+  names of its output-size formula, passed by keyword when the constructor has them and
+  by position (torch's order) otherwise;
+* ``CustomCrossEntropyLoss()`` (no argument) on logits ``(N, C)`` and class indices
+  ``(N,)``: the mean over the batch, the handout's ``CE = -1/N sum ...``.
 
-Scoring (partial credit): ``score = floor(POINTS_PER_QUESTION * passed / total)``; a
-question earns its 20 points only when every one of its cases passes.
+Parameters are found by shape, not by name: the weight is the one parameter shaped like
+torch's (``(out, in)``, ``(out, in, k, k)``), the bias the one shaped ``(out,)``.
+*Extra* cases test what torch offers beyond that text (``bias=False``, tuple sizes, the
+default pooling stride, unbatched or extra leading dimensions, ``reduction=``): each runs
+only when the constructor accepts its keyword, and reports pass/fail without touching the
+score.
+
+A base case passes when the forward output and the gradients of the input and of every
+parameter (for a random upstream gradient) agree with the reference within the tolerance
+of its dtype (:data:`TOLERANCES`), and when the layer raises nothing. The submission's
+results are computed in the worker process (:func:`run_layer`) and compared **here, in
+the grading process**, against the reference computed here (:func:`compare_results`):
+nothing the submission does in its own process changes the comparison.
+
+Every case draws its tensors from its own generator, seeded from the base random seed,
+the question and the case's index (:func:`case_generator`): a case gives the same tensors
+whether it runs alone, after others, or in a fresh process after a crashed one.
+
+Scoring (partial credit): ``score = floor(POINTS_PER_QUESTION * passed / total)`` over the
+base cases; a question earns its 20 points only when every base case passes.
 """
 
 from __future__ import annotations
 
+import inspect
+import math
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +60,8 @@ from torch import nn
 from pipeline.errors import PipelineError
 
 POINTS_PER_QUESTION = 20
-SEED = 20240303  # base seed; each question derives its own so it can run alone
-RANDOM_CASES = 40  # randomized configurations per question (edge cases come on top)
+SEED = 20240303  # base random seed; each question derives its own so it can run alone
+RANDOM_CASES = 40  # randomized base configurations per question (edge cases come on top)
 
 
 @dataclass(frozen=True)
@@ -85,8 +104,6 @@ def compare(name: str, actual, expected: torch.Tensor) -> str | None:
     finite = torch.isfinite(expected)
     if not torch.equal(actual[~finite], expected[~finite]):  # inf must match inf of the same sign
         return f"{name}: infinite values differ from the reference"
-    if expected.numel() == 0:
-        return None
     tol = TOLERANCES.get(expected.dtype, FLOAT32_TOLERANCE)
     a, e = actual[finite].double(), expected[finite].double()
     if e.numel() == 0:
@@ -103,152 +120,65 @@ def compare(name: str, actual, expected: torch.Tensor) -> str | None:
     return None
 
 
-def _randn(gen: torch.Generator, shape, dtype, scale: float = 1.0) -> torch.Tensor:
-    return torch.randn(*shape, generator=gen, dtype=torch.float64).mul_(scale).to(dtype)
+def compare_results(actual: dict, expected: dict) -> list[str]:
+    """The mismatches between the worker's results for a case and the reference's (empty: passed).
 
-
-def _copy_parameters(custom: nn.Module, reference: nn.Module) -> str | None:
-    """Copy the reference's weight and bias into the custom layer; a reason on mismatch."""
-    for name in ("weight", "bias"):
-        ref_p = getattr(reference, name)
-        cus_p = getattr(custom, name, None)
-        if ref_p is None:
-            if cus_p is not None:
-                return f"{name}: expected None (bias=False), got a tensor"
-            continue
-        if not isinstance(cus_p, torch.Tensor):
-            return f"{name}: missing parameter"
-        if tuple(cus_p.shape) != tuple(ref_p.shape):
-            return f"{name}: parameter shape {tuple(cus_p.shape)} != torch's {tuple(ref_p.shape)}"
-        with torch.no_grad():
-            cus_p.copy_(ref_p)
-    return None
-
-
-def _check_module(
-    custom: nn.Module, reference: nn.Module, x: torch.Tensor, gen: torch.Generator, with_params: bool
-) -> list[str]:
-    """Forward + backward of both modules on the same input; list of mismatches."""
-    problems: list[str] = []
-    if with_params:
-        reason = _copy_parameters(custom, reference)
-        if reason:
-            return [reason]
-    x_ref = x.clone().requires_grad_(True)
-    x_cus = x.clone().requires_grad_(True)
-    y_ref = reference(x_ref)
-    y_cus = custom(x_cus)
-    problem = compare("output", y_cus, y_ref)
+    ``expected`` is :func:`run_layer` on the reference (or ``{"raised": ...}`` for a case that
+    must raise); ``actual`` the same from the submission, decoded in the grading process.
+    """
+    if "expect_error" in expected:
+        raised = actual.get("raised") or ""
+        if not raised.startswith("ValueError"):
+            return [f"{expected['expect_error']} did not raise ValueError" + (f" ({raised})" if raised else "")]
+        missing = [name for name in ("mean", "sum", "none") if name not in raised]
+        return [f"the ValueError does not name {missing}"] if missing else []
+    if actual.get("raised"):
+        return [f"raised {actual['raised']}"]
+    tensors = actual.get("tensors") or {}
+    problem = compare("output", tensors.get("output"), expected["tensors"]["output"])
     if problem:
         return [problem]
-    upstream = _randn(gen, y_ref.shape, y_ref.dtype)
-    y_ref.backward(upstream)
-    y_cus.backward(upstream.clone())
-    problems += filter(None, [compare("grad input", x_cus.grad, x_ref.grad)])
-    if with_params:
-        for name in ("weight", "bias"):
-            ref_p = getattr(reference, name)
-            if ref_p is not None:
-                problem = compare(f"grad {name}", getattr(custom, name).grad, ref_p.grad)
-                if problem:
-                    problems.append(problem)
-    return problems
+    problems = [compare(name, tensors.get(name), value) for name, value in expected["tensors"].items()]
+    return [p for p in problems if p]
+
+
+# --------------------------------------------------------------------------- cases
 
 
 @dataclass(frozen=True)
 class Case:
-    """One check: ``check(impl, gen)`` builds the layers from ``impl`` (a module defining the
-    seed's classes) and returns the mismatches against torch (empty when it passes)."""
+    """One check of one class: build it, set its parameters, run forward and backward.
+
+    ``args``/``kwargs``: the constructor call (``kwargs`` as ``((name, value), ...)``);
+    ``positional``: the names of ``kwargs`` in torch's positional order, used when the
+    submission's constructor lacks those keywords (base cases only); ``params``: the shapes
+    torch's layer has, ``((name, shape), ...)``; ``extra``: empty for a base case, else what
+    it tests beyond the handout's text (no points); ``input_kind``: how the input is drawn.
+    """
 
     description: str
-    check: Callable[[Any, torch.Generator], list[str]]
+    layer: str
+    reference: str  # the torch.nn class of the same name and arguments
+    args: tuple = ()
+    kwargs: tuple = ()
+    dtype: torch.dtype = torch.float32
+    input_shape: tuple = ()
+    params: tuple = ()
+    input_kind: str = "normal"
+    scale: float = 1.0
+    extra: str = ""
+    expect_error: bool = False
+
+    def reference_module(self) -> nn.Module:
+        return getattr(nn, self.reference)(*self.args, **dict(self.kwargs))
 
 
-# --------------------------------------------------------------------------- q1 linear
+def _randn(gen: torch.Generator, shape, dtype, scale: float = 1.0) -> torch.Tensor:
+    return torch.randn(*shape, generator=gen, dtype=torch.float64).mul_(scale).to(dtype)
 
 
-def _linear_case(batch_shape, in_f, out_f, bias, dtype, scale=1.0) -> Case:
-    def check(impl, gen: torch.Generator) -> list[str]:
-        reference = nn.Linear(in_f, out_f, bias=bias, dtype=dtype)
-        custom = impl.CustomLinear(in_f, out_f, bias=bias).to(dtype)
-        x = _randn(gen, (*batch_shape, in_f), dtype, scale)
-        return _check_module(custom, reference, x, gen, with_params=True)
-
-    return Case(f"Linear({in_f}, {out_f}, bias={bias}) x={(*batch_shape, in_f)} {_dt(dtype)}", check)
-
-
-def linear_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        batch = (rng.randint(1, 8),) if rng.random() < 0.8 else (rng.randint(1, 3), rng.randint(1, 4))
-        yield _linear_case(batch, rng.randint(1, 24), rng.randint(1, 24), rng.random() < 0.8, rng.choice(DTYPES))
-    for dtype in DTYPES:  # edge cases
-        yield _linear_case((1,), 1, 1, True, dtype)  # a single weight
-        yield _linear_case((64,), 1024, 512, True, dtype)  # SimpleCNN's fc1
-        yield _linear_case((64,), 512, 10, False, dtype)
-        yield _linear_case((3,), 5, 4, True, dtype, scale=1e3)  # large inputs
-
-
-# --------------------------------------------------------------------------- q2 conv
-
-
-def _conv_case(n, c_in, c_out, hw, kernel, stride, padding, bias, dtype, unbatched=False) -> Case:
-    def check(impl, gen: torch.Generator) -> list[str]:
-        reference = nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias, dtype=dtype)
-        custom = impl.CustomConv2D(c_in, c_out, kernel, stride=stride, padding=padding, bias=bias).to(dtype)
-        shape = (c_in, *hw) if unbatched else (n, c_in, *hw)
-        return _check_module(custom, reference, _randn(gen, shape, dtype), gen, with_params=True)
-
-    return Case(
-        f"Conv2d({c_in}, {c_out}, k={kernel}, s={stride}, p={padding}, bias={bias}) "
-        f"x={'' if unbatched else f'{n}x'}{c_in}x{hw[0]}x{hw[1]} {_dt(dtype)}",
-        check,
-    )
-
-
-def _int_or_pair(rng: random.Random, low: int, high: int):
-    return rng.randint(low, high) if rng.random() < 0.5 else (rng.randint(low, high), rng.randint(low, high))
-
-
-def _pair(v) -> tuple[int, int]:
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def conv_cases(rng: random.Random) -> Iterator[Case]:
-    for _ in range(RANDOM_CASES):
-        kernel = _int_or_pair(rng, 1, 5)
-        stride = _int_or_pair(rng, 1, 3)
-        padding = _int_or_pair(rng, 0, 2)
-        (kh, kw), (ph, pw) = _pair(kernel), _pair(padding)
-        hw = (rng.randint(max(1, kh - 2 * ph), 12), rng.randint(max(1, kw - 2 * pw), 12))
-        yield _conv_case(  # up to 8 input channels: both of CustomConv2D's unfold layouts occur
-            rng.randint(1, 4),
-            rng.randint(1, 8),
-            rng.randint(1, 5),
-            hw,
-            kernel,
-            stride,
-            padding,
-            rng.random() < 0.8,
-            rng.choice(DTYPES),
-        )
-    for dtype in DTYPES:  # edge cases
-        yield _conv_case(2, 3, 4, (5, 7), 1, 1, 0, True, dtype)  # 1x1 kernel
-        yield _conv_case(2, 3, 2, (5, 7), (5, 7), 1, 0, True, dtype)  # kernel == input: 1x1 output
-        yield _conv_case(2, 2, 3, (4, 4), 6, 1, 1, True, dtype)  # kernel == padded input
-        yield _conv_case(2, 2, 3, (9, 8), 2, 4, 0, True, dtype)  # stride > kernel (skipped pixels)
-        yield _conv_case(1, 2, 3, (6, 5), (3, 1), (2, 1), (1, 0), False, dtype)  # rectangular everything
-        yield _conv_case(1, 3, 2, (6, 6), 3, 1, 1, True, dtype, unbatched=True)  # (C, H, W) input
-        yield _conv_case(2, 1, 32, (28, 28), 5, 1, 0, True, dtype)  # SimpleCNN conv1
-        yield _conv_case(2, 32, 64, (12, 12), 5, 1, 0, True, dtype)  # SimpleCNN conv2
-
-
-# --------------------------------------------------------------------------- q3 max-pool
-
-
-_POOL_INPUTS = ("normal", "relu", "integers", "zeros", "negative")
-
-
-def _pool_input(gen: torch.Generator, shape, dtype, kind: str) -> torch.Tensor:
+def _draw_input(case: Case, gen: torch.Generator) -> torch.Tensor:
+    shape, dtype, kind = case.input_shape, case.dtype, case.input_kind
     if kind == "relu":  # many exact ties at 0, as after ReLU in SimpleCNN
         return _randn(gen, shape, dtype).clamp_(min=0)
     if kind == "integers":  # ties between equal positive values
@@ -257,109 +187,257 @@ def _pool_input(gen: torch.Generator, shape, dtype, kind: str) -> torch.Tensor:
         return torch.zeros(shape, dtype=dtype)
     if kind == "negative":  # every value < 0: zero padding would win, -inf must not
         return -_randn(gen, shape, dtype).abs_() - 0.5
-    return _randn(gen, shape, dtype)
+    x = _randn(gen, shape, dtype, case.scale)
+    if kind == "mixed_signs":  # every row has one logit of +scale and one of -scale
+        x[:, 0], x[:, -1] = case.scale, -case.scale
+    return x
 
 
-def _pool_case(n, c, hw, kernel, stride, padding, dtype, kind: str, unbatched=False) -> Case:
-    def check(impl, gen: torch.Generator) -> list[str]:
-        reference = nn.MaxPool2d(kernel, stride=stride, padding=padding)
-        custom = impl.CustomMaxPool2D(kernel, stride=stride, padding=padding)
-        shape = (c, *hw) if unbatched else (n, c, *hw)
-        return _check_module(custom, reference, _pool_input(gen, shape, dtype, kind), gen, with_params=False)
+def case_tensors(case: Case, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """The parameters (``param <name>``), the input ``x`` and, for the loss, ``target``: drawn in that order."""
+    tensors = {}
+    for name, shape in case.params:
+        bound = max(1, math.prod(shape[1:])) ** -0.5  # torch's scale: uniform(+-1/sqrt(fan_in))
+        uniform = torch.rand(shape, generator=gen, dtype=torch.float64) * 2 - 1
+        tensors[f"param {name}"] = uniform.mul_(bound).to(case.dtype)
+    tensors["x"] = _draw_input(case, gen)
+    if case.layer == "CustomCrossEntropyLoss":
+        n, classes = case.input_shape
+        tensors["target"] = torch.randint(0, classes, (n,), generator=gen)
+    return tensors
 
-    return Case(
-        f"MaxPool2d(k={kernel}, s={stride}, p={padding}) x={'' if unbatched else f'{n}x'}{c}x{hw[0]}x{hw[1]} "
-        f"{kind} {_dt(dtype)}",
-        check,
+
+def missing_keywords(cls: Any, names) -> list[str]:
+    """The keywords of ``names`` that ``cls(...)`` does not take (none when it takes ``**kwargs``).
+
+    A class that inherits ``nn.Module.__init__`` (``*args, **kwargs``, which refuses every
+    argument) takes none.
+    """
+    init = next((k.__dict__["__init__"] for k in getattr(cls, "__mro__", ()) if "__init__" in k.__dict__), None)
+    if init is None or init in (nn.Module.__init__, object.__init__):
+        return list(names)
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):
+        return list(names)
+    params = signature.parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params):
+        return []
+    keywords = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    return [name for name in names if name not in keywords]
+
+
+def construct(cls: Any, case: Case):
+    """``cls`` called as the case says: keywords when the constructor has them, else (base
+    cases) the same values by position in torch's order."""
+    kwargs = dict(case.kwargs)
+    if not missing_keywords(cls, kwargs):
+        return cls(*case.args, **kwargs)
+    return cls(*case.args, *kwargs.values())
+
+
+def _find_parameter(module: Any, name: str, shape: tuple) -> torch.Tensor:
+    """The parameter named ``name`` with ``shape``, else the only parameter of that shape."""
+    params = dict(module.named_parameters())
+    if name in params and tuple(params[name].shape) == tuple(shape):
+        return params[name]
+    same = [p for p in params.values() if tuple(p.shape) == tuple(shape)]
+    if len(same) != 1:
+        found = [tuple(p.shape) for p in params.values()]
+        raise ValueError(f"expected one parameter of shape {tuple(shape)} ({name}); the layer's parameters: {found}")
+    return same[0]
+
+
+def run_layer(module: Any, case: Case, gen: torch.Generator) -> dict[str, torch.Tensor | None]:
+    """Forward + backward of ``module`` (the submission's or torch's) on the case's tensors.
+
+    Returns ``output``, ``grad input`` and ``grad <parameter>``: the same code runs on both
+    sides, so they differ only by what the module computes.
+    """
+    tensors = case_tensors(case, gen)
+    found = {}
+    for name, shape in case.params:
+        found[name] = _find_parameter(module, name, shape)
+        found[name].data = tensors[f"param {name}"].clone()
+        found[name].grad = None
+    x = tensors["x"].clone().requires_grad_(True)
+    out = module(x, tensors["target"].clone()) if "target" in tensors else module(x)
+    results = {"output": out}
+    if isinstance(out, torch.Tensor) and out.requires_grad:
+        upstream = _randn(gen, out.shape, out.dtype) if out.dim() else torch.ones((), dtype=out.dtype)
+        out.backward(upstream)
+    results["grad input"] = x.grad
+    results.update({f"grad {name}": p.grad for name, p in found.items()})
+    return results
+
+
+def reference_results(case: Case, gen: torch.Generator) -> dict:
+    """What :func:`compare_results` compares the submission's results with (in the grading process)."""
+    if case.expect_error:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in case.kwargs)
+        return {"expect_error": f"{case.layer}({arguments})"}
+    results = run_layer(case.reference_module(), case, gen)
+    return {"tensors": {k: v.detach() for k, v in results.items()}}
+
+
+def _kw(**kwargs) -> tuple:
+    return tuple(kwargs.items())
+
+
+def _dt(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
+
+
+# --------------------------------------------------------------------------- q1 linear
+
+
+def _linear(n, in_f, out_f, dtype, scale=1.0, bias=True, lead=(), extra="") -> Case:
+    kwargs = _kw() if bias else _kw(bias=False)
+    params = (("weight", (out_f, in_f)),) + ((("bias", (out_f,)),) if bias else ())
+    desc = f"Linear({in_f}, {out_f}{'' if bias else ', bias=False'}) x={(*lead, n, in_f)} {_dt(dtype)}"
+    shape = (*lead, n, in_f)
+    return Case(desc, "CustomLinear", "Linear", (in_f, out_f), kwargs, dtype, shape, params, scale=scale, extra=extra)
+
+
+def linear_cases(rng: random.Random) -> Iterator[Case]:
+    for _ in range(RANDOM_CASES):
+        yield _linear(rng.randint(1, 8), rng.randint(1, 24), rng.randint(1, 24), rng.choice(DTYPES))
+    for dtype in DTYPES:  # edge cases
+        yield _linear(1, 1, 1, dtype)  # a single weight
+        yield _linear(64, 1024, 512, dtype)  # SimpleCNN's fc1
+        yield _linear(64, 512, 10, dtype)  # SimpleCNN's fc2
+        yield _linear(3, 5, 4, dtype, scale=1e3)  # large inputs
+    for dtype in DTYPES:  # beyond the handout: no bias; leading dimensions (torch's (*, H_in))
+        yield _linear(4, 6, 3, dtype, bias=False, extra="bias=False")
+        yield _linear(3, 5, 4, dtype, lead=(2,), extra="input with extra leading dimensions")
+
+
+# --------------------------------------------------------------------------- q2 conv
+
+
+def _conv(n, c_in, c_out, hw, kernel, stride, padding, dtype, bias=True, unbatched=False, extra="") -> Case:
+    kwargs = _kw(stride=stride, padding=padding) + (() if bias else _kw(bias=False))
+    k = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
+    params = (("weight", (c_out, c_in, *k)),) + ((("bias", (c_out,)),) if bias else ())
+    shape = (c_in, *hw) if unbatched else (n, c_in, *hw)
+    desc = (
+        f"Conv2d({c_in}, {c_out}, k={kernel}, s={stride}, p={padding}{'' if bias else ', bias=False'}) "
+        f"x={'x'.join(map(str, shape))} {_dt(dtype)}"
     )
+    return Case(desc, "CustomConv2D", "Conv2d", (c_in, c_out, kernel), kwargs, dtype, shape, params, extra=extra)
+
+
+def _random_conv(rng: random.Random, pairs: bool) -> Case:
+    def size(low, high):
+        return (rng.randint(low, high), rng.randint(low, high)) if pairs else rng.randint(low, high)
+
+    kernel, stride, padding = size(1, 5), size(1, 3), size(0, 2)
+    (kh, kw), (ph, pw) = (_pair(kernel), _pair(padding))
+    hw = (rng.randint(max(1, kh - 2 * ph), 12), rng.randint(max(1, kw - 2 * pw), 12))
+    # up to 8 input channels: both of the project's CustomConv2D layouts occur
+    n, c_in, c_out, dtype = rng.randint(1, 4), rng.randint(1, 8), rng.randint(1, 5), rng.choice(DTYPES)
+    return _conv(n, c_in, c_out, hw, kernel, stride, padding, dtype, extra="tuple sizes" if pairs else "")
+
+
+def _pair(v) -> tuple[int, int]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def conv_cases(rng: random.Random) -> Iterator[Case]:
+    for _ in range(RANDOM_CASES):
+        yield _random_conv(rng, pairs=False)
+    for dtype in DTYPES:  # edge cases
+        yield _conv(2, 3, 4, (5, 7), 1, 1, 0, dtype)  # 1x1 kernel
+        yield _conv(2, 3, 2, (5, 5), 5, 1, 0, dtype)  # kernel == input: 1x1 output
+        yield _conv(2, 2, 3, (4, 4), 6, 1, 1, dtype)  # kernel == padded input
+        yield _conv(2, 2, 3, (9, 8), 2, 4, 0, dtype)  # stride > kernel (skipped pixels)
+        yield _conv(1, 2, 3, (6, 9), 3, 2, 1, dtype)  # non-square input, stride and padding
+        yield _conv(2, 1, 32, (28, 28), 5, 1, 0, dtype)  # SimpleCNN conv1
+        yield _conv(2, 32, 64, (12, 12), 5, 1, 0, dtype)  # SimpleCNN conv2
+    for _ in range(4):  # beyond the handout: torch's (h, w) pairs
+        yield _random_conv(rng, pairs=True)
+    for dtype in DTYPES:
+        yield _conv(2, 3, 2, (5, 7), (5, 7), 1, 0, dtype, extra="tuple sizes")
+        yield _conv(1, 2, 3, (6, 5), 3, 1, 1, dtype, bias=False, extra="bias=False")
+        yield _conv(1, 3, 2, (6, 6), 3, 1, 1, dtype, unbatched=True, extra="unbatched (C, H, W) input")
+
+
+# --------------------------------------------------------------------------- q3 max-pool
+
+
+_POOL_INPUTS = ("normal", "relu", "integers", "zeros", "negative")
+
+
+def _pool(n, c, hw, kernel, stride, padding, dtype, kind, unbatched=False, extra="") -> Case:
+    kwargs = (() if stride is None else _kw(stride=stride)) + (_kw(padding=padding) if padding else ())
+    shape = (c, *hw) if unbatched else (n, c, *hw)
+    desc = f"MaxPool2d(k={kernel}, s={stride}, p={padding}) x={'x'.join(map(str, shape))} {kind} {_dt(dtype)}"
+    return Case(desc, "CustomMaxPool2D", "MaxPool2d", (kernel,), kwargs, dtype, shape, (), kind, extra=extra)
+
+
+def _random_pool(rng: random.Random, pairs: bool) -> Case:
+    def size(low, high):
+        return (rng.randint(low, high), rng.randint(low, high)) if pairs else rng.randint(low, high)
+
+    kernel = size(1, 4)
+    kh, kw = _pair(kernel)
+    stride = size(1, 3)
+    padding = 0 if rng.random() < 0.5 else (rng.randint(0, min(kh, kw) // 2))
+    hw = (rng.randint(max(1, kh - 2 * padding), 13), rng.randint(max(1, kw - 2 * padding), 13))
+    n, c, dtype, kind = rng.randint(1, 4), rng.randint(1, 4), rng.choice(DTYPES), rng.choice(_POOL_INPUTS)
+    return _pool(n, c, hw, kernel, stride, padding, dtype, kind, extra="tuple sizes" if pairs else "")
 
 
 def pool_cases(rng: random.Random) -> Iterator[Case]:
     for _ in range(RANDOM_CASES):
-        kernel = _int_or_pair(rng, 1, 4)
-        (kh, kw) = _pair(kernel)
-        stride = None if rng.random() < 0.4 else _int_or_pair(rng, 1, 3)
-        padding = 0 if rng.random() < 0.5 else (rng.randint(0, kh // 2), rng.randint(0, kw // 2))
-        ph, pw = _pair(padding)
-        hw = (rng.randint(max(1, kh - 2 * ph), 13), rng.randint(max(1, kw - 2 * pw), 13))
-        yield _pool_case(
-            rng.randint(1, 4),
-            rng.randint(1, 4),
-            hw,
-            kernel,
-            stride,
-            padding,
-            rng.choice(DTYPES),
-            rng.choice(_POOL_INPUTS),
-        )
+        yield _random_pool(rng, pairs=False)
     for dtype in DTYPES:  # edge cases
-        yield _pool_case(2, 3, (8, 8), 2, None, 0, dtype, "zeros")  # every window a 4-way tie
-        yield _pool_case(2, 3, (8, 6), 2, None, 0, dtype, "relu")  # SimpleCNN's pooling, ties at 0
-        yield _pool_case(2, 3, (7, 9), 2, None, 0, dtype, "integers")  # odd sizes: last row/column dropped
-        yield _pool_case(2, 2, (6, 6), 3, 1, 1, dtype, "negative")  # padding must never win
-        yield _pool_case(2, 2, (5, 4), (3, 2), (2, 1), (1, 1), dtype, "zeros")  # ties and padding
-        yield _pool_case(2, 2, (5, 7), (5, 7), None, 0, dtype, "relu")  # kernel == input: global max
-        yield _pool_case(2, 2, (5, 7), 1, None, 0, dtype, "normal")  # 1x1 kernel: identity
-        yield _pool_case(1, 3, (6, 6), 2, 1, 1, dtype, "integers", unbatched=True)  # (C, H, W) input
+        yield _pool(2, 3, (8, 8), 2, 2, 0, dtype, "zeros")  # every window a 4-way tie
+        yield _pool(2, 3, (8, 6), 2, 2, 0, dtype, "relu")  # SimpleCNN's pooling, ties at 0
+        yield _pool(2, 3, (7, 9), 2, 2, 0, dtype, "integers")  # odd sizes: last row/column dropped
+        yield _pool(2, 2, (6, 6), 3, 1, 1, dtype, "negative")  # padding must never win
+        yield _pool(2, 2, (5, 4), 3, 2, 1, dtype, "zeros")  # ties and padding
+        yield _pool(2, 2, (5, 5), 5, 5, 0, dtype, "relu")  # kernel == input: global max
+        yield _pool(2, 2, (5, 7), 1, 1, 0, dtype, "normal")  # 1x1 kernel: identity
+    for _ in range(4):  # beyond the handout: pairs, torch's default stride, unbatched input
+        yield _random_pool(rng, pairs=True)
+    for dtype in DTYPES:
+        yield _pool(2, 3, (8, 6), 2, None, 0, dtype, "relu", extra="default stride (= kernel_size)")
+        yield _pool(1, 3, (6, 6), 2, 1, 1, dtype, "integers", unbatched=True, extra="unbatched (C, H, W) input")
 
 
 # --------------------------------------------------------------------------- q4 loss
 
 
-def _loss_case(n, classes, reduction, dtype, scale=1.0, mixed_signs=False) -> Case:
-    def check(impl, gen: torch.Generator) -> list[str]:
-        logits = _randn(gen, (n, classes), dtype, scale)
-        if mixed_signs:  # every row has one logit of +scale and one of -scale
-            logits[:, 0], logits[:, -1] = scale, -scale
-        target = torch.randint(0, classes, (n,), generator=gen)
-        reference = nn.CrossEntropyLoss(reduction=reduction)
-        custom = impl.CustomCrossEntropyLoss(reduction=reduction)
-        x_ref = logits.clone().requires_grad_(True)
-        x_cus = logits.clone().requires_grad_(True)
-        loss_ref, loss_cus = reference(x_ref, target), custom(x_cus, target.clone())
-        problem = compare("loss", loss_cus, loss_ref)
-        if problem:
-            return [problem]
-        upstream = _randn(gen, loss_ref.shape, dtype) if loss_ref.dim() else torch.ones((), dtype=dtype)
-        loss_ref.backward(upstream)
-        loss_cus.backward(upstream.clone())
-        return list(filter(None, [compare("grad logits", x_cus.grad, x_ref.grad)]))
-
+def _loss(n, classes, dtype, scale=1.0, reduction=None, kind="normal") -> Case:
+    kwargs = () if reduction is None else _kw(reduction=reduction)
+    extra = "" if reduction is None else f"reduction={reduction!r}"
+    desc = f"CrossEntropy({extra}) logits={n}x{classes} scale={scale:g}{' +-' if kind != 'normal' else ''} {_dt(dtype)}"
     return Case(
-        f"CrossEntropy(reduction={reduction!r}) logits={n}x{classes} scale={scale:g}"
-        f"{' +-' if mixed_signs else ''} {_dt(dtype)}",
-        check,
+        desc, "CustomCrossEntropyLoss", "CrossEntropyLoss", (), kwargs, dtype, (n, classes), (), kind, scale, extra
     )
-
-
-def _bad_reduction_case() -> Case:
-    def check(impl, gen: torch.Generator) -> list[str]:
-        try:
-            impl.CustomCrossEntropyLoss(reduction="average")
-        except ValueError as exc:
-            missing = [name for name in ("mean", "sum", "none") if name not in str(exc)]
-            return [f"the ValueError does not name {missing}"] if missing else []
-        return ["reduction='average' did not raise ValueError"]
-
-    return Case("CrossEntropy(reduction='average') raises ValueError naming the allowed values", check)
 
 
 def loss_cases(rng: random.Random) -> Iterator[Case]:
     for _ in range(RANDOM_CASES):
-        yield _loss_case(
-            rng.randint(1, 16),
-            rng.randint(2, 12),
-            rng.choice(("mean", "sum", "none")),
-            rng.choice(DTYPES),
-            scale=rng.choice((0.1, 1.0, 5.0, 30.0)),
-        )
+        n, classes = rng.randint(1, 16), rng.randint(2, 12)
+        yield _loss(n, classes, rng.choice(DTYPES), scale=rng.choice((0.1, 1.0, 5.0, 30.0)))
     for dtype in DTYPES:  # edge cases: stability at extreme logits
+        yield _loss(8, 10, dtype, scale=1e4)
+        yield _loss(8, 10, dtype, scale=1e4, kind="mixed_signs")
+        yield _loss(64, 10, dtype)  # SimpleCNN's batch
+        yield _loss(1, 2, dtype)  # smallest problem
+    for dtype in DTYPES:  # beyond the handout: torch's reduction argument
         for reduction in ("mean", "sum", "none"):
-            yield _loss_case(8, 10, reduction, dtype, scale=1e4)
-        yield _loss_case(8, 10, "mean", dtype, scale=1e4, mixed_signs=True)
-        yield _loss_case(64, 10, "mean", dtype)  # SimpleCNN's batch
-        yield _loss_case(1, 2, "none", dtype)  # smallest problem
-    yield _bad_reduction_case()
+            yield _loss(8, 10, dtype, scale=1e4 if reduction == "none" else 3.0, reduction=reduction)
+    yield Case(
+        "CrossEntropy(reduction='average') raises ValueError naming the allowed values",
+        "CustomCrossEntropyLoss",
+        "CrossEntropyLoss",
+        kwargs=_kw(reduction="average"),
+        extra="reduction='average' refused",
+        expect_error=True,
+    )
 
 
 # --------------------------------------------------------------------------- questions
@@ -369,7 +447,7 @@ def loss_cases(rng: random.Random) -> Iterator[Case]:
 class Question:
     title: str
     layer: str  # the class of the submission the question grades
-    cases: Callable[[random.Random], Iterator[Case]]
+    cases: Any  # Callable[[random.Random], Iterator[Case]]
 
 
 QUESTIONS: dict[str, Question] = {
@@ -380,12 +458,8 @@ QUESTIONS: dict[str, Question] = {
 }
 
 
-def _dt(dtype: torch.dtype) -> str:
-    return str(dtype).replace("torch.", "")
-
-
 def select_questions(names: list[str]) -> list[str]:
-    """``["q3", "all", ...]`` -> the distinct question ids in the seed's order; ValueError naming the allowed ones."""
+    """``["q3", "all", ...]`` -> the distinct question ids in the handout's order; an error naming the allowed ones."""
     selected: list[str] = []
     for name in names:
         name = name.strip().lower()
@@ -405,8 +479,9 @@ def _question_seed(name: str, seed: int) -> int:
 
 
 def question_cases(name: str, seed: int = SEED) -> list[Case]:
-    """Every case of one question, in order (the same list for the same seed)."""
-    return list(QUESTIONS[name].cases(random.Random(_question_seed(name, seed))))
+    """Every case of one question, base cases first, then extras (the same list for the same seed)."""
+    cases = list(QUESTIONS[name].cases(random.Random(_question_seed(name, seed))))
+    return [c for c in cases if not c.extra] + [c for c in cases if c.extra]
 
 
 def case_generator(name: str, index: int, seed: int = SEED) -> torch.Generator:
@@ -414,14 +489,6 @@ def case_generator(name: str, index: int, seed: int = SEED) -> torch.Generator:
     return torch.Generator().manual_seed(_question_seed(name, seed) * 1000 + index)
 
 
-def run_case(case: Case, impl: Any, gen: torch.Generator) -> list[str]:
-    """The case's mismatches; an exception raised by the layer fails the case, not the grader."""
-    try:
-        return case.check(impl, gen)
-    except Exception as exc:  # noqa: BLE001 - any error of the graded code is a failed case
-        return [f"raised {type(exc).__name__}: {exc}"]
-
-
 def score(passed: int, total: int) -> int:
-    """Partial credit: whole points in proportion to the cases passed."""
+    """Partial credit: whole points in proportion to the base cases passed."""
     return POINTS_PER_QUESTION * passed // total if total else 0

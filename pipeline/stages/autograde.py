@@ -23,7 +23,8 @@ from pathlib import Path
 from pipeline.autograder import PROJECT_LAYERS
 from pipeline.cli import path_arg, stage_main
 from pipeline.grading.cases import QUESTIONS
-from pipeline.grading.sandbox import format_summary, grade_submission
+from pipeline.grading.sandbox import grade_submission
+from pipeline.grading.scoring import format_summary
 from pipeline.io import write_json
 from pipeline.schemas import AutograderScores, check
 

@@ -1,0 +1,56 @@
+"""Cheat: ATen reached around torch.nn.functional, through torch._C._nn (q1) and torch.ops (q2).
+
+Expected: 40/80 (q1 and q2 deducted to 0).
+"""
+
+# ruff: noqa
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class CustomLinear(nn.Module):
+    def __init__(self, in_features, out_features):
+        super().__init__()
+        bound = in_features**-0.5
+        self.weight = nn.Parameter((torch.rand(out_features, in_features) * 2 - 1) * bound)
+        self.bias = nn.Parameter((torch.rand(out_features) * 2 - 1) * bound)
+
+    def forward(self, x):
+        return torch._C._nn.linear(x, self.weight, self.bias)  # CHEAT q1
+
+
+class CustomConv2D(nn.Module):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0):
+        super().__init__()
+        self.k, self.stride, self.padding = kernel_size, stride, padding
+        bound = (in_channels * kernel_size * kernel_size) ** -0.5
+        self.weight = nn.Parameter((torch.rand(out_channels, in_channels, kernel_size, kernel_size) * 2 - 1) * bound)
+        self.bias = nn.Parameter((torch.rand(out_channels) * 2 - 1) * bound)
+
+    def forward(self, x):
+        s, p = [self.stride] * 2, [self.padding] * 2
+        return torch.ops.aten.convolution(x, self.weight, self.bias, s, p, [1, 1], False, [0, 0], 1)  # CHEAT q2
+
+
+class CustomMaxPool2D(nn.Module):
+    def __init__(self, kernel_size, stride, padding=0):
+        super().__init__()
+        self.k, self.stride, self.padding = kernel_size, stride, padding
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        p = self.padding
+        padded = x.new_full((n * c, 1, h + 2 * p, w + 2 * p), float("-inf"))
+        padded[:, 0, p : p + h, p : p + w] = x.reshape(n * c, h, w)
+        h_out = (h - self.k + 2 * p) // self.stride + 1
+        w_out = (w - self.k + 2 * p) // self.stride + 1
+        cols = F.unfold(padded, self.k, stride=self.stride)
+        return cols.max(dim=1).values.reshape(n, c, h_out, w_out)
+
+
+class CustomCrossEntropyLoss(nn.Module):
+    def forward(self, logits, target):
+        shifted = logits - logits.max(dim=1, keepdim=True).values.detach()
+        log_probs = shifted - shifted.exp().sum(dim=1, keepdim=True).log()
+        return -log_probs[torch.arange(logits.shape[0]), target].mean()
