@@ -1,10 +1,12 @@
-"""Answers to the seeds' written questions, computed from the files the stages wrote.
+"""Answers to the handouts' written questions, computed from the files the stages wrote.
 
 Every sentence that states a result is built from a measured value, and its wording
-follows the value: which of two variants is ahead, by how much and whether one seed can
-tell them apart; where a loss stops falling; which digits are confused. Nothing here
+follows the value: which of two variants is ahead, by how much, and whether the paired tests
+(McNemar on one test set, the seed study's sign test and t-interval) tell them apart; where a
+held-out loss stops falling beyond its own noise; which digits are confused. Nothing here
 holds a measured number or a conclusion of its own; a comparison that flips flips the
-sentence (tests/test_answers.py changes an input file and reads the new sentence).
+sentence (tests/test_answers.py changes an input file and reads the new sentence). The bars
+a verdict needs (significance level, noise multiple, ...) are params ``verdicts``.
 
 Each :class:`Answer` names the files it read (paths under ``reports/``) so the report
 links them. ``answers(key, inputs)`` gives one assignment's answers; ``inputs`` is any
@@ -20,7 +22,10 @@ import math
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from statistics import stdev
 from typing import Any, Protocol
+
+from pipeline.config import VerdictConfig
 
 
 class Reader(Protocol):
@@ -28,11 +33,14 @@ class Reader(Protocol):
 
     def text(self, rel: str) -> str | None: ...
 
+    @property
+    def verdicts(self) -> VerdictConfig: ...  # params.yaml ``verdicts``: the bars a sentence needs
+
 
 @dataclass(frozen=True)
 class Answer:
-    question: str  # the seed's own id, e.g. "5b"
-    asked: str  # what the seed asks, in brief
+    question: str  # the handout's own id, e.g. "5b"
+    asked: str  # what the handout asks, in brief
     text: str  # Markdown; None-free: a missing input gives no Answer at all
     sources: tuple[str, ...]  # files under reports/ the text was computed from
 
@@ -70,66 +78,95 @@ def has(obj: Any, *paths: str) -> bool:
 # --------------------------------------------------------------------------- sentence builders
 
 
-def accuracy_comparison(a: str, acc_a: float, b: str, acc_b: float, n: int) -> str:
-    """Which of two test accuracies is higher, by how much, and whether the gap exceeds test-set noise.
-
-    The noise yardstick is two binomial standard errors of the difference of two
-    accuracies on ``n`` images each (treated as independent samples). Seed-to-seed
-    variation is not in it: one training run per variant cannot measure that.
-    """
+def paired_comparison(names: tuple[str, str], data: Mapping[str, Any], alpha: float) -> str:
+    """Which of two single runs is more accurate, by how much, and whether the same test images tell them
+    apart: the exact McNemar test of ``compare@<key>`` (``data``: its ``comparisons/<key>.json``)."""
+    (a, b), m = names, data["mcnemar"]
+    acc_a, acc_b = data["a"]["test_accuracy"], data["b"]["test_accuracy"]
     diff = 100 * (acc_a - acc_b)
-    two_se = 200 * math.sqrt((acc_a * (1 - acc_a) + acc_b * (1 - acc_b)) / n)
     if diff == 0:
         lead = f"{a} and {b} reach the same test accuracy, {pct(acc_a)}"
     else:
         hi, lo, hi_acc, lo_acc = (a, b, acc_a, acc_b) if diff > 0 else (b, a, acc_b, acc_a)
         lead = f"{hi} reaches {pct(hi_acc)} test accuracy against {pct(lo_acc)} for {lo}, {abs(diff):.2f} points higher"
-    if abs(diff) < two_se:
-        verdict = (
-            f"the gap is within two standard errors of a difference of accuracies on {n:,} test images "
-            f"({two_se:.2f} points), so this single run of each does not tell them apart"
+    test = (
+        f"of the same {m['images']:,} test images {a} alone gets {m['a_only_correct']:,} right and {b} alone "
+        f"{m['b_only_correct']:,} (exact McNemar test, p = {m['p_value']:.2g})"
+    )
+    reading = (
+        "so the test set tells these two runs apart; seed-to-seed spread is not part of that test"
+        if m["p_value"] < alpha
+        else f"not below {alpha:g}, so the test set does not tell these two runs apart"
+    )
+    text = f"{lead}; {test}, {reading}."
+    if not data.get("fair", True):
+        text = f"Not a fair comparison: the two variants also differ in {'; '.join(data['confounds'])}. {text}"
+    return text
+
+
+def held_out_noise(held: Sequence[float]) -> float | None:
+    """The held-out loss's own epoch-to-epoch noise: the standard deviation of its changes over the
+    second half of the run (past the steep start); None with fewer than two such changes."""
+    half = held[len(held) // 2 :]
+    steps = [b - a for a, b in zip(half, half[1:])]  # no numpy: the report stage imports none
+    return stdev(steps) if len(steps) >= 2 else None
+
+
+def _held_out_reading(
+    held: Sequence[float], accs: Sequence[float], epochs: Sequence[int], name: str, v: VerdictConfig
+) -> str:
+    """Overfitting, still improving, or level: each claimed only beyond ``noise_multiple`` x the run's own noise."""
+    best = min(range(len(held)), key=held.__getitem__)
+    noise = held_out_noise(held)
+    if noise is None:
+        return (
+            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}); {len(held)} epochs are too few "
+            f"to measure its epoch-to-epoch noise, so neither overfitting nor room to improve is claimed."
         )
-    else:
-        verdict = (
-            f"the gap exceeds two standard errors of a difference of accuracies on {n:,} test images "
-            f"({two_se:.2f} points); the run-to-run spread of training, which one run each cannot measure, "
-            f"is not part of that yardstick"
+    bar = v.noise_multiple * noise
+    noise_text = f"{v.noise_multiple:g} x its epoch-to-epoch noise ({noise:.4f}, over the second half of the run)"
+    start = max(0, len(held) - 1 - v.trend_epochs)
+    fall = held[start] - held[-1]
+    rise = held[-1] - held[best]
+    if best < len(held) - 1 and rise > bar:
+        return (
+            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}) and rises to {held[-1]:.4f} by the "
+            f"last epoch, more than {noise_text}, while {name} accuracy went from {pct(accs[best])} to "
+            f"{pct(accs[-1])}: overfitting after epoch {epochs[best]}."
         )
-    return f"{lead}; {verdict}."
+    if fall > bar:
+        return (
+            f"The {name} loss fell {fall:.4f} over the last {len(held) - 1 - start} epochs (to {held[-1]:.4f}), more "
+            f"than {noise_text}: still improving, so more epochs would likely still help."
+        )
+    where = "at the last epoch" if best == len(held) - 1 else f"at epoch {epochs[best]}"
+    return (
+        f"The {name} loss is lowest {where} ({held[best]:.4f}) and ends at {held[-1]:.4f}; its last "
+        f"{len(held) - 1 - start} epochs moved it by less than {noise_text}: level, neither overfitting nor still "
+        f"improving beyond its noise."
+    )
 
 
-LEVEL = 0.02  # a held-out loss that ends within 2% of its minimum counts as level, not rising
-
-
-def curve_behaviour(rows: Sequence[Mapping[str, str]], held_out: str) -> str:
-    """How training and held-out (``test`` or ``val``) loss and accuracy move over the epochs."""
+def curve_behaviour(rows: Sequence[Mapping[str, str]], held_out: str, v: VerdictConfig) -> str:
+    """How training and held-out (``test`` or ``val``) loss and accuracy move over the epochs; verdicts from
+    the held-out curve only (:func:`_held_out_reading`)."""
     epochs = [int(r["epoch"]) for r in rows]
     train = [float(r["train_loss"]) for r in rows]
     held = [float(r[f"{held_out}_loss"]) for r in rows]
+    accs = [float(r[f"{held_out}_accuracy"]) for r in rows]
     rises = [epochs[i] for i in range(1, len(train)) if train[i] > train[i - 1]]
     parts = [
         f"The training loss falls from {train[0]:.4f} (epoch {epochs[0]}) to {train[-1]:.4f} (epoch {epochs[-1]})"
         + (" and falls every epoch." if not rises else f", rising at epoch(s) {', '.join(map(str, rises))}.")
     ]
-    best = min(range(len(held)), key=held.__getitem__)
+    last_fall = (train[-2] - train[-1]) / train[-2] if len(train) >= 2 and train[-2] > 0 else 0.0
+    if last_fall > v.train_loss_fall:
+        parts.append(
+            f"It still fell {100 * last_fall:.0f}% in the last epoch (the held-out loss says whether that helps)."
+        )
     name = "test" if held_out == "test" else "validation"
-    if best == len(held) - 1:
-        parts.append(
-            f"The {name} loss is lowest at the last epoch ({held[-1]:.4f}): still falling, no sign of "
-            f"overfitting within {epochs[-1]} epochs."
-        )
-    elif held[-1] <= held[best] * (1 + LEVEL):
-        parts.append(
-            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}) and ends within "
-            f"{100 * LEVEL:.0f}% of that ({held[-1]:.4f}): level, no clear sign of overfitting."
-        )
-    else:
-        parts.append(
-            f"The {name} loss is lowest at epoch {epochs[best]} ({held[best]:.4f}) and rises to {held[-1]:.4f} by "
-            f"the last epoch: the mark of overfitting after epoch {epochs[best]}."
-        )
-    train_acc = float(rows[-1]["train_accuracy"])
-    held_acc = float(rows[-1][f"{held_out}_accuracy"])
+    parts.append(_held_out_reading(held, accs, epochs, name, v))
+    train_acc, held_acc = float(rows[-1]["train_accuracy"]), accs[-1]
     gap = 100 * (train_acc - held_acc)
     if gap > 0:
         parts.append(
@@ -141,12 +178,6 @@ def curve_behaviour(rows: Sequence[Mapping[str, str]], held_out: str) -> str:
             f"At the last epoch {name} accuracy ({pct(held_acc)}) is at or above the training accuracy "
             f"({pct(train_acc)}, averaged over the epoch while the weights still change): no gap that would "
             f"show overfitting."
-        )
-    last_fall = (train[-2] - train[-1]) / train[-2] if len(train) >= 2 and train[-2] > 0 else 0.0
-    if last_fall > 0.05:
-        parts.append(
-            f"The training loss still fell {100 * last_fall:.0f}% in the last epoch: "
-            f"more epochs would likely still help (not converged)."
         )
     return " ".join(parts)
 
@@ -186,21 +217,21 @@ def layer_rows(summary: Any) -> list[dict[str, Any]]:
 def _comparison_answer(
     inputs: Reader, key: str, question: str, asked: str, names: tuple[str, str], extra: Callable[[Mapping], str]
 ) -> Answer | None:
+    """A comparison's answer: the seed study's typical figure first where there is one, then this run's."""
     rel = f"comparisons/{key}.json"
     data = inputs.json(rel)
     needed = [f"{s}.{k}" for s in "ab" for k in ("variant", "test_accuracy", "test_loss", "parameters")]
+    needed += [f"mcnemar.{k}" for k in ("images", "a_only_correct", "b_only_correct", "p_value")]
     if not has(data, *needed):
         return None
-    metrics = inputs.json(f"{data['b']['variant']}/eval/metrics.json")
-    if not has(metrics, "test_examples"):
-        return None
-    text = accuracy_comparison(
-        names[0], data["a"]["test_accuracy"], names[1], data["b"]["test_accuracy"], metrics["test_examples"]
-    )
-    sources = (rel, f"{data['b']['variant']}/eval/metrics.json")
-    study = seed_study_verdict(inputs, key)
-    if study:
-        text += f" Seed study: {study}"
+    text = paired_comparison(names, data, inputs.verdicts.alpha)
+    sources: tuple[str, ...] = (rel,)
+    study = next((c for c in seed_study_comparisons(inputs) if c["key"] == key), None)
+    if study and has(study, "n", "seeds"):
+        text = (
+            f"Typically (seed study): {study['verdict']} "
+            f"This report's run of each (random seed {study['seeds'][0]}): {text}"
+        )
         sources += (SEED_STUDY,)
     return Answer(question, asked, f"{text} {extra(data)}".strip(), sources)
 
@@ -241,7 +272,7 @@ def _curve_answer(inputs: Reader, variant: str, question: str, asked: str, lead:
     held = next((h for h in ("val", "test") if f"{h}_loss" in rows[0] and f"{h}_accuracy" in rows[0]), None)
     if held is None:
         return None
-    return Answer(question, asked, lead + curve_behaviour(rows, held), (rel,))
+    return Answer(question, asked, lead + curve_behaviour(rows, held, inputs.verdicts), (rel,))
 
 
 def _confusion_answer(inputs: Reader, variant: str, question: str, asked: str) -> Answer | None:
@@ -301,11 +332,12 @@ def _accuracy_answer(inputs: Reader, variant: str, question: str, asked: str, sp
 
 
 def _final_epoch_answer(inputs: Reader, variant: str, question: str, asked: str) -> Answer | None:
-    """The kept epoch's training and test accuracy and loss, printed as DS 5220 Part 3 prints them."""
-    rel, facts_rel = f"{variant}/plots/epochs.csv", f"{variant}/training.json"
+    """The kept epoch's training and test accuracy and loss, printed as DS 5220 Part 3 prints them; the
+    train-test gap read against the test accuracy's standard error (params ``verdicts.noise_multiple``)."""
+    rel, facts_rel, eval_rel = f"{variant}/plots/epochs.csv", f"{variant}/training.json", f"{variant}/eval/metrics.json"
     rows = table(inputs.text(rel), "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy")
-    facts = inputs.json(facts_rel)
-    if not rows or not has(facts, "checkpoint_epoch"):
+    facts, evaluation = inputs.json(facts_rel), inputs.json(eval_rel)
+    if not rows or not has(facts, "checkpoint_epoch") or not has(evaluation, "test_examples"):
         return None
     row = next((r for r in rows if int(r["epoch"]) == facts["checkpoint_epoch"]), None)
     if row is None:
@@ -315,29 +347,36 @@ def _final_epoch_answer(inputs: Reader, variant: str, question: str, asked: str)
         for what in ("accuracy", "loss")
         for split in ("train", "test")
     )
-    gap = 100 * (float(row["train_accuracy"]) - float(row["test_accuracy"]))
-    reading = f"training accuracy {abs(gap):.2f} points {'above' if gap > 0 else 'below'} the test accuracy" + (
-        ": no sign of overfitting at this length" if gap < 1 else ": the model fits its training set better"
+    test_acc = float(row["test_accuracy"])
+    gap = 100 * (float(row["train_accuracy"]) - test_acc)
+    bar = inputs.verdicts.noise_multiple * 100 * math.sqrt(test_acc * (1 - test_acc) / evaluation["test_examples"])
+    reading = f"training accuracy is {abs(gap):.2f} points {'above' if gap > 0 else 'below'} the test accuracy, " + (
+        f"within {inputs.verdicts.noise_multiple:g} standard errors of the test accuracy ({bar:.2f} points): no sign "
+        f"of overfitting at this length"
+        if gap <= bar
+        else f"more than {inputs.verdicts.noise_multiple:g} standard errors of the test accuracy ({bar:.2f} points): "
+        f"the model fits its training images better than unseen ones"
     )
     return Answer(
         question,
         asked,
-        f"After epoch {row['epoch']} (the kept checkpoint), in the seed's format:\n\n```\n{printed}\n```\n\n"
-        f"The training figures are means over that epoch's batches, as the seed counts them; {reading}.",
-        (rel, facts_rel),
+        f"After epoch {row['epoch']} (the kept checkpoint), in the handout's format:\n\n```\n{printed}\n```\n\n"
+        f"The training accuracy counts that epoch's batches as the handout does; the training loss is their mean, "
+        f"where the handout prints its last logged batch loss. The {reading}.",
+        (rel, facts_rel, eval_rel),
     )
 
 
 def _log_answer(
     inputs: Reader, variant: str, question: str, asked: str, line: Callable[[Mapping[str, str], int], str]
 ) -> Answer | None:
-    """The per-epoch log of ``epochs.csv`` printed the seed's way."""
+    """The per-epoch log of ``epochs.csv`` printed the handout's way."""
     rel = f"{variant}/plots/epochs.csv"
     rows = table(inputs.text(rel), "epoch", "train_loss", "train_accuracy")
     if not rows:
         return None
     body = "\n".join(line(r, len(rows)) for r in rows)
-    return Answer(question, asked, f"In the seed's format, from our run:\n\n```\n{body}\n```", (rel,))
+    return Answer(question, asked, f"In the handout's format, from our run:\n\n```\n{body}\n```", (rel,))
 
 
 # --------------------------------------------------------------------------- per assignment
@@ -388,14 +427,19 @@ def tdm(inputs: Reader) -> list[Answer | None]:
         counts = {d: int(n) for d, n in stats["mnist"]["train"]["class_counts"].items()}
         hi, lo = max(counts, key=counts.get), min(counts, key=counts.get)
         ratio = counts[hi] / counts[lo]
-        verdict = "roughly balanced" if ratio < 1.5 else "imbalanced"
+        verdict = "roughly balanced" if ratio < inputs.verdicts.class_balance_ratio else "imbalanced"
         found.append(
             Answer(
                 "2c",
                 "What the bar plot of digit counts shows",
                 f"The classes are {verdict}: digit {hi} is the most frequent ({counts[hi]:,} images), digit {lo} the "
-                f"least ({counts[lo]:,}), a ratio of {ratio:.2f}. Accuracy is therefore a fair summary here; no class "
-                f"weighting or resampling is needed.",
+                f"least ({counts[lo]:,}), a ratio of {ratio:.2f} (balanced means under "
+                f"{inputs.verdicts.class_balance_ratio:g}, params `verdicts.class_balance_ratio`)."
+                + (
+                    " Accuracy is therefore a fair summary here; no class weighting or resampling is needed."
+                    if verdict == "roughly balanced"
+                    else " Accuracy alone then favours the frequent digits: per-class recall says more."
+                ),
                 ("data/stats.json",),
             )
         )
@@ -414,7 +458,7 @@ def tdm(inputs: Reader) -> list[Answer | None]:
         Answer(
             "2e",
             "The data-loading code, documented",
-            "Each module of this pipeline opens with what it does and why, and its functions say the same. The seed's "
+            "Each module of this pipeline opens with what it does and why, and its functions say the same. The handout's "
             "`MNISTDataset` corresponds to `pipeline/data/readers/mnist_csv.py` (the header `label,1x1,...,28x28` "
             "checked, every cell an integer, the 784 pixel columns one image row after another, reshaped to 28x28; "
             "an error names the file, row and column), its `DataLoader` to "
@@ -473,11 +517,12 @@ def tdm(inputs: Reader) -> list[Answer | None]:
         if pooling
         else None
     )
-    layers = layer_rows(inputs.json("tdm_max/analysis/layer_summary.json"))
+    layer_summary = inputs.json("tdm_max/analysis/layer_summary.json")
+    layers = layer_rows(layer_summary)
     convs = [r for r in layers if r["type"] == "Conv2d"]
-    if convs:
+    if convs and has(layer_summary, "input_shape"):
         c = convs[0]
-        n_in = 28 * 28
+        n_in = math.prod(layer_summary["input_shape"][1:])  # the pixels of one image
         n_out = math.prod(c["shape"][1:])
         dense = n_in * n_out + n_out
         found.append(
@@ -486,7 +531,7 @@ def tdm(inputs: Reader) -> list[Answer | None]:
                 "A convolutional layer vs a fully connected layer",
                 f"A convolution connects each output to a small window of the input and shares its kernel across "
                 f"positions; a fully connected layer connects every input to every output. In `tdm_max`, `conv1` maps "
-                f"the 28x28 image to {'x'.join(map(str, c['shape'][1:]))} with {c['params']:,} parameters; a fully "
+                f"the {'x'.join(map(str, layer_summary['input_shape'][2:]))} image to {'x'.join(map(str, c['shape'][1:]))} with {c['params']:,} parameters; a fully "
                 f"connected layer producing the same {n_out:,} outputs from the {n_in} pixels would need "
                 f"{n_in} x {n_out:,} + {n_out:,} = {dense:,}. Sharing also makes a feature detected anywhere in the "
                 f"image.",
@@ -632,7 +677,7 @@ def hku(inputs: Reader) -> list[Answer | None]:
 
 def _npz_answers(inputs: Reader) -> tuple[Answer | None, Answer | None]:
     """Practical 5 Q1 (the arrays' shapes) and Q3.1 (labels reformatted as one-hot rows), printed
-    the seed's way from what the stats stage read in the npz files."""
+    the handout's way from what the stats stage read in the npz files."""
     rel = "data/stats.json"
     npz = (inputs.json(rel) or {}).get("mnist_npz")
     if not has(npz, "train.x_shape", "train.y_shape", "test.x_shape", "test.y_shape"):
@@ -650,7 +695,7 @@ def _npz_answers(inputs: Reader) -> tuple[Answer | None, Answer | None]:
     shapes = Answer(
         "Q1",
         "Read the npz datasets and print the arrays' shapes",
-        f"Read by the Practical 5 reader (`pipeline/data/readers/mnist_npz.py`) as the seed's `read_npz` "
+        f"Read by the Practical 5 reader (`pipeline/data/readers/mnist_npz.py`) as the handout's `read_npz` "
         f"does; its Q1 cell prints:\n\n```\n{printout}\n```\n\nEach image is a flat row of 784 pixels "
         "(reshaped to 1x28x28 in the forward pass, answer 2.2); each label one integer.",
         (rel,),
@@ -664,7 +709,7 @@ def _npz_answers(inputs: Reader) -> tuple[Answer | None, Answer | None]:
         "Q3.1",
         "The labels before and after reformatting as one-hot targets",
         f"The loss `one_hot_cross_entropy` (`pipeline/engine.py`) gives CrossEntropyLoss the one-hot rows "
-        f"`F.one_hot(y, 10)` as probability targets, as the seed's Q3.1 does. The first {len(labels)} "
+        f"`F.one_hot(y, 10)` as probability targets, as the handout's Q3.1 does. The first {len(labels)} "
         f"training labels, and the first {len(rows)} of them one-hot:\n\n```\n"
         f"tensor({labels})\n{one_hot}\n```\n\nWith one-hot targets the loss equals the class-index "
         "cross-entropy: -sum_c t_c log p_c = -log p_y.",
@@ -672,23 +717,36 @@ def _npz_answers(inputs: Reader) -> tuple[Answer | None, Answer | None]:
     )
 
 
+def _prac5_shapes_answer(trace: Mapping[str, Any]) -> Answer:
+    """Practical 5 2.2: the shapes of our model's forward pass, each read from its shape trace."""
+    steps = [s for s in trace["steps"] if has(s, "type", "shape")]
+    conv = next((s for s in steps if s["type"] == "Conv2d"), None)
+    flat = next((s for s in steps[steps.index(conv) + 1 :] if len(s["shape"]) == 2), None) if conv else None
+    if conv and flat and len(conv["shape"]) == 4:
+        _, maps, h, w = conv["shape"]
+        walk = (
+            f"the convolution gives {maps} maps of {h} x {w} (floor((H - k) / s) + 1 per side for a k x k kernel "
+            f"with stride s, no padding), flattened to {flat['shape'][1]:,} values, then the dense layer gives "
+            f"{steps[-1]['shape'][-1]} logits"
+        )
+    else:
+        walk = "the layers transform it as below"
+    return Answer(
+        "2.2",
+        "The forward pass, shape by shape",
+        f"Each input row is reshaped to an image, {walk}. Measured on our model: `{trace['chain']}`.",
+        ("prac5/analysis/shape_trace.json",),
+    )
+
+
 def prac5(inputs: Reader) -> list[Answer | None]:
     shapes, one_hot = _npz_answers(inputs)
     found: list[Answer | None] = [shapes]
     trace = inputs.json("prac5/analysis/shape_trace.json")
-    if has(trace, "chain"):
-        found.append(
-            Answer(
-                "2.2",
-                "The forward pass, shape by shape",
-                f"A flat 784-pixel row is reshaped to one 1x28x28 image, the 8x8 convolution with stride 2 gives "
-                f"10 maps of floor((28 - 8) / 2) + 1 = 11 x 11, flattened to 1,210 values, then the dense layer gives "
-                f"10 logits. Measured on our model: `{trace['chain']}`.",
-                ("prac5/analysis/shape_trace.json",),
-            )
-        )
+    if has(trace, "chain", "steps"):
+        found.append(_prac5_shapes_answer(trace))
 
-    def seed_line(r: Mapping[str, str], n: int) -> str:
+    def handout_line(r: Mapping[str, str], n: int) -> str:
         line = f"Epoch {r['epoch']} Loss: {float(r['train_loss']):.4f} Accuracy: {100 * float(r['train_accuracy']):.2f}"
         if "test_loss" in r:
             line += f" Test Loss: {float(r['test_loss']):.4f} Test Accuracy: {100 * float(r['test_accuracy']):.2f}"
@@ -703,15 +761,21 @@ def prac5(inputs: Reader) -> list[Answer | None]:
         _loss_sentence,
     )
     if softmax:
+        k = trace["steps"][-1]["shape"][-1] if has(trace, "steps") and trace["steps"] else None  # the classes
+        floor = (
+            f"-log(e / (e + {k - 1})) = {math.log((math.e + k - 1) / math.e):.2f} nats for {k} classes"
+            if isinstance(k, int) and k > 1
+            else "-log(e / (e + K - 1)) for K classes"
+        )
         found.append(
             Answer(
                 softmax.question,
                 softmax.asked,
                 "CrossEntropyLoss applies log-softmax to its input itself. With a softmax layer in front, it receives "
                 "probabilities in [0, 1] as logits: the largest possible gap between two of them is 1, so the loss "
-                "cannot fall below -log(e / (e + 9)) = 1.46 nats and its gradients shrink as the outputs saturate. "
-                "Measured: " + softmax.text,
-                softmax.sources,
+                f"cannot fall below {floor}, and its gradients shrink as the outputs saturate. Measured: "
+                + softmax.text,
+                softmax.sources + (("prac5/analysis/shape_trace.json",) if isinstance(k, int) else ()),
             )
         )
     found.append(
@@ -720,7 +784,7 @@ def prac5(inputs: Reader) -> list[Answer | None]:
             "The model, its loss function and its optimizer",
             "The loss measures how far the predicted class probabilities are from the true class: cross-entropy "
             "-log p_y, averaged over the batch, computed from the logits by a log-softmax inside the loss (so the "
-            "network ends with its dense layer, see the softmax answer). The seed's optimizer, SGD, moves every "
+            "network ends with its dense layer, see the softmax answer). The handout's optimizer, SGD, moves every "
             "weight against its gradient, w <- w - lr * dL/dw, once per batch; the learning rate is in "
             "`params.yaml` (`variants.prac5.train.optimizer`).",
             (),
@@ -738,13 +802,13 @@ def prac5(inputs: Reader) -> list[Answer | None]:
             (),
         )
     )
-    found.append(_log_answer(inputs, "prac5", "Q3 (log)", "The per-epoch training log", seed_line))
+    found.append(_log_answer(inputs, "prac5", "Q3 (log)", "The per-epoch training log", handout_line))
     found.append(_curve_answer(inputs, "prac5", "Q3", "Train the network: how do loss and accuracy develop?"))
     return found
 
 
 def _first_batch_answer(inputs: Reader, variants: Sequence[str]) -> Answer | None:
-    """DS 5220 Part 0: the first training batch printed the seed's way, per variant."""
+    """DS 5220 Part 0: the first training batch printed the handout's way, per variant."""
     printed, said, rels = [], [], []
     for variant in variants:
         rel = f"{variant}/training.json"
@@ -756,7 +820,8 @@ def _first_batch_answer(inputs: Reader, variants: Sequence[str]) -> Answer | Non
             f"# {variant}\nImages shape:  torch.Size({batch['images_shape']})\n"
             f"Labels shape:  torch.Size({batch['labels_shape']})\nMean={batch['mean']}, Std={batch['std']}"
         )
-        standard = abs(batch["mean"]) < 0.1 and abs(batch["std"] - 1) < 0.1
+        tol = inputs.verdicts.standardized_tolerance
+        standard = abs(batch["mean"]) < tol and abs(batch["std"] - 1) < tol
         said.append(
             f"`{variant}`'s batch has mean {batch['mean']:.4f} and std {batch['std']:.4f}, "
             + ("close to 0 and 1: the pixels were standardized" if standard else "not standardized")
@@ -767,7 +832,7 @@ def _first_batch_answer(inputs: Reader, variants: Sequence[str]) -> Answer | Non
         "Part 0",
         "Shapes, mean and std of the first training batch",
         "Recorded by the training stage from the first batch the model was given (after normalization), printed "
-        "as the seed's cell prints it:\n\n```\n" + "\n\n".join(printed) + "\n```\n\n" + "; ".join(said) + ".",
+        "as the handout's cell prints it:\n\n```\n" + "\n\n".join(printed) + "\n```\n\n" + "; ".join(said) + ".",
         tuple(rels),
     )
 
@@ -853,12 +918,16 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
             "(VGG showed that stacked 3x3 kernels see as far as one larger kernel with fewer parameters); max "
             "pooling 2x2 to halve the maps; ReLU activations; batch normalization and dropout when the network "
             "is deep enough to need them."
-            + (f" Our `ds5220_cnn` (the seed's design), shape by shape: `{trace_cnn['chain']}`." if trace_cnn else ""),
+            + (
+                f" Our `ds5220_cnn` (the handout's design), shape by shape: `{trace_cnn['chain']}`."
+                if trace_cnn
+                else ""
+            ),
             ("ds5220_cnn/analysis/shape_trace.json",) if trace_cnn else (),
         ),
         _comparison_answer(inputs, "mlp_vs_cnn", "Q3.2", "Compare the MLP and the CNN", ("the MLP", "the CNN"), params),
         _parameter_answer(inputs),
-        # Part 4 follows the MLP's problem in the seed and is asked again for the CNN: both answered
+        # Part 4 follows the MLP's problem in the handout and is asked again for the CNN: both answered
         _curve_answer(inputs, "ds5220_mlp", "4.1 (MLP)", "Training and test loss of the MLP over the epochs"),
         _curve_answer(inputs, "ds5220_cnn", "4.1", "Training and test loss of the CNN over the epochs"),
         _first_predictions_answer(
@@ -887,12 +956,33 @@ def ds5220(inputs: Reader) -> list[Answer | None]:
     return found
 
 
-# Backgrounds a colour-preferring first-layer kernel matches in CIFAR-10 (an interpretation, said
-# only when such a kernel is measured).
-COLOUR_CUES = {
-    "blue": "the sky and water behind airplanes and ships",
-    "green": "the grass and foliage behind deer, frogs and horses",
-}
+def _colour_kernel_classes(inputs: Reader, data: Mapping[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """For each colour kernel of the filters file: the classes whose images it responds to most and least
+    (``classwise_norms.csv``, its first-layer rows); ("", ()) when that file is missing."""
+    rel = "cse849/classwise_norms/classwise_norms.csv"
+    rows = table(inputs.text(rel), "layer", "filter", "class_name", "mean_norm")
+    kernels = [f for f in data.get("filters") or [] if has(f, "filter", "kind") and f["kind"] == "colour"]
+    if not rows or not kernels:
+        return "", ()
+    first_layer = rows[0]["layer"]
+    said = []
+    for kernel in kernels:
+        norms = {
+            r["class_name"]: float(r["mean_norm"])
+            for r in rows
+            if r["layer"] == first_layer and int(r["filter"]) == kernel["filter"]
+        }
+        if len(norms) < 3:
+            continue
+        ranked = sorted(norms, key=norms.get, reverse=True)
+        said.append(
+            f"kernel {kernel['filter']}{' (' + kernel['prefers'] + ')' if kernel.get('prefers') else ''} responds most "
+            f"to {ranked[0]} ({norms[ranked[0]]:.2f}) and {ranked[1]} ({norms[ranked[1]]:.2f}) images and least to "
+            f"{ranked[-1]} ({norms[ranked[-1]]:.2f}), {norms[ranked[0]] / norms[ranked[-1]]:.2f}x"
+        )
+    if not said:
+        return "", ()
+    return f" By class ({first_layer}'s mean feature-map norms): {'; '.join(said)}.", (rel,)
 
 
 def _filters_answer(inputs: Reader) -> Answer | None:
@@ -909,7 +999,6 @@ def _filters_answer(inputs: Reader) -> Answer | None:
         if counts["colour"]
         else "none to colour"
     )
-    cues = [COLOUR_CUES[c] for c in by_colour if c in COLOUR_CUES]
     text = (
         f"Measured on the weights of the {n} kernels of `{data.get('layer', 'conv1')}`: {counts['edge/texture']} "
         f"respond to grey-level structure with weights of both signs (edge and texture detectors), "
@@ -917,30 +1006,34 @@ def _filters_answer(inputs: Reader) -> Answer | None:
         f"{data.get('colour_share_threshold', 0.5):.0%} of its weight energy lies in differences between the RGB "
         f"channels."
     )
-    sources = (rel,)
+    sources: tuple[str, ...] = (rel,)
     norms_rel = "cse849/classwise_norms/classwise_norms.json"
     norms = inputs.json(norms_rel)
     first = next(iter(norms.values()), None) if isinstance(norms, Mapping) else None
-    if has(first, "summary.median_cv", "summary.cv_threshold", "summary.class_specific_filters", "summary.filters"):
+    keys = ("summary.median_cv", "summary.max_cv", "summary.cv_threshold", "summary.class_specific_filters")
+    if has(first, *keys, "summary.filters"):
         summary = first["summary"]
         generic = summary["class_specific_filters"] == 0
         text += (
-            f" Their responses {'barely ' if generic else ''}depend on the class: the median coefficient of "
-            f"variation of the first layer's class-wise norms is {summary['median_cv']:.3f}, and "
+            f" How much their responses depend on the class: the median coefficient of variation of the first "
+            f"layer's class-wise norms is {summary['median_cv']:.3f} and the largest {summary['max_cv']:.3f}; "
             f"{summary['class_specific_filters']} of {summary['filters']} filters pass the class-specific threshold "
             f"({summary['cv_threshold']:g}). "
             + (
-                "So these are low-level patterns that every class shares (edges, texture, colour contrast) rather "
-                "than parts of any one CIFAR-10 class"
+                "So by that threshold these are patterns every class shares (edges, texture, colour contrast) "
+                "rather than parts of one CIFAR-10 class."
                 if generic
-                else "So some first-layer filters already favour particular classes"
+                else "So some first-layer filters already favour particular classes."
             )
-            + (f"; the colour kernels fit {' and '.join(cues)}." if cues else ".")
         )
         sources += (norms_rel,)
-    elif cues:
-        text += f" The colour kernels fit {' and '.join(cues)}."
-    return Answer("Q2 deliverable 2", "Do the first-layer filters remind you of CIFAR-10 patterns?", text, sources)
+    by_class, class_sources = _colour_kernel_classes(inputs, data)
+    return Answer(
+        "Q2 deliverable 2",
+        "Do the first-layer filters remind you of CIFAR-10 patterns?",
+        text + by_class,
+        sources + class_sources,
+    )
 
 
 def cse849(inputs: Reader) -> list[Answer | None]:

@@ -183,6 +183,10 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
             "accuracy_diff_points": 0.34,
             "test_loss_diff": -0.0124,
             "parameter_ratio": 1.0,
+            "fair": True,
+            "confounds": [],
+            "mcnemar": {"images": 10000, "a_only_correct": 67, "b_only_correct": 33, "p_value": 0.000891},
+            "verdict": "`ds5220_cnn` is 0.34 points more accurate than `ds5220_cnn_raw` (as compare@ words it).",
         },
     )
     (reports / "comparisons" / "normalization.md").write_text(

@@ -31,7 +31,7 @@ def test_padding_table_measures_what_the_formula_says():
     rows = padding.padding_table(image, 3, (0, 1, 2), (1, 2))
     assert len(rows) == 6 and all(r["agree"] for r in rows)
     by = {(r["padding"], r["stride"]): r["measured_shape"] for r in rows}
-    assert by[(0, 1)] == [1, 1, 26, 26]  # the seed's example
+    assert by[(0, 1)] == [1, 1, 26, 26]  # the handout's example
     assert by[(1, 1)] == [1, 1, 28, 28] and by[(2, 1)] == [1, 1, 30, 30]
     assert by[(0, 2)] == [1, 1, 13, 13] and by[(1, 2)] == [1, 1, 14, 14] and by[(2, 2)] == [1, 1, 15, 15]
 
@@ -328,9 +328,23 @@ def test_analyze_stage_imports_neither_engine_nor_data():
         assert f"'{module}'" not in loaded, module
 
 
+def fake_predictions(path: Path, correct: list[bool]) -> None:
+    """An eval/predictions.csv whose row i is right when correct[i] is (label i % 10)."""
+    labels = [i % 10 for i in range(len(correct))]
+    predicted = [y if ok else (y + 1) % 10 for y, ok in zip(labels, correct, strict=True)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({"index": range(len(correct)), "label": labels, "predicted": predicted, "confidence": 0.9}).to_csv(
+        path, index=False
+    )
+
+
 def fake_comparison_pair(reports: Path) -> None:
+    """tdm_max 91.25% and tdm_avg 88.75% on the same 400 images: 20 only tdm_max gets right, 10 only tdm_avg."""
     fake_run(reports, "tdm_max", accuracy=0.9125, test_loss=0.25)
     fake_run(reports, "tdm_avg", accuracy=0.8875, test_loss=0.375)
+    both, neither = [True] * 345, [False] * 25
+    fake_predictions(reports / "tdm_max" / "eval" / "predictions.csv", both + [True] * 20 + [False] * 10 + neither)
+    fake_predictions(reports / "tdm_avg" / "eval" / "predictions.csv", both + [False] * 20 + [True] * 10 + neither)
     for name, trainable in (("tdm_max", 3000), ("tdm_avg", 2000)):
         (reports / name / "analysis").mkdir()
         (reports / name / "analysis" / "param_counts.json").write_text(
@@ -355,6 +369,9 @@ def test_compare_stage_on_a_fake_pair(tmp_path):
     assert md.startswith(f"## {r['title']}\n")
     assert "| a | tdm_max | 91.25% | 0.2500 | 3,000 |" in md and "| b | tdm_avg | 88.75% | 0.3750 | 2,000 |" in md
     assert "a - b: +2.50 accuracy points, test loss -0.1250; parameters a/b = 1.50. Higher accuracy: tdm_max." in md
+    assert r["mcnemar"] == {"images": 400, "a_only_correct": 20, "b_only_correct": 10, "p_value": 0.0987371}
+    assert r["fair"] and r["confounds"] == [] and r["verdict"] in md
+    assert "`tdm_max` alone is right on 20 and `tdm_avg` alone on 10 (exact McNemar p = 0.099), not below 0.05" in md
 
 
 def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):

@@ -64,7 +64,9 @@ def test_a_file_off_its_schema_is_refused_naming_the_key(value, message):
 
 def test_a_missing_key_is_named_with_its_path():
     side = {"variant": "a", "test_accuracy": 0.9, "test_loss": 0.1}  # no parameters
-    row = {"title": "t", "a": side, "b": side, "accuracy_diff_points": 0.0, "test_loss_diff": 0.0}
+    row = {"title": "t", "a": side, "b": side, "accuracy_diff_points": 0.0, "test_loss_diff": 0.0, "verdict": "v"}
+    mcnemar = {"images": 10, "a_only_correct": 1, "b_only_correct": 0, "p_value": 1.0}
+    row |= {"fair": True, "confounds": [], "mcnemar": mcnemar}
     with pytest.raises(SchemaError, match=r"comparisons/x\.json: a\.parameters: missing"):
         check({**row, "parameter_ratio": 1.0}, Comparison, "comparisons/x.json")
 

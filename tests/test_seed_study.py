@@ -1,5 +1,6 @@
-"""The seed study: paired differences with t-intervals (against scipy), the wording that
-follows them, params validation, and the per-variant stage on synthetic data."""
+"""The seed study: paired differences with t-intervals and sign tests (against scipy), the
+wording that follows them (the review's cases among them), params validation, and the
+per-variant stage on synthetic data."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 import yaml
 from scipy import stats
 
-from pipeline import seed_study, seed_study_runs, seed_study_summary
+from pipeline import paired_tests, seed_study_runs, seed_study_summary
 from pipeline.config import ConfigError, load_all, load_params
 from pipeline.datasets import Splits
 from pipeline.engine import fit, select_device
@@ -42,12 +43,32 @@ STUDY_PARAMS = {
     },
     "analysis": {
         "comparisons": {
-            "pooling": {"title": "Max vs average pooling", "a": "tdm_max", "b": "tdm_avg"},
-            "normalization": {"title": "Normalized vs raw input", "a": "cnn", "b": "cnn_raw"},
-            "mlp_vs_cnn": {"title": "MLP vs CNN", "a": "mlp", "b": "cnn"},
+            "pooling": {
+                "title": "Max vs average pooling",
+                "a": "tdm_max",
+                "b": "tdm_avg",
+                "factor": ["model.args.pool"],
+            },
+            "normalization": {
+                "title": "Normalized vs raw input",
+                "a": "cnn",
+                "b": "cnn_raw",
+                "factor": ["data.normalize"],
+            },
+            "mlp_vs_cnn": {"title": "MLP vs CNN", "a": "mlp", "b": "cnn", "factor": ["model"]},
         }
     },
     "seed_study": {"seeds": 3, "comparisons": ["pooling"], "confidence": 0.95},
+    "verdicts": {
+        "alpha": 0.05,
+        "noise_multiple": 2.0,
+        "trend_epochs": 3,
+        "train_loss_fall": 0.05,
+        "class_balance_ratio": 1.5,
+        "standardized_tolerance": 0.1,
+        "shortcut_rate_max": 0.05,
+        "flip_rate_max": 0.03,
+    },
 }
 
 
@@ -58,7 +79,7 @@ def runs(accuracies, first_seed=10):
 def test_paired_difference_matches_scipys_paired_t_interval():
     a = [0.9910, 0.9902, 0.9921, 0.9899, 0.9915]
     b = [0.9890, 0.9895, 0.9900, 0.9901, 0.9893]
-    c = seed_study.paired_difference(runs(a), runs(b), 0.95)
+    c = paired_tests.paired_difference(runs(a), runs(b), 0.95)
     expected = stats.ttest_rel(np.array(a) * 100, np.array(b) * 100).confidence_interval(0.95)
     assert c["ci_low_points"] == pytest.approx(expected.low, abs=1e-6)
     assert c["ci_high_points"] == pytest.approx(expected.high, abs=1e-6)
@@ -67,36 +88,117 @@ def test_paired_difference_matches_scipys_paired_t_interval():
     assert c["seeds"] == [10, 11, 12, 13, 14]
 
 
+def summary(diffs_points, *, a="x", b="y", first_seed=10, confounds=()):
+    """A studied comparison whose paired differences a - b are ``diffs_points``, as the summary stage builds it."""
+    base = [0.5 + 0.001 * k for k in range(len(diffs_points))]
+    c = paired_tests.paired_difference(
+        runs([x + d / 100 for x, d in zip(base, diffs_points, strict=True)], first_seed), runs(base, first_seed), 0.95
+    )
+    return {"key": "k", "title": "t", "a": a, "b": b, **c, "fair": not confounds, "confounds": list(confounds)}
+
+
+def verdict(c):
+    return seed_study_summary.verdict(c, 0.05)
+
+
+def test_sign_test_and_its_floor_match_scipy():
+    assert paired_tests.sign_test(9, 1) == pytest.approx(stats.binomtest(9, 10, 0.5).pvalue, abs=1e-6)
+    assert paired_tests.sign_test(5, 0) == 0.0625 and paired_tests.sign_test(0, 0) is None
+    assert [paired_tests.smallest_sign_test_p(n) for n in (1, 5, 10)] == [1.0, 0.0625, 0.00195312]
+    c = summary([1.0, 0.0, 2.0, -0.5, 3.0])  # the tie is dropped: 3 ahead against 1
+    assert (c["a_ahead"], c["b_ahead"], c["ties"]) == (3, 1, 1)
+    assert c["sign_test_p"] == pytest.approx(stats.binomtest(3, 4, 0.5).pvalue, abs=1e-6)
+
+
+def test_the_reviews_softmax_case_reads_ahead_in_every_seed_with_the_sign_tests_p():
+    # reports/seed_study/summary.json at 99f86c0: prac5 - prac5_softmax per seed; seed 9 is the outlier
+    c = summary([2.56, 1.54, 2.30, 2.37, 11.33], a="prac5", b="prac5_softmax", first_seed=5)
+    assert c["ci_low_points"] < 0 < c["ci_high_points"] and not c["distinguishable"]
+    text = verdict(c)
+    assert text.startswith("Over 5 seeds, `prac5` is ahead of `prac5_softmax` in every seed, yet neither test reaches")
+    assert "yet neither test reaches the 0.05 level: 5 of 5 seeds; mean a - b +4.02 points" in text
+    assert "includes 0 because of one seed: random seed 9 gives +11.33 points" in text
+    assert "exact sign test p = 0.0625; 5 seeds cannot reach p < 0.05 with a sign test" in text
+    assert "not distinguishable" not in text and "more accurate" not in text
+
+
+def test_ten_seeds_one_way_are_more_accurate_by_both_tests():
+    c = summary([2.56, 1.54, 2.30, 2.37, 11.33, 2.0, 1.8, 2.9, 2.2, 1.7], a="prac5", b="prac5_softmax")
+    text = verdict(c)
+    assert text.startswith("Over 10 seeds, `prac5` is more accurate than `prac5_softmax` by both tests")
+    assert "exact sign test p = 0.001953 (below 0.05)" in text and "cannot reach" not in text
+
+
 def test_wording_follows_the_interval_and_its_sign():
-    clear = seed_study.comparison_summary(
-        "k", "t", "x", "y", {"x": runs([0.99, 0.991, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
-    )
+    clear = summary([1.0, 0.9, 1.1])
     assert clear["distinguishable"]
-    assert seed_study.verdict(clear).startswith("Over 3 seeds, `x` is more accurate than `y`")
-    flipped = seed_study.comparison_summary(
-        "k", "t", "y", "x", {"x": runs([0.99, 0.991, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
-    )
-    assert seed_study.verdict(flipped).startswith("Over 3 seeds, `x` is more accurate than `y`")
-    assert flipped["mean_points"] < 0 and "a - b = -1.00 points" in seed_study.verdict(flipped)
-    # planted: same means as above but one seed reversed -> the interval contains 0
-    noisy = seed_study.comparison_summary(
-        "k", "t", "x", "y", {"x": runs([0.99, 0.975, 0.992]), "y": runs([0.98, 0.982, 0.981])}, 0.95
-    )
+    assert verdict(clear).startswith("Over 3 seeds, `x` is more accurate than `y` by the t-interval")
+    assert "3 seeds cannot reach p < 0.05 with a sign test (smallest possible p 0.25)" in verdict(clear)
+    flipped = summary([-1.0, -0.9, -1.1])
+    assert verdict(flipped).startswith("Over 3 seeds, `y` is more accurate than `x`")
+    assert "mean a - b -1.00 points" in verdict(flipped)
+    noisy = summary([1.0, -0.7, 1.1])  # one seed reversed: the interval contains 0
     assert noisy["ci_low_points"] < 0 < noisy["ci_high_points"] and not noisy["distinguishable"]
-    text = seed_study.verdict(noisy)
-    assert "not distinguishable at 3 seeds" in text and "more accurate" not in text
-    assert "`x` ahead in 2 of 3 seeds, `y` in 1" in text
+    text = verdict(noisy)
+    assert text.startswith("Over 3 seeds, neither test tells `x` and `y` apart at the 0.05 level")
+    assert "`x` ahead in 2 of 3 seeds, `y` in 1" in text and "because of one seed" not in text
+    mixed = summary([0.3, -0.2, 0.1, -0.4, 0.2, -0.1, 0.3, -0.3, 0.1, -0.2])
+    assert verdict(mixed).startswith("Over 10 seeds, neither test") and "cannot reach" not in verdict(mixed)
+
+
+def test_opposite_directions_are_said_not_resolved():
+    # a ahead in 9 of 10 seeds by a little, b ahead in one by a lot: the sign test says a, the mean says b
+    c = summary([0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, -5.0])
+    c |= {"distinguishable": True}  # as if the interval excluded 0 on b's side
+    assert verdict(c).startswith("Over 10 seeds, the sign test and the t-interval point opposite ways")
+
+
+def test_pooling_at_five_seeds_says_what_five_seeds_cannot_show():
+    # the review's TDM case: every seed favours max pooling, the mean is 0.25, the interval contains 0
+    text = verdict(summary([0.62, 0.10, 0.06, 0.38, 0.11], a="tdm_max", b="tdm_avg"))
+    assert "`tdm_max` is ahead of `tdm_avg` in every seed, yet neither test" in text
+    assert "5 of 5 seeds; mean a - b +0.25 points" in text
+    assert "5 seeds cannot reach p < 0.05" in text
+
+
+def test_an_unfair_comparison_says_so_first():
+    c = summary([1.0, 0.9, 1.1], confounds=["train.epochs: 1 vs 10"])
+    assert verdict(c).startswith("Not a fair comparison: `x` and `y` also differ in train.epochs: 1 vs 10. Over 3")
+
+
+def test_the_summary_finds_the_confounds_in_params():
+    # a new user's experiment: one side retrained with 1 epoch and another lr, the other left as it was
+    params = copy.deepcopy(STUDY_PARAMS)
+    params["variants"]["tdm_max"]["train"]["epochs"] = 2
+    params["variants"]["tdm_max"]["train"]["optimizer"]["lr"] = 0.01
+    params["variants"]["tdm_max"]["seed"] = 1  # the random seed is not a confound (the runs carry it)
+    both = {"tdm_max": runs([0.99, 0.98, 0.97]), "tdm_avg": runs([0.98, 0.97, 0.96])}
+    c = seed_study_summary.comparison_summary("pooling", load_all(params), both, 0.95, 0.05)
+    assert not c["fair"]
+    assert c["confounds"] == ["train.epochs: 2 vs 1", "train.optimizer.lr: 0.01 vs 0.001"]
+    assert c["verdict"].startswith("Not a fair comparison: `tdm_max` and `tdm_avg` also differ in train.epochs: 2 vs 1")
+    fair = seed_study_summary.comparison_summary("pooling", load_all(STUDY_PARAMS), both, 0.95, 0.05)
+    assert fair["fair"] and not fair["verdict"].startswith("Not a fair")
+
+
+def test_a_factor_outside_the_variant_params_is_refused():
+    params = copy.deepcopy(STUDY_PARAMS)
+    params["analysis"]["comparisons"]["pooling"]["factor"] = ["seed"]
+    with pytest.raises(
+        ConfigError, match=r"analysis\.comparisons\.pooling\.factor\[0\]: 'seed' is not a variant param"
+    ):
+        load_all(params)
 
 
 def test_identical_differences_give_a_zero_width_interval():
-    c = seed_study.paired_difference(runs([0.9, 0.8]), runs([0.9, 0.8]), 0.95)
+    c = paired_tests.paired_difference(runs([0.9, 0.8]), runs([0.9, 0.8]), 0.95)
     assert (c["ci_low_points"], c["ci_high_points"], c["ties"]) == (0.0, 0.0, 2)
     assert not c["distinguishable"]
 
 
 def test_sides_with_different_seeds_are_refused():
     with pytest.raises(ConfigError, match="different seeds"):
-        seed_study.paired_difference(runs([0.9, 0.8], 1), runs([0.9, 0.8], 2), 0.95)
+        paired_tests.paired_difference(runs([0.9, 0.8], 1), runs([0.9, 0.8], 2), 0.95)
 
 
 @pytest.mark.parametrize(
@@ -165,7 +267,8 @@ def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     summary = seed_study_summary.summarize(root / "params.yaml", out, root / "reports" / "seed_study")
     (comparison,) = summary["comparisons"]
     assert (comparison["a"], comparison["b"], comparison["n"]) == ("tdm_max", "tdm_avg", 3)
-    assert comparison["verdict"] == seed_study.verdict(comparison)
+    assert comparison["verdict"] == seed_study_summary.verdict(comparison, 0.05)
+    assert comparison["fair"] and comparison["confounds"] == [] and summary["alpha"] == 0.05
     assert (root / "reports" / "seed_study" / "differences.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -179,3 +282,28 @@ def test_summary_refuses_runs_from_another_n(tiny_study):
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match=r"tdm_max.json: 3 runs, but seed_study.seeds is 4"):
         seed_study_summary.summarize(root / "params.yaml", out, root / "reports" / "seed_study")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"alpha": 1.5}, r"verdicts\.alpha: expected a number between 0 and 1, got 1\.5"),
+        ({"noise_multiple": 0}, r"verdicts\.noise_multiple: must be positive"),
+        ({"class_balance_ratio": 0.9}, r"verdicts\.class_balance_ratio: expected a ratio of at least 1"),
+        ({"flip_rate_max": 3}, r"verdicts\.flip_rate_max: must be a probability"),
+        ({"trend_epochs": "three"}, r"verdicts\.trend_epochs: expected an integer"),
+        ({"extra": 1}, r"verdicts\.extra: unknown key"),
+    ],
+)
+def test_bad_verdict_params_name_the_key(change, message):
+    params = copy.deepcopy(STUDY_PARAMS)
+    params["verdicts"].update(change)
+    with pytest.raises(ConfigError, match=message):
+        load_all(params)
+
+
+def test_a_missing_verdict_key_is_named():
+    params = copy.deepcopy(STUDY_PARAMS)
+    del params["verdicts"]["alpha"]
+    with pytest.raises(ConfigError, match=r"verdicts\.alpha"):
+        load_all(params)

@@ -1,7 +1,7 @@
 """The results report: ``report/README.md`` and a self-contained ``report/index.html``.
 
 Nothing here measures anything. Every number is read from a file another stage wrote
-under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own seeds reported,
+under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own handouts reported,
 from ``references/seed_results.yaml``, which quotes the line each number comes from.
 A missing input is never filled in: its place says ``not produced yet (run `dvc repro
 <stage>`)``, naming the stage that writes it (``inputs.WRITERS``, checked against

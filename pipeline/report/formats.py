@@ -76,7 +76,7 @@ LATEX = {r"\geq": "≥", r"\leq": "≤", r"\%": "%", "$": ""}
 
 
 def latex_text(text: str) -> str:
-    r"""The little inline LaTeX the seeds' rubric uses (``$\geq 75\%$``), as plain text (``≥ 75%``)."""
+    r"""The little inline LaTeX the handouts' rubric uses (``$\geq 75\%$``), as plain text (``≥ 75%``)."""
     for tex, plain in LATEX.items():
         text = text.replace(tex, plain)
     return re.sub(r"\s+", " ", text).replace(" ,", ",").strip()

@@ -14,6 +14,9 @@ from markdown_it.token import Token
 
 from pipeline.report.document import slug
 
+# A wide table scrolls sideways on a screen (display:block; overflow-x:auto); on paper a scroll box
+# is cut at the page edge, so in print (and on narrow screens) tables go back to display:table at
+# the page width and their cells wrap, long paths and numbers included.
 CSS = """
 body{font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;max-width:70em;margin:2em auto;padding:0 1em;color:#1f2328}
 h1,h2,h3,h4{line-height:1.25;margin-top:1.6em}h2{border-bottom:1px solid #d0d7de;padding-bottom:.2em}
@@ -24,6 +27,9 @@ code{font:13px ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;background:#
 pre{background:#f6f8fa;padding:.8em;overflow-x:auto;border-radius:6px}pre code{background:none;padding:0}
 figure{margin:1em 0}figure img{max-width:100%;height:auto;border:1px solid #eaeef2}
 figcaption{color:#59636e;font-size:13px}blockquote{color:#59636e;border-left:.25em solid #d0d7de;margin:0;padding:0 1em}
+@media print,(max-width:50em){body{max-width:none;margin:0;padding:0}table{display:table;width:100%}
+th,td{overflow-wrap:anywhere;padding:.2em .35em}pre{white-space:pre-wrap;overflow-wrap:anywhere}}
+@media print{body{font-size:11px}code{font-size:10px}figure,tr{break-inside:avoid}h2,h3,h4{break-after:avoid}}
 """.strip()
 
 

@@ -1,4 +1,4 @@
-"""What the report reads: the files under ``reports/``, params, the seeds' numbers, and which stage writes a missing file."""
+"""What the report reads: the files under ``reports/``, params, the handouts' numbers, and which stage writes a missing file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ComparisonConfig, Params, VariantConfig, load_all, load_params
+from pipeline.config import ComparisonConfig, Params, VariantConfig, VerdictConfig, load_all, load_params, require
 from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
 from pipeline.schemas import check, schema_for
@@ -60,14 +60,14 @@ def stage_for(path: str) -> str | None:
 
 
 class Inputs:
-    """The repository as the report sees it: params, seed results, stage map, report files."""
+    """The repository as the report sees it: params, the handouts' reported results, stage map, report files."""
 
     def __init__(self, root: str | Path = ".") -> None:
         self.root = Path(root)
         self.params: Params = load_all(self.root / "params.yaml")
         seeds = self.root / SEED_RESULTS
         if not seeds.exists():
-            raise FileNotFoundError(f"{seeds}: not found (the seeds' reported numbers)")
+            raise FileNotFoundError(f"{seeds}: not found (the handouts' reported numbers)")
         self.seeds: dict[str, Any] = load_params(seeds)
         deviations = self.root / DEVIATIONS
         self.deviations = load_deviations(deviations) if deviations.exists() else []
@@ -133,6 +133,11 @@ class Inputs:
     def comparisons(self) -> dict[str, ComparisonConfig]:
         """params.yaml ``analysis.comparisons``, in its order."""
         return dict(self.params.analysis.comparisons)
+
+    @property
+    def verdicts(self) -> VerdictConfig:
+        """params.yaml ``verdicts``: the bars the report's sentences need (what :mod:`pipeline.answers` reads)."""
+        return require(self.params.verdicts, "verdicts")
 
     def variant(self, name: str) -> VariantConfig | None:
         """The typed config of ``name`` (defaults filled in), or None if params has no such variant."""

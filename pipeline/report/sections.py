@@ -26,36 +26,62 @@ from pipeline.report.tables import (
 )
 
 
+def _typical(doc: Markdown) -> dict[str, str]:
+    """Each studied variant's mean test accuracy +- std over the seed study's random seeds, as a cell."""
+    study = doc.inputs.json(SEED_STUDY)
+    variants = study.get("variants") if isinstance(study, Mapping) else None
+    cells = {}
+    for name, v in (variants or {}).items():
+        acc = v.get("test_accuracy") if isinstance(v, Mapping) else None
+        if has(acc, "mean", "std", "n") and acc["std"] is not None:
+            cells[name] = f"{pct(acc['mean'])} +- {100 * acc['std']:.2f} ({acc['n']} seeds)"
+    return cells
+
+
 def summary(doc: Markdown) -> None:
-    """One row per variant: test accuracy, and the seed's where it reported one."""
+    """One row per variant: the typical test accuracy over random seeds where studied, this run's, and the
+    handout's where it reported one."""
     doc.heading(2, "Summary")
-    seeds = doc.inputs.seeds
+    handouts = doc.inputs.seeds  # references/seed_results.yaml: the handouts' reported numbers
+    typical = _typical(doc)
     rows = []
-    for a in seeds.values():
-        seed_acc = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
+    for a in handouts.values():
+        reported = {r["variant"]: r["value"] for r in a.get("results") or [] if r["metric"] == "test_accuracy"}
         for variant in a.get("variants") or []:
             m = doc.inputs.metrics(variant)
             ours = (
                 pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
             )
-            if variant in seed_acc:
-                seed, diff = (
-                    pct(seed_acc[variant]),
-                    (points(m["test_accuracy"] - seed_acc[variant]) if m and "test_accuracy" in m else "-"),
+            if variant in reported:
+                theirs, diff = (
+                    pct(reported[variant]),
+                    (points(m["test_accuracy"] - reported[variant]) if m and "test_accuracy" in m else "-"),
                 )
             else:
-                seed, diff = "not reported", "-"
-            rows.append([f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})", f"`{variant}`", ours, seed, diff])
+                theirs, diff = "not reported", "-"
+            link_cell = f"[{a['title'].split(' - ')[0]}](#{slug(a['title'])})"
+            rows.append([link_cell, f"`{variant}`", typical.get(variant, "-"), ours, theirs, diff])
     for variant in other_variants(doc.inputs):
         m = doc.inputs.metrics(variant)
         ours = pct(m["test_accuracy"]) if m and "test_accuracy" in m else doc.inputs.missing(f"{variant}/metrics.json")
-        rows.append([f"[{OTHER_TITLE}](#{slug(OTHER_TITLE)})", f"`{variant}`", ours, "no seed", "-"])
-    doc.table(["assignment", "variant", "test accuracy", "seed reported", "difference"], rows)
-    seeds_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
+        rows.append(
+            [
+                f"[{OTHER_TITLE}](#{slug(OTHER_TITLE)})",
+                f"`{variant}`",
+                typical.get(variant, "-"),
+                ours,
+                "no handout",
+                "-",
+            ]
+        )
+    header = ["assignment", "variant", "typical: mean +- std over random seeds", "this run", "handout reported"]
+    doc.table([*header, "difference"], rows)
+    handouts_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
     doc.para(
-        "Accuracies are on each assignment's test split; differences are this pipeline minus the seed, in "
-        f"percentage points (pp). Seed numbers: [`{SEED_RESULTS.as_posix()}`]({seeds_link}), "
-        "each with the line it quotes."
+        "Accuracies are on each assignment's test split. The typical figure is the seed study's (stage "
+        '`seed_study_summary`; a dash where a variant is not studied); "this run" is the variant\'s own random seed, '
+        "the run every other section shows; differences are this run minus the handout, in percentage points (pp). "
+        f"Handout numbers: [`{SEED_RESULTS.as_posix()}`]({handouts_link}), each with the line it quotes."
     )
 
 
@@ -168,11 +194,13 @@ def other_variants(inputs: Inputs) -> list[str]:
 
 
 def other_variants_section(doc: Markdown, variants: list[str]) -> None:
-    """Variants that are in params.yaml only: the same tables and figures, without a seed to compare with."""
+    """Variants that are in params.yaml only: the same tables and figures, without a handout to compare with."""
     doc.heading(2, OTHER_TITLE)
     doc.para(
         "In `params.yaml` `variants` but in no assignment of "
-        f"`{SEED_RESULTS.as_posix()}` (no seed numbers to compare with): " + ", ".join(f"`{v}`" for v in variants) + "."
+        f"`{SEED_RESULTS.as_posix()}` (no handout numbers to compare with): "
+        + ", ".join(f"`{v}`" for v in variants)
+        + "."
     )
     doc.heading(3, "What was run")
     run_table(doc, variants)
@@ -192,16 +220,18 @@ def other_variants_section(doc: Markdown, variants: list[str]) -> None:
 def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     variants = list(a.get("variants") or [])
     doc.heading(2, a["title"])
-    doc.para(f"Seed: `{a.get('seed', '?')}`. Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + ".")
+    doc.para(
+        f"Handout: `{a.get('seed', '?')}`. Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + "."
+    )
     doc.heading(3, "What was run")
     run_table(doc, variants)
     doc.heading(3, "Results")
     results_table(doc, variants)
     if a.get("results"):
-        doc.heading(3, "Compared with the seed")
+        doc.heading(3, "Compared with the handout")
         seed_table(doc, a)
     if a.get("grading"):
-        doc.heading(3, "Grading tier (seed's rubric)")
+        doc.heading(3, "Grading tier (the handout's rubric)")
         grading_table(doc, a)
     doc.bullets(f"Note: {n}" for n in a.get("notes") or [])
     answers_section(doc, key)
@@ -218,11 +248,11 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
 
 
 def answers_section(doc: Markdown, key: str) -> None:
-    """The seed's written questions this pipeline's outputs answer (pipeline/answers.py)."""
+    """The handout's written questions this pipeline's outputs answer (pipeline/answers.py)."""
     found = answers(key, doc.inputs)
     if not found:
         return
-    doc.heading(3, "Answers to the seed's questions, from our measurements")
+    doc.heading(3, "Answers to the handout's questions, from our measurements")
     index = len(doc.blocks)  # the list of links to every answer goes here, once their ids are known
     links = []
     for a in found:
@@ -235,7 +265,7 @@ def answers_section(doc: Markdown, key: str) -> None:
     doc.answer_links[key] = links
 
 
-DEVIATIONS_TITLE = "Where this pipeline departs from the seeds"
+DEVIATIONS_TITLE = "Where this pipeline departs from the handouts"
 
 
 def deviations_section(doc: Markdown) -> None:
@@ -263,7 +293,7 @@ def deviations_section(doc: Markdown) -> None:
                 figures.append(f"{m.label} {by_name(m.key.rsplit('.', 1)[-1], value)} ({ref(m.file)})")
             doc.bullets(
                 [
-                    f"**{md_escape(d.topic)}.** Seed: {md_escape(d.seed_says)} Ours: {md_escape(d.ours)} "
+                    f"**{md_escape(d.topic)}.** Handout: {md_escape(d.seed_says)} Ours: {md_escape(d.ours)} "
                     f"Why: {md_escape(d.why)}" + (f" Measured: {'; '.join(figures)}." if figures else "")
                 ]
             )
@@ -280,7 +310,7 @@ def padding_shapes_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
-    doc.heading(3, "Autograder (Questions 1-4: custom layers against torch)")
+    doc.heading(3, "Autograder (Questions 1-4: custom layers against torch; the project's re-implementation)")
     grades = doc.json("autograder.json", "autograder scores")
     if grades is None:
         return
@@ -292,12 +322,17 @@ def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     rows.append(["**total**", f"**{grades['total']} / {grades['max_total']}**", ""])
     doc.table(["question", "score", "checks passed"], rows)
     uses = grades["forbidden_uses"]
-    allowed = " Uses of operations the seed does not allow: " + (
-        f"**{uses}** (reported, not deducted)." if uses else "none."
+    allowed = " Uses of operations the handout does not allow: " + (
+        f"**{uses}** (each costs its question all 20 points, already deducted above)." if uses else "none."
     )
     doc.para(
         f"From {ref('autograder.json')} (stage `autograde`: this project's `layers.py` graded as a student's "
-        f"submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class).{allowed}"
+        "submission is, in a separate process; `python -m pipeline autograde --submissions DIR` grades a class). "
+        "The grader is this project's re-implementation, not the course's `autograder.py` (which is not public): "
+        "it calls each class only the way the handout's text does, compares with torch in the grading process, "
+        "and deducts a question's 20 points for any operation the handout does not allow, found in the source "
+        "or at run time (what it allows and deducts: the departures section, and "
+        f"`tests/submissions/adversarial/` for submissions written to cheat).{allowed}"
     )
 
 
@@ -323,7 +358,7 @@ def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
-    """The files the course collects (``deliverables`` of the assignment's seed results)."""
+    """The files the course collects (``deliverables`` of the assignment's entry in references/seed_results.yaml)."""
     inputs = doc.inputs
     files = a.get("deliverables") or {}
     if not {"weights", "predictions"} <= set(files):
@@ -336,9 +371,10 @@ def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
         built = describe_model(variant) if variant else "the network"
         doc.para(
             f"{ref(weights)} ({inputs.path(weights).stat().st_size / 1024:,.0f} KB, stage "
-            f"`{inputs.stage_for(weights)}`): the kept model's weights alone, loadable the seed's way into {built}: "
-            f'`model.load_state_dict(torch.load("{REPORTS}/{weights}"))`. The input normalization is not in it '
-            f"(the seed's notebook applies its own); `models/{name}.pt` carries it."
+            f"`{inputs.stage_for(weights)}`): the kept model's weights alone, loadable the handout's way into {built}: "
+            f'`model.load_state_dict(torch.load("{REPORTS}/{weights}"))`. The input normalization is not in it: '
+            f"whoever loads these weights must normalize the images as training did (params "
+            f"`variants.{name}.data.normalize`); `models/{name}.pt` carries it."
         )
     else:
         doc.missing(weights)
@@ -459,9 +495,42 @@ def analysis_section(doc: Markdown) -> None:
         )
 
 
+def _study_method(n: int, level: int, alpha: float) -> str:
+    """How the seed study's differences are read, and what N seeds can show with a sign test at all."""
+    floor = min(1.0, 2 * 0.5**n)
+    return (
+        f"Each variant of a studied comparison trained with {n} random seeds (its own, whose run is the one "
+        f"reported above, and the next {n - 1}), each with the variant's own set-up; the two variants of a "
+        f"comparison share their random seeds, so the differences are paired by seed. Two tests read them: the "
+        f"two-sided {level}% t-interval of the mean paired difference ({n - 1} degrees of freedom), which uses the "
+        f"sizes of the differences and which one outlying seed can widen past 0; and the exact sign test on how many "
+        f"seeds each side is ahead (ties left out), which uses only their directions. With {n} seeds the sign test's "
+        f"smallest possible two-sided p is {floor:.4g}"
+        + (
+            f", so it can reach p < {alpha:g} (params `verdicts.alpha`)."
+            if floor < alpha
+            else f": {n} seeds cannot reach p < {alpha:g} with it, whatever the data."
+        )
+    )
+
+
+def _paired_row(c: Mapping[str, Any]) -> list[str]:
+    """One studied comparison in the seed study's table (``summary.json`` is schema-checked on reading)."""
+    return [
+        str(c.get("title") or c["key"]),
+        f"`{c['a']}` - `{c['b']}`",
+        f"{c['mean_points']:+.2f}",
+        f"{c['ci_low_points']:+.2f} to {c['ci_high_points']:+.2f}",
+        f"{c['a_ahead']} / {c['b_ahead']}" + (f" ({c['ties']} tied)" if c.get("ties") else ""),
+        "n/a" if c["sign_test_p"] is None else f"{c['sign_test_p']:.4g}",
+        "yes" if c["distinguishable"] else "no",
+        "yes" if c["fair"] else "**no**: " + "; ".join(c["confounds"]),
+    ]
+
+
 def seed_study_section(doc: Markdown) -> None:
     """Each studied variant's accuracy over N seeds, each studied comparison's paired
-    difference with its interval, and the figure with the error bars."""
+    difference with its interval and sign test, and the figure with the error bars."""
     inputs = doc.inputs
     doc.heading(3, "Seed study: every comparison over several seeds")
     summary = inputs.json(SEED_STUDY)
@@ -469,12 +538,7 @@ def seed_study_section(doc: Markdown) -> None:
         doc.missing(SEED_STUDY, "seed study")
         return
     n, level = summary["seeds"], round(100 * summary["confidence"])
-    doc.para(
-        f"Each variant of a studied comparison trained with {n} seeds (its own seed, whose run is the one reported "
-        f"above, and the next {n - 1}), each with the variant's own set-up; the two variants of a comparison share "
-        f"their seeds, so the differences are paired by seed. Interval: two-sided {level}% t-interval of the mean "
-        f"paired difference ({n - 1} degrees of freedom)."
-    )
+    doc.para(_study_method(n, level, summary.get("alpha", inputs.verdicts.alpha)))
     rows = []
     for name, v in summary["variants"].items():
         acc = v.get("test_accuracy") or {}
@@ -491,22 +555,9 @@ def seed_study_section(doc: Markdown) -> None:
             ]
         )
     doc.table(["variant", "seeds", "mean test accuracy", "std", "min", "max"], rows)
-    rows = [
-        [
-            str(c.get("title") or c["key"]),
-            f"`{c['a']}` - `{c['b']}`",
-            f"{c['mean_points']:+.2f}",
-            f"{c['ci_low_points']:+.2f} to {c['ci_high_points']:+.2f}",
-            f"{c['a_ahead']} / {c['b_ahead']}" + (f" ({c['ties']} tied)" if c.get("ties") else ""),
-            "yes" if c["distinguishable"] else "**no**",
-        ]
-        for c in seed_study_comparisons(inputs)
-        if has(c, "a", "b", "mean_points", "ci_low_points", "ci_high_points", "a_ahead", "b_ahead", "distinguishable")
-    ]
-    doc.table(
-        ["comparison", "a - b", "mean (points)", f"{level}% CI (points)", "seeds a ahead / b ahead", "distinguishable"],
-        rows,
-    )
+    header = ["comparison", "a - b", "mean (points)", f"{level}% t-interval (points)", "seeds a ahead / b ahead"]
+    header += ["sign test p", "t-interval excludes 0", "fair"]
+    doc.table(header, [_paired_row(c) for c in seed_study_comparisons(inputs)])
     doc.figure(
         "seed_study/differences.png", f"Test accuracy per seed and paired differences with their {level}% intervals"
     )

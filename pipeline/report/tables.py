@@ -1,4 +1,4 @@
-"""The per-variant tables and figures: what was run, results, the seed's numbers and rubric, evaluation."""
+"""The per-variant tables and figures: what was run, results, the handout's numbers and rubric, evaluation."""
 
 from __future__ import annotations
 
@@ -158,7 +158,7 @@ def results_table(doc: Markdown, variants: list[str]) -> None:
 
 
 def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
-    """This pipeline's numbers next to the seed's own, with the difference."""
+    """This pipeline's numbers next to the handout's own, with the difference."""
     results = assignment.get("results") or []
     seed_file = assignment.get("seed", "?")
     if not results:
@@ -175,12 +175,12 @@ def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
             ours, diff = metric_value(metric, m[metric]), metric_diff(metric, m[metric], value)
         rows.append([f"`{variant}`", metric, ours, metric_value(metric, value), diff, f"[{i}]"])
         sources.append(f'[{i}] `{seed_file}`, {r.get("section", "")}: "{r["quote"]}"')
-    doc.table(["variant", "quantity", "this pipeline", "seed reported", "difference", "seed source"], rows)
+    doc.table(["variant", "quantity", "this pipeline", "handout reported", "difference", "handout source"], rows)
     doc.bullets(sources)
 
 
 def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
-    """CSE 849: which tier of the seed's test-accuracy rubric this pipeline's model reaches."""
+    """CSE 849: which tier of the handout's test-accuracy rubric this pipeline's model reaches."""
     grading = assignment.get("grading")
     if not grading:
         return
@@ -206,7 +206,7 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         ]
         doc.para(
             f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
-            f"{grading['max_points']} points** of the seed's rubric ({nxt})."
+            f"{grading['max_points']} points** of the handout's rubric ({nxt})."
         )
         doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
     grade_file = grading.get("grade")
@@ -215,7 +215,8 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         shortcut = grade.get("shortcut") or {}
         rate = shortcut.get("shortcut_rate")
         doc.para(
-            f"The TA's grader on the deliverable ({ref(grade_file)}, stage `{doc.inputs.stage_for(grade_file)}`: "
+            f"This project's re-implementation of the course's grading (not the course's own script) on the "
+            f"deliverable ({ref(grade_file)}, stage `{doc.inputs.stage_for(grade_file)}`: "
             f"`python -m pipeline grade-cse849 q1_test.txt`): {grade['correct']} / {grade['images']} correct, "
             f"**{grade['points']} / {grade['max_points']} points**"
             + (

@@ -76,7 +76,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
                 "a later `dvc repro` of that variant alone rewrites: it can come from a newer run than the wall time."
             )
 
-    doc.heading(3, "Engine vs the seed-style data loader")
+    doc.heading(3, "Engine vs the handout-style data loader")
     loader = doc.json("benchmarks/loader.json", "loader benchmark")
     if loader is not None:
         results = loader.get("results") or {}
@@ -94,7 +94,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
             [
                 "loop (one epoch, DS 5220 CNN)",
                 "time (min)",
-                "speed-up vs seed style (min)",
+                "speed-up vs handout style (min)",
                 "(median)",
                 "test accuracy",
             ],
@@ -126,7 +126,7 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
         ]
         doc.table(
             [
-                "forward + backward (batch 64, float32)",
+                "forward + backward (set-up: `benchmarks/bench_layers.py`)",
                 "custom (min)",
                 "torch.nn (min)",
                 "custom / torch (min)",
