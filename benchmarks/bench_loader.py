@@ -1,6 +1,6 @@
-"""One epoch of the DS 5220 CNN, the seed's way and the engine's way, in one run.
+"""One epoch of the DS 5220 CNN, the handout's way and the engine's way, in one run.
 
-Seed-style: ``torchvision.datasets.MNIST`` with ``ToTensor`` + ``Normalize`` applied
+Handout-style (``seed_style`` in the output's keys): ``torchvision.datasets.MNIST`` with ``ToTensor`` + ``Normalize`` applied
 to each PIL image inside a ``DataLoader`` (batch 64, shuffle, ``num_workers`` as
 given), SGD lr 0.01, NLL loss. Engine: the same model, optimizer, batch size,
 normalization and float32 arithmetic through :func:`pipeline.engine.train_one_epoch`
@@ -12,7 +12,7 @@ memory, to show what each adds (or costs) on this CPU.
 
 This stage runs inside ``dvc repro`` right after training stages, on a machine other work
 shares, so the five loops are timed the way ``benchmarks/timing_harness.py`` explains: in
-interleaved rounds (seed-style, float32, bfloat16, ..., then the same in reverse), ``--repeats``
+interleaved rounds (handout-style, float32, bfloat16, ..., then the same in reverse), ``--repeats``
 epochs of each (default 2), every epoch from the same initial weights, the same shuffling
 and a fresh optimizer, so every repeat of a loop trains the same model; ten untimed
 batches of each loop come first, so one-time set-up costs stay out of the timed epochs. Each loop keeps its
@@ -52,7 +52,7 @@ from pipeline.models.ds5220_cnn import DS5220CNN  # noqa: E402
 from pipeline.normalizer import Normalizer, channel_stats  # noqa: E402
 
 MODEL = "ds5220_cnn"  # the network timed (imported directly: this benchmark is about this one model)
-LOSS = "nll"  # the DS 5220 seed's criterion (the model ends in log-softmax)
+LOSS = "nll"  # the DS 5220 handout's criterion (the model ends in log-softmax)
 WARMUP_STEPS = 10  # untimed batches of each loop before the timed epochs
 
 
@@ -67,7 +67,7 @@ def seed_style_epoch(
     seed: int,
     images: int | None = None,
 ) -> float:
-    """The seed's loop, kept as it is (per-sample PIL -> tensor transforms in a DataLoader);
+    """The handout's loop, kept as it is (per-sample PIL -> tensor transforms in a DataLoader);
     ``images``: only the first so many training images (a smoke test), else all."""
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((mean,), (std,))])
     train_data = datasets.MNIST(root, train=True, download=False, transform=transform)
@@ -95,7 +95,7 @@ ENGINE_LOOPS = [  # label, precision, channels_last
 
 
 def loop_fields(runs: list[float], base: dict) -> dict:
-    """A loop's timing fields; ``base`` is the seed-style loop's (the same dict for the seed style itself)."""
+    """A loop's timing fields; ``base`` is the handout-style loop's (the same dict for that loop itself)."""
     stats = harness.summarize(runs)
     return {
         "seconds": stats["min_s"],  # the least disturbed epoch: what the report shows
@@ -110,7 +110,7 @@ def loop_fields(runs: list[float], base: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the seed-style loop")
+    parser.add_argument("--workers", type=int, default=0, help="DataLoader workers of the handout-style loop")
     parser.add_argument("--json", help="also write the figures to this JSON file")
     parser.add_argument("--params", default="params.yaml", help="reads benchmarks.loader (default: %(default)s)")
     parser.add_argument(
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats and --images must be at least 1")
 
     # Its own params block, not variants.ds5220_cnn: tuning that variant must not rerun
-    # (and re-time) this benchmark, which measures the seed's fixed set-up.
+    # (and re-time) this benchmark, which measures the handout's fixed set-up.
     settings = require(load_all(args.params).benchmarks.loader, "benchmarks.loader")
     seed = settings.seed
     root = settings.data
@@ -245,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     ok_speed = engine_r["speedup_vs_seed_style"] >= 2.0
     ok_acc = abs(engine_r["test_accuracy"] - seed_r["test_accuracy"]) <= 0.003
     print(
-        f"target: engine float32 >= 2x the seed-style loop (minimums): {'PASS' if ok_speed else 'MISS'} "
+        f"target: engine float32 >= 2x the handout-style loop (minimums): {'PASS' if ok_speed else 'MISS'} "
         f"({engine_r['speedup_vs_seed_style']:.2f}x; medians {engine_r['speedup_vs_seed_style_median']:.2f}x); "
         f"same test accuracy within 0.3 points: "
         f"{'PASS' if ok_acc else 'MISS'} ({100 * (engine_r['test_accuracy'] - seed_r['test_accuracy']):+.2f} points)"

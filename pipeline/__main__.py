@@ -1,15 +1,17 @@
-"""``python -m pipeline <command>``: the pipeline's command line.
+"""``cnn-pipeline <command>`` (or ``python -m pipeline <command>``): the pipeline's command line.
 
-    python -m pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
-    python -m pipeline predict --model /tmp/m.pt --images some/folder --out preds.txt
-    python -m pipeline train|evaluate|analyze|compare|padding|classwise-norms|export-weights ...   (the DVC stages, same arguments)
-    python -m pipeline autograde --submission student/layers.py      (HKU A3; --submissions DIR for a class)
-    python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv
-    python -m pipeline check-data cse849_data.zip          (an image-folder dataset: layout, counts, mean/std)
+    cnn-pipeline predict --variant cse849 --images data/composite/test --out q1_test.txt
+    cnn-pipeline predict --model /tmp/m.pt --images some/folder --out preds.csv --format csv --probabilities
+    cnn-pipeline train|evaluate|analyze|compare|padding|classwise-norms|export-weights ...   (the DVC stages)
+    cnn-pipeline autograde --submission student/layers.py      (HKU A3; --submissions DIR for a class)
+    cnn-pipeline grade-cse849 q1_test.txt --labels test_labels.csv
+    cnn-pipeline check-data cse849_data.zip          (an image-folder dataset: layout, counts, mean/std)
 
-``predict`` writes one predicted class index per line, in the folder's sorted file
-order. Errors (missing model, an image of the wrong size or channel count, ...) print
-one ``error: ...`` line naming the file and exit with status 1, leaving no output file.
+Nothing heavy is imported before a command runs, so ``--help`` and ``--version`` answer at
+once. Exit status, the same for every command: 0 done; 1 an error the user can fix (a
+missing file, bad params or data: one ``error: ...`` line naming it, no partial output);
+2 a usage error (argparse's message); 3 ``autograde`` only: graded, below full marks; 130
+interrupted (Ctrl-C; an interrupted training resumes when rerun).
 """
 
 from __future__ import annotations
@@ -19,48 +21,73 @@ import importlib
 import sys
 from pathlib import Path
 
-import torch
-
+from pipeline import __version__
 from pipeline.cli import run_stage
 from pipeline.errors import PipelineError
 
-# Entry points reachable as sub-commands (the DVC stages and the graders); each takes its own arguments.
+PROG = "cnn-pipeline"
+
+# Sub-commands that are a module's own main() (the DVC stages and the graders): each parses its
+# own arguments, so `cnn-pipeline train --help` shows train's. The help line says the task.
 STAGES = {
-    "train": "pipeline.stages.train",
-    "evaluate": "pipeline.stages.evaluate",
-    "analyze": "pipeline.stages.analyze",
-    "compare": "pipeline.stages.compare",
-    "padding": "pipeline.stages.padding",
-    "classwise-norms": "pipeline.stages.classwise_norms",
-    "export-weights": "pipeline.stages.export_weights",
-    "autograde": "pipeline.autograder",
-    "grade-cse849": "pipeline.cse849_grader",
+    "train": ("pipeline.stages.train", "train one variant of params.yaml (writes models/<variant>.pt)"),
+    "evaluate": ("pipeline.stages.evaluate", "test-set metrics, confusion matrix and galleries of a trained variant"),
+    "analyze": ("pipeline.stages.analyze", "filters, shapes, parameter counts and loss curve of a trained variant"),
+    "compare": ("pipeline.stages.compare", "compare two variants as analysis.comparisons.<key> in params.yaml says"),
+    "padding": ("pipeline.stages.padding", "convolution output shapes against the padding formula (TDM 40200 Q6)"),
+    "classwise-norms": ("pipeline.stages.classwise_norms", "class-wise feature-map norms of the CSE 849 model"),
+    "export-weights": ("pipeline.stages.export_weights", "write a variant's weights alone (CSE 849's q1_model.pt)"),
+    "autograde": ("pipeline.autograder", "grade HKU Assignment 3 layers.py submissions, questions 1-4"),
+    "grade-cse849": ("pipeline.cse849_grader", "grade a CSE 849 q1_test.txt: format, accuracy, points, shortcut use"),
 }
+DEVICE_HELP = (
+    "auto (a GPU when present, else the CPU), cpu, cuda, cuda:N or mps (default: $CNN_PIPELINE_DEVICE, else auto)"
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m pipeline",
-        description="CNN pipeline commands: predict, check-data, and "
-        + ", ".join(STAGES)
-        + " (see `<command> --help`).",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="command")
+def _add_predict(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "predict",
-        help="predict every image of a flat folder; one class index per line",
-        description="Predict every image of a flat folder with a trained variant.",
+        help="predict the class of every image in a folder with a trained model",
+        description="Predict the class of every image in a flat folder (sorted by file name) with a trained "
+        "variant. The default output is one class index per line, the format CSE 849 asks for (q1_test.txt).",
     )
-    p.add_argument("--variant", help="variant name: uses models/<variant>.pt (or --model)")
+    p.add_argument("--variant", help="variant name: uses <models-dir>/<variant>.pt unless --model is given")
     p.add_argument("--model", type=Path, help="checkpoint path (default: <models-dir>/<variant>.pt)")
     p.add_argument("--models-dir", type=Path, default=Path("models"), help="default: %(default)s")
     p.add_argument(
         "--images",
         type=Path,
         required=True,
-        help="flat folder of images (sorted by file name), or a dataset folder / .zip: its test/ folder",
+        help="flat folder of images, or a dataset folder or .zip (its test/ folder is predicted)",
     )
-    p.add_argument("--out", type=Path, required=True, help="output text file (one class index per line)")
+    p.add_argument("--out", type=Path, required=True, help="output file")
+    p.add_argument(
+        "--format",
+        choices=("index", "csv"),
+        default="index",
+        help="index: one class index per line (default); csv: file,index,class per image",
+    )
+    p.add_argument("--probabilities", action="store_true", help="csv: add one probability column per class")
+    p.add_argument(
+        "--skip-non-images",
+        action="store_true",
+        help="skip files that are not images (each is logged) instead of stopping at the first",
+    )
+    p.add_argument("--device", default=None, help=DEVICE_HELP)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Train, evaluate and grade five university CNN assignments; dvc repro runs the whole "
+        f"pipeline. Run {PROG} COMMAND --help for a command's options.",
+        epilog="Exit status: 0 done; 1 an error the user can fix (missing file, bad params or data); "
+        "2 a usage error; 3 autograde only: graded, below full marks; 130 interrupted (Ctrl-C).",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command")
+    _add_predict(sub)
     c = sub.add_parser(
         "check-data",
         help="check an image-folder dataset (folder or .zip) and measure its mean/std",
@@ -70,21 +97,37 @@ def build_parser() -> argparse.ArgumentParser:
         "(what normalize: {mode: train} will use).",
     )
     c.add_argument("path", type=Path, help="the dataset folder or .zip")
-    for name, module in STAGES.items():
-        sub.add_parser(name, help=f"run {module} (arguments passed through)", add_help=False)
+    for name, (_, task) in STAGES.items():
+        sub.add_parser(name, help=task, add_help=False)
     return parser
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from pipeline.predict import default_model_path, run_predict
+    from pipeline.predict import check_variant_checkpoint, default_model_path, run_predict
 
     if args.model is None and not args.variant:
         raise PipelineError("predict: give --variant NAME (uses models/NAME.pt) or --model PATH")
-    model = args.model or default_model_path(args.variant, args.models_dir)
-    run_predict(model, args.images, args.out, args.variant or None)
+    if args.probabilities and args.format != "csv":
+        raise PipelineError("predict: --probabilities needs --format csv (the index format has one number per line)")
+    model = args.model
+    if model is None:
+        model = default_model_path(args.variant, args.models_dir)
+        check_variant_checkpoint(args.variant, model)
+    run_predict(
+        model,
+        args.images,
+        args.out,
+        args.variant or None,
+        output=args.format,
+        probabilities=args.probabilities,
+        skip_non_images=args.skip_non_images,
+        device=args.device,
+    )
 
 
 def _check_data(args: argparse.Namespace) -> None:
+    import torch
+
     from pipeline.data.readers import UNLABELLED, read_split
     from pipeline.data.readers.image_folder import dataset_root
     from pipeline.normalizer import channel_stats
@@ -92,9 +135,11 @@ def _check_data(args: argparse.Namespace) -> None:
     root = dataset_root(args.path)
     print(f"dataset: {root}" + (f" (from {args.path})" if root != args.path else ""))
     train = None
+    missing = []
     for split in ("train", "val", "test"):
         if not (root / split).is_dir():
             print(f"{split:<5}  missing")
+            missing.append(split)
             continue
         data = read_split("image_folder", root, split)
         _, channels, height, width = data.images.shape
@@ -112,12 +157,15 @@ def _check_data(args: argparse.Namespace) -> None:
             f"train mean {[round(m, 3) for m in mean]}, std {[round(v, 3) for v in std]} "
             "(scaled to 0-1; normalize: {mode: train} uses these)"
         )
+    if missing:  # the training reader refuses the same folder: check-data must not pass it
+        raise PipelineError(f"{root}: no {' or '.join(missing)} folder; training needs train/, val/ and test/")
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in STAGES:
-        status = importlib.import_module(STAGES[argv[0]]).main(argv[1:])
+        module = importlib.import_module(STAGES[argv[0]][0])
+        status = module.main(argv[1:], prog=f"{PROG} {argv[0]}")
         sys.exit(status or 0)
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from pipeline.checkpoint import load_checkpoint
@@ -36,7 +37,7 @@ from pipeline.plots import filter_grid, save_figure
 
 log = logging.getLogger(__name__)
 
-# Data formats whose seed feeds each image as a flat vector (Practical 5's npz rows of 784
+# Data formats whose handout feeds each image as a flat vector (Practical 5's npz rows of 784
 # pixels, reshaped inside the model); every other format feeds (1, C, H, W).
 FLAT_INPUT_FORMATS = ("mnist_npz",)
 
@@ -64,7 +65,7 @@ def plot_first_conv(model: nn.Module, variant: str) -> Figure | None:
         return None
     name, module = conv
     w = module.weight
-    title = f"{variant}: first convolution `{name}`\n{w.shape[0]} filters {w.shape[2]}x{w.shape[3]}, {w.shape[1]} input channel(s)"
+    title = f"{variant}: first convolution ({name})\n{w.shape[0]} filters {w.shape[2]}x{w.shape[3]}, {w.shape[1]} input channel(s)"
     return filter_grid(w, title=title)
 
 
@@ -176,7 +177,7 @@ def leaf_calls(model: nn.Module, x: torch.Tensor) -> tuple[list[LeafCall], Any]:
 
 
 def example_input(input_shape: Sequence[int], data_format: str) -> torch.Tensor:
-    """A zero input as the variant's seed feeds it: flat ``[C*H*W]`` for flat formats, else ``[1, C, H, W]``."""
+    """A zero input as the variant's handout feeds it: flat ``[C*H*W]`` for flat formats, else ``[1, C, H, W]``."""
     c, h, w = input_shape
     if data_format in FLAT_INPUT_FORMATS:
         return torch.zeros(c * h * w)
@@ -310,6 +311,17 @@ def plot_loss_curve(
     ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=14)
     ax.set_xlabel("Number of training examples seen", fontsize=12)
+    if n_train > 0:  # the same axis in epochs, on top: epoch e ends at e * n_train examples
+
+        def to_epochs(examples: Any) -> Any:
+            return examples / n_train
+
+        def to_examples(epochs: Any) -> Any:
+            return epochs * n_train
+
+        epochs_axis = ax.secondary_xaxis("top", functions=(to_epochs, to_examples))
+        epochs_axis.set_xlabel("Epoch", fontsize=12)
+        epochs_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel(LOSS_NAMES.get(loss_name, loss_name or "loss"), fontsize=12)
     ax.legend(loc="best", fontsize=11)
     ax.grid(alpha=0.3)

@@ -108,36 +108,64 @@ def cv_summary(matrix: torch.Tensor | np.ndarray, threshold: float) -> dict:
     return {"summary": summary, "per_filter": filters, "cv": cv, "argmax": argmax}
 
 
-def classwise_bar_titles(summary: Mapping[str, Any], classes: Sequence[str]) -> list[str]:
-    return [
-        f"f{i:02d} cv {v['cv']:.2f} | {classes[v['argmax_class']][:5]}"
-        for i, v in enumerate(summary["per_filter"].values())
-    ]
+def classwise_bar_titles(summary: Mapping[str, Any]) -> list[str]:
+    """``f07 cv 0.57``: the filter and its CV; the bars' colours (one legend) name the classes."""
+    return [f"f{i:02d} cv {v['cv']:.2f}" for i, v in enumerate(summary["per_filter"].values())]
+
+
+def plot_classwise_bars(
+    m: np.ndarray, s: Mapping[str, Any], classes: Sequence[str], what: str, images: int, threshold: float
+) -> Figure:
+    """One bar panel per filter of ``m`` (``(classes, filters)``), bars coloured by class and
+    named once in a legend; red frame: the filter's CV across classes is above ``threshold``.
+    Sized to print legibly at a page's width (7.5 in: 10.5 pt here prints at about 8 pt)."""
+    title = (
+        f"{what}: class-wise mean of ||feature map||_2 per filter, validation split (n={images})\n"
+        f"red frame: CV across classes > {threshold} ({s['summary']['class_specific_filters']}/{m.shape[1]})"
+    )
+    return bar_grid(
+        m,
+        classwise_bar_titles(s),
+        classes,
+        cols=8,
+        title=title,
+        panel_size=(1.2, 0.75),
+        highlight=list(s["cv"] > threshold),
+        fontsize=10.5,
+        legend=True,
+    )
+
+
+HEATMAP_WIDTH = 7.5  # inches: a printed page's text width, so 8 pt labels print at 8 pt
+ROW_INCHES = 0.115  # one filter per row: room for an 8 pt label
 
 
 def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence[str]) -> Figure:
-    """Each layer's ``(classes, filters)`` mean norms divided by the filter's mean over classes (1 = uniform).
+    """Each layer's class-wise mean norms divided by the filter's mean over classes (1 = uniform),
+    one panel per layer side by side: a row per filter, a column per class.
 
-    Columns are grouped by the class each filter responds to most (then by how strongly), so a
+    Rows are grouped by the class each filter responds to most (then by how strongly), so a
     layer of class-specific filters shows as a staircase of red blocks, one per class, and a
-    layer of generic ones as a pale band; the x labels keep each filter's own index.
+    layer of generic ones as a pale band; the row labels keep each filter's own index.
     """
-    fig = Figure(figsize=(14, 2.6 * len(matrices) + 0.6), layout="constrained")
-    axes = np.atleast_1d(fig.subplots(len(matrices), 1, squeeze=False).ravel())
+    rows = max(np.asarray(m).shape[1] for m in matrices.values())
+    fig = Figure(figsize=(HEATMAP_WIDTH, 2.0 + ROW_INCHES * rows), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(matrices), squeeze=False).ravel())
     for ax, (name, m) in zip(axes, matrices.items()):
         m = np.asarray(m, dtype=np.float64)
         mean = m.mean(axis=0, keepdims=True)
         rel = np.divide(m, mean, out=np.ones_like(m), where=mean > 1e-12)
         order = np.lexsort((-rel.max(axis=0), rel.argmax(axis=0)))  # by strongest class, then peak height
-        rel = rel[:, order]
+        rel = rel[:, order].T  # (filters, classes)
         norm = TwoSlopeNorm(vcenter=1.0, vmin=min(float(np.nanmin(rel)), 0.999), vmax=max(float(np.nanmax(rel)), 1.001))
         image = ax.imshow(rel, aspect="auto", cmap="RdBu_r", norm=norm, interpolation="nearest")
-        ax.set_yticks(range(len(classes)), classes, fontsize=7)
-        ax.set_xticks(range(m.shape[1]), [str(i) for i in order], rotation=90)
-        ax.tick_params(axis="x", labelsize=7 if m.shape[1] <= 20 else 5)
-        ax.set_xlabel("filter (grouped by the class it responds to most)", fontsize=8)
-        ax.set_title(f"{name}: class-wise mean feature-map norm / filter mean over classes", fontsize=9)
-        fig.colorbar(image, ax=ax, fraction=0.03, pad=0.01)
+        ax.set_xticks(range(len(classes)), classes, rotation=90, fontsize=8)
+        ax.set_yticks(range(rel.shape[0]), [str(i) for i in order], fontsize=7 if rel.shape[0] > 40 else 8)
+        ax.set_ylabel("filter (grouped by the class it responds to most)", fontsize=8)
+        ax.set_title(name, fontsize=10)
+        bar = fig.colorbar(image, ax=ax, fraction=0.08, pad=0.02, location="bottom")
+        bar.ax.tick_params(labelsize=8)
+    fig.suptitle("Class-wise mean feature-map norm / the filter's mean over classes (1 = uniform)", fontsize=10)
     return fig
 
 
@@ -196,26 +224,12 @@ def run(params_path: Path, model: Path | None, data: Path | None, out: Path | No
                         "mean_norm": rounded(m[c, f]),
                     }
                 )
-        n_filters = m.shape[1]
-        title = (
-            f"{cfg.variant} {name}: class-wise mean of ||feature map||_2 per filter on the validation split "
-            f"(n={len(val)}); red frame: CV across classes > {cfg.cv_threshold} "
-            f"({s['summary']['class_specific_filters']}/{n_filters})\nbars: "
-            + ", ".join(f"{i}={c}" for i, c in enumerate(classes))
-        )
-        fig = bar_grid(
-            m,
-            classwise_bar_titles(s, classes),
-            [str(i) for i in range(len(classes))],
-            cols=8 if n_filters <= 16 else 10,
-            title=title,
-            highlight=list(s["cv"] > cfg.cv_threshold),
-        )
+        fig = plot_classwise_bars(m, s, classes, f"{cfg.variant} {name}", len(val), cfg.cv_threshold)
         figures[name] = fig
         log.info(
             "%s: %d filters, mean CV %.3f, median %.3f, class-specific %d",
             name,
-            n_filters,
+            m.shape[1],
             s["summary"]["mean_cv"],
             s["summary"]["median_cv"],
             s["summary"]["class_specific_filters"],

@@ -8,7 +8,7 @@ and, where there is a fixed set, the allowed values.
 from __future__ import annotations
 
 import dataclasses
-import re
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -16,7 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
 from pipeline.errors import PipelineError
 from pipeline.scalars import SCALAR_NAMES, scalar_matches
@@ -65,7 +68,7 @@ class RandomErasingConfig:
 @dataclass(frozen=True)
 class GaussianNoiseConfig:
     """``torchvision.transforms.v2.GaussianNoise(mean, sigma, clip)`` on every image, after normalization
-    (the CSE 849 seed: ``clip=False`` there)."""
+    (the CSE 849 handout: ``clip=False`` there)."""
 
     mean: float = 0.0
     sigma: float = 0.0  # 0 = off
@@ -185,6 +188,10 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
     if tp in SCALAR_NAMES:
         if not scalar_matches(value, tp):
             raise ConfigError(f"{key}: expected {SCALAR_NAMES[tp]}, got {value!r}")
+        # No setting means infinity or NaN: `std: .inf` would zero every input, `weight_decay: .inf`
+        # would end in a NaN loss blamed on the learning rate.
+        if tp is float and not math.isfinite(value):
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}")
         return float(value) if tp is float else value
     raise TypeError(f"unsupported annotation {_type_name(tp)} for {key}")  # a bug here, not in params
 
@@ -215,6 +222,19 @@ def _choice(value: str, allowed: tuple[str, ...] | list[str], key: str) -> None:
 def _positive(value: float, key: str) -> None:
     if not value > 0:
         raise ConfigError(f"{key}: must be positive, got {value!r}")
+
+
+# Random seeds go to torch.manual_seed and numpy's default_rng, and the seed study adds the run
+# index; numpy's legacy and scikit-learn's seeds stop at 2**32 - 1, the range every seed user takes.
+SEED_RANGE = (0, 2**32 - 1)
+
+
+def validate_seed(value: int, key: str, runs: int = 1) -> None:
+    """A random seed (and, for ``runs`` > 1, the ``runs - 1`` seeds after it) within :data:`SEED_RANGE`."""
+    low, high = SEED_RANGE
+    if not low <= value <= high - (runs - 1):
+        span = f" (and the {runs - 1} after it, one per run)" if runs > 1 else ""
+        raise ConfigError(f"{key}: a random seed{span} must be an integer from {low} to {high}, got {value}")
 
 
 def _probability(value: float, key: str) -> None:
@@ -270,6 +290,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     families, and configuration does not import model code (a stage that only reads
     params must not depend on every model).
     """
+    validate_seed(v.seed, f"{key}.seed")
     _choice(v.data.format, DATA_FORMATS, f"{key}.data.format")
     if len(set(v.data.occlusion)) != len(v.data.occlusion) or not all(v.data.occlusion):
         raise ConfigError(f"{key}.data.occlusion: expected distinct region names, got {v.data.occlusion!r}")
@@ -291,6 +312,13 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     _positive(t.log_every_steps, f"{key}.train.log_every_steps")
     validate_optimizer(t.optimizer, f"{key}.train.optimizer")
     _choice(t.scheduler.name, SCHEDULERS, f"{key}.train.scheduler.name")
+    # The cosine schedule falls from lr to eta_min: below 0 the run ends in gradient ascent.
+    eta_min = t.scheduler.eta_min
+    if not 0 <= eta_min < t.optimizer.lr:
+        raise ConfigError(
+            f"{key}.train.scheduler.eta_min: must be >= 0 and below train.optimizer.lr ({t.optimizer.lr!r}), "
+            f"got {eta_min!r}"
+        )
     _choice(t.precision, PRECISIONS, f"{key}.train.precision")
     _choice(t.checkpoint, CHECKPOINT_SELECTION, f"{key}.train.checkpoint")
     if t.checkpoint == "best_val_accuracy" and v.data.format != "image_folder" and v.data.val_fraction == 0:
@@ -302,60 +330,64 @@ def validate_variant(v: VariantConfig, key: str) -> None:
 # --------------------------------------------------------------------------- loading
 
 
-class ParamsLoader(yaml.SafeLoader):
-    """PyYAML's safe loader, made to read params.yaml as DVC does (ruamel.yaml, YAML 1.2).
-
-    * Numbers in exponent notation without a dot (``lr: 1e-3``) are floats, as in YAML
-      1.2; PyYAML's YAML 1.1 rules read them as strings, so a stage would refuse a value
-      that DVC records as a number.
-    * A key repeated in one mapping is an error naming both lines: PyYAML keeps the last
-      value silently, DVC refuses the file.
-    """
-
-    def construct_mapping(self, node, deep=False):
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            line = key_node.start_mark.line + 1
-            if key in seen:
-                raise ConfigError(
-                    f"{key_node.start_mark.name}: line {line}: duplicate key {key!r} (first at line {seen[key]}); "
-                    f"YAML keeps only one of the two values"
-                )
-            seen[key] = line
-        return super().construct_mapping(node, deep=deep)
-
-
-ParamsLoader.yaml_implicit_resolvers = {k: list(v) for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-ParamsLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
-    list("-+0123456789"),
-)
-
-
 def load_params(path: str | Path = DEFAULT_PARAMS) -> dict[str, Any]:
+    """A YAML file read as DVC reads params.yaml: ruamel.yaml's safe loader, YAML 1.2 rules.
+
+    A stage and DVC (``dvc params diff``, ``dvc.lock``, ``-S``) must see the same values.
+    PyYAML follows YAML 1.1, where ``012`` is octal 10, ``on``/``yes`` are true and ``1:30``
+    is 90; under YAML 1.2 they are 12, the strings ``on``/``yes`` (refused where a boolean
+    is expected) and the string ``1:30``. So the file is read with the loader DVC itself uses
+    (``dvc.utils.serialize.parse_yaml``). A key repeated in one mapping is refused, as DVC
+    refuses the file, with both lines named.
+    """
     path = Path(path)
     try:
-        params = yaml.load(path.read_text(encoding="utf-8"), Loader=_named_loader(path))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found (run from the repository root)") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    try:
+        params = YAML(typ="safe").load(text)
+    except DuplicateKeyError:
+        raise ConfigError(_duplicate_key(text, path)) from None
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {_one_line(exc)}") from None
     if not isinstance(params, dict):
         raise ConfigError(f"{path}: expected a mapping at the top level")
     return params
 
 
-def _named_loader(path: Path):
-    """A :class:`ParamsLoader` whose error marks carry the file's name."""
+def _one_line(exc: YAMLError) -> str:
+    """ruamel's multi-line report (context, marks with the source line and a caret) as one line."""
+    if not isinstance(exc, MarkedYAMLError):
+        return " ".join(str(exc).split())
+    parts = [exc.context, exc.problem]
+    mark = exc.problem_mark or exc.context_mark
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return where + "; ".join(p for p in parts if p)
 
-    def loader(stream):
-        instance = ParamsLoader(stream)
-        instance.name = str(path)
-        return instance
 
-    return loader
+def _duplicate_key(text: str, path: Path) -> str:
+    """The error for a key repeated in one mapping: the key and both lines (from the node tree,
+    which ruamel's own report lacks: it names the mapping's first line, not the first use)."""
+    pending = [YAML(typ="safe").compose(text)]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, SequenceNode):
+            pending += node.value
+        elif isinstance(node, MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                pending.append(value_node)
+                if not isinstance(key_node, ScalarNode):  # a complex key (`? [a, b]`): not in params
+                    continue
+                line = key_node.start_mark.line + 1
+                if key_node.value in first:
+                    return (
+                        f"{path}: line {line}: duplicate key {key_node.value!r} (first at line {first[key_node.value]}); "
+                        f"YAML keeps only one of the two values and DVC refuses the file"
+                    )
+                first[key_node.value] = line
+    return f"{path}: a key is repeated in one mapping"  # not reached: ruamel found one
 
 
 def section(params: Mapping[str, Any], dotted: str) -> Any:
@@ -409,6 +441,10 @@ class ComparisonConfig:
     title: str  # what the comparison shows, e.g. "Max vs average pooling (TDM Q5b)"
     a: str  # variant name
     b: str  # variant name
+    # The variant params (dotted paths, e.g. model.args.pool; a path covers what lies under it)
+    # the comparison is about: a and b differing in any other param (the random seed aside)
+    # makes it "not a fair comparison", said in its file and the report.
+    factor: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -440,6 +476,20 @@ class SeedStudyConfig:
 
 
 @dataclass(frozen=True)
+class VerdictConfig:
+    """``verdicts``: what a report sentence needs before it calls a result different, rising or done."""
+
+    alpha: float  # exact tests (McNemar, sign test) call two variants distinguishable when p < alpha
+    noise_multiple: float  # a gap or change counts when above this many times its noise
+    trend_epochs: int  # "more epochs would help" needs the held-out loss to fall over this many last epochs
+    train_loss_fall: float  # the training loss's last-epoch fall (a fraction) worth mentioning
+    class_balance_ratio: float  # largest / smallest class count under this: "roughly balanced"
+    standardized_tolerance: float  # |mean| and |std - 1| under this: a "standardized" batch
+    shortcut_rate_max: float  # a mitigation row "removes the shortcut" under this shortcut rate ...
+    flip_rate_max: float  # ... and under this counterfactual flip rate
+
+
+@dataclass(frozen=True)
 class MitigationStudy:
     base: str  # the variant every row is built from
     epochs: int  # the budget: the same number of epochs for every row
@@ -448,7 +498,7 @@ class MitigationStudy:
 
 @dataclass(frozen=True)
 class LoaderBenchmarkConfig:
-    """``benchmarks.loader``: the DS 5220 seed's fixed set-up that ``bench_loader`` times."""
+    """``benchmarks.loader``: the DS 5220 handout's fixed set-up that ``bench_loader`` times."""
 
     data: str  # torchvision's MNIST root
     batch_size: int
@@ -462,6 +512,21 @@ class BenchmarksConfig:
 
 
 @dataclass(frozen=True)
+class TrainingCheckConfig:
+    """``training_check``: when a finished training run is refused instead of saved (engine.fit)."""
+
+    min_above_chance: float  # final val/test accuracy must beat the most frequent class's share by this much
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """``reproduce``: the gate's reproduction check (``pipeline/devtools/reproduce.py``)."""
+
+    variants: list[str]  # retrained from scratch and compared with the committed results
+    test_accuracy_tolerance: float  # allowed |difference| when the kernels differ (another CPU)
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml, typed and cross-checked (:func:`load_all`)."""
 
@@ -470,8 +535,11 @@ class Params:
     stats: StatsConfig | None = None
     analysis: AnalysisConfig = field(default_factory=AnalysisConfig)
     seed_study: SeedStudyConfig | None = None
+    verdicts: VerdictConfig | None = None
     mitigation_study: MitigationStudy | None = None
     benchmarks: BenchmarksConfig = field(default_factory=BenchmarksConfig)
+    reproduce: ReproduceConfig | None = None
+    training_check: TrainingCheckConfig | None = None
 
     def variant(self, name: str) -> VariantConfig:
         if name not in self.variants:
@@ -485,7 +553,7 @@ class Params:
         return self.analysis.comparisons[key]
 
     def study_variants(self) -> list[str]:
-        """The variants the seed study's comparisons name, each once, in order of first mention."""
+        """The variants the seed study compares (over random seeds), each once, in order of first mention."""
         names: list[str] = []
         for key in require(self.seed_study, "seed_study").comparisons:
             cmp = self.comparison(key)
@@ -529,17 +597,21 @@ def load_all(source: str | Path | Mapping[str, Any] = DEFAULT_PARAMS) -> Params:
     return Params(
         variants=variants,
         composite=_composite(raw["composite"]) if "composite" in raw else None,
-        stats=build(StatsConfig, raw["stats"], "stats") if "stats" in raw else None,
+        stats=_stats(raw["stats"]) if "stats" in raw else None,
         analysis=analysis,
-        seed_study=_seed_study(raw["seed_study"], analysis) if "seed_study" in raw else None,
+        seed_study=_seed_study(raw["seed_study"], analysis, variants) if "seed_study" in raw else None,
+        verdicts=_verdicts(raw["verdicts"]) if "verdicts" in raw else None,
         mitigation_study=_mitigation(raw["mitigation_study"], variants) if "mitigation_study" in raw else None,
-        benchmarks=build(BenchmarksConfig, raw.get("benchmarks", {}), "benchmarks"),
+        benchmarks=_benchmarks(raw.get("benchmarks", {})),
+        reproduce=_reproduce(raw["reproduce"], variants) if "reproduce" in raw else None,
+        training_check=_training_check(raw["training_check"]) if "training_check" in raw else None,
     )
 
 
 def _composite(node: Any) -> CompositeConfig:
     cfg = build(CompositeConfig, node, "composite")
-    for name in ("seed", "train_size", "val_size", "test_size"):
+    validate_seed(cfg.seed, "composite.seed")
+    for name in ("train_size", "val_size", "test_size"):
         if getattr(cfg, name) < 0:
             raise ConfigError(f"composite.{name}: expected a non-negative integer, got {getattr(cfg, name)!r}")
     if cfg.train_size < 1:
@@ -557,8 +629,13 @@ def _analysis(node: Any, variants: Mapping[str, VariantConfig]) -> AnalysisConfi
         for side in ("a", "b"):
             name = getattr(cmp, side)
             if name not in variants:
+                allowed = ", ".join(variants) or "none (params.yaml has no variants section)"
+                raise ConfigError(f"analysis.comparisons.{key}.{side}: unknown variant {name!r}; allowed: {allowed}")
+        for i, path in enumerate(cmp.factor):
+            if path.split(".")[0] not in FACTOR_ROOTS:
                 raise ConfigError(
-                    f"analysis.comparisons.{key}.{side}: unknown variant {name!r}; allowed: {', '.join(variants)}"
+                    f"analysis.comparisons.{key}.factor[{i}]: {path!r} is not a variant param under "
+                    f"{', '.join(FACTOR_ROOTS)} (e.g. model.args.pool)"
                 )
     norms = cfg.classwise_norms
     if norms is not None:
@@ -570,7 +647,40 @@ def _analysis(node: Any, variants: Mapping[str, VariantConfig]) -> AnalysisConfi
     return cfg
 
 
-def _seed_study(node: Any, analysis: AnalysisConfig) -> SeedStudyConfig:
+FACTOR_ROOTS = ("data", "model", "train")  # what a comparison's factor may name (not name, not seed)
+
+
+def _verdicts(node: Any) -> VerdictConfig:
+    cfg = build(VerdictConfig, node, "verdicts")
+    if not 0 < cfg.alpha < 1:
+        raise ConfigError(f"verdicts.alpha: expected a number between 0 and 1, got {cfg.alpha}")
+    for name in ("noise_multiple", "trend_epochs", "train_loss_fall", "standardized_tolerance"):
+        _positive(getattr(cfg, name), f"verdicts.{name}")
+    if not cfg.class_balance_ratio >= 1:
+        raise ConfigError(
+            f"verdicts.class_balance_ratio: expected a ratio of at least 1, got {cfg.class_balance_ratio}"
+        )
+    _probability(cfg.shortcut_rate_max, "verdicts.shortcut_rate_max")
+    _probability(cfg.flip_rate_max, "verdicts.flip_rate_max")
+    return cfg
+
+
+def _stats(node: Any) -> StatsConfig:
+    cfg = build(StatsConfig, node, "stats")
+    validate_seed(cfg.seed, "stats.seed")
+    return cfg
+
+
+def _benchmarks(node: Any) -> BenchmarksConfig:
+    cfg = build(BenchmarksConfig, node, "benchmarks")
+    if cfg.loader is not None:
+        validate_seed(cfg.loader.seed, "benchmarks.loader.seed")
+        _positive(cfg.loader.batch_size, "benchmarks.loader.batch_size")
+        _positive(cfg.loader.lr, "benchmarks.loader.lr")
+    return cfg
+
+
+def _seed_study(node: Any, analysis: AnalysisConfig, variants: Mapping[str, VariantConfig]) -> SeedStudyConfig:
     study = build(SeedStudyConfig, node, "seed_study")
     if study.seeds < 2:
         raise ConfigError(f"seed_study.seeds: at least 2 runs per variant are needed for a spread, got {study.seeds}")
@@ -582,7 +692,34 @@ def _seed_study(node: Any, analysis: AnalysisConfig) -> SeedStudyConfig:
             raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is not a key of analysis.comparisons ({allowed})")
         if study.comparisons.index(key) != i:
             raise ConfigError(f"seed_study.comparisons[{i}]: {key!r} is listed twice")
+        for name in (analysis.comparisons[key].a, analysis.comparisons[key].b):
+            validate_seed(variants[name].seed, f"variants.{name}.seed", runs=study.seeds)
     return study
+
+
+def _training_check(node: Any) -> TrainingCheckConfig:
+    cfg = build(TrainingCheckConfig, node, "training_check")
+    if not 0.0 <= cfg.min_above_chance < 1.0:
+        raise ConfigError(
+            f"training_check.min_above_chance: expected an accuracy margin in [0, 1), got {cfg.min_above_chance!r}"
+        )
+    return cfg
+
+
+def _reproduce(node: Any, variants: Mapping[str, VariantConfig]) -> ReproduceConfig:
+    cfg = build(ReproduceConfig, node, "reproduce")
+    if not cfg.variants:
+        raise ConfigError("reproduce.variants: expected at least one variant")
+    for i, name in enumerate(cfg.variants):
+        if name not in variants:
+            raise ConfigError(f"reproduce.variants[{i}]: unknown variant {name!r}; allowed: {', '.join(variants)}")
+        if cfg.variants.index(name) != i:
+            raise ConfigError(f"reproduce.variants[{i}]: {name!r} is listed twice")
+    if not 0.0 <= cfg.test_accuracy_tolerance < 1.0:
+        raise ConfigError(
+            f"reproduce.test_accuracy_tolerance: expected an accuracy difference in [0, 1), got {cfg.test_accuracy_tolerance!r}"
+        )
+    return cfg
 
 
 def _mitigation(node: Any, variants: Mapping[str, VariantConfig]) -> MitigationStudy:

@@ -1,5 +1,8 @@
 """Grade a CSE 849 ``q1_test.txt`` (a student's or ours): format, accuracy, rubric points, shortcut use.
 
+This is the project's re-implementation of the course's grading: the handout says only that
+"Your output is automatically graded using a Python evaluation script", which is not public.
+
     python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv [--metadata metadata.csv] [--json grade.json]
     python -m pipeline grade-cse849 q1_test.txt --data data/composite      (labels and metadata of a dataset)
 
@@ -27,7 +30,6 @@ of failing, so the ``grade_cse849`` stage also runs on the course's data.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import torch
@@ -37,7 +39,7 @@ from pipeline.cli import run_stage
 from pipeline.data.common.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root, read_test_labels
-from pipeline.io import rounded, write_json
+from pipeline.io import check_outputs, rounded, write_json
 from pipeline.metrics import shortcut_metrics
 from pipeline.schemas import Grade, check
 
@@ -54,7 +56,7 @@ def read_predictions(path: str | Path, n_classes: int = N_CLASSES) -> list[int]:
     """The class indices of a prediction file; DataError naming the line of the first bad one."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a byte-order mark (Windows editors write one) is no index
     except FileNotFoundError:
         raise DataError(f"{path}: prediction file not found") from None
     except UnicodeDecodeError:
@@ -147,8 +149,12 @@ def format_grade(result: dict) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m pipeline grade-cse849", description=__doc__.split("\n\n")[0])
+def main(argv: list[str] | None = None, prog: str | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog=prog or "cnn-pipeline grade-cse849",
+        description="Grade a CSE 849 q1_test.txt (a student's or ours): its format, accuracy and rubric points, "
+        "and whether the predictions follow the planted digit (the shortcut).",
+    )
     parser.add_argument("predictions", type=Path, help="q1_test.txt: one class index per line")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--labels", type=Path, help=f"filename,label CSV (default: {DEFAULT_DATA / TEST_LABELS})")
@@ -168,6 +174,9 @@ def main(argv: list[str] | None = None) -> None:
             if args.data is not None
             else args.labels or DEFAULT_DATA / TEST_LABELS
         )
+        if args.json:  # before any work: not an input (the predictions), not /dev/stdout or another special file
+            inputs = {"predictions": args.predictions, "--labels": labels, "--metadata": args.metadata}
+            check_outputs([args.json], inputs)
         if args.data is not None and not labels.is_file():
             result = {
                 "predictions": str(args.predictions),
@@ -184,4 +193,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

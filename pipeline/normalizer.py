@@ -46,7 +46,7 @@ class Normalizer:
 def channel_stats(images_u8: torch.Tensor, chunk: int = 8192) -> tuple[list[float], list[float]]:
     """Per-channel mean and (unbiased, as ``torch.std``) std of uint8 ``(N, C, H, W)`` images, in [0, 1].
 
-    The seed's ``train_data.data.double().mean() / 255`` and ``.std() / 255``, computed from a
+    The DS 5220 handout's ``train_data.data.double().mean() / 255`` and ``.std() / 255``, computed from a
     256-bin histogram per channel: the sums are exact integers, so the result does not depend on
     chunking or summation order (one rounding at the end), and it is ~4x faster than summing
     float64 copies (45,000 composite images: 0.9 s against 3.5 s).

@@ -1,7 +1,7 @@
 """TDM 40200 Q6: measured convolution output shapes against ``floor((H - k + 2p) / s) + 1``.
 
 Used by the ``padding`` stage (:mod:`pipeline.stages.padding`) on the first training image
-of the Kaggle MNIST CSV (the seed's ``train_dataset[0]``).
+of the Kaggle MNIST CSV (the TDM handout's ``train_dataset[0]``).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ FORMULA = "floor((H - k + 2p) / s) + 1"
 
 
 def first_mnist_image(csv_dir: Path) -> tuple[torch.Tensor, int]:
-    """The first training row of the Kaggle MNIST CSV as ``(1, 1, 28, 28)`` in [0, 1] (the seed's ``train_dataset[0]``)."""
+    """The first training row of the Kaggle MNIST CSV as ``(1, 1, 28, 28)`` in [0, 1] (the handout's ``train_dataset[0]``)."""
     file = Path(csv_dir) / CSV_NAMES["train"]
     try:
         frame = pd.read_csv(file, nrows=1)
@@ -103,7 +103,7 @@ def padding_markdown(rows: Sequence[dict], source: str) -> str:
     if plain is not None:
         h = first["input_shape"][2]
         lines += [
-            f"The seed's example (padding 0, stride 1) gives {plain['measured_shape']}: {h} - {k} + 1 = "
+            f"The handout's example (padding 0, stride 1) gives {plain['measured_shape']}: {h} - {k} + 1 = "
             f"{h - k + 1} valid positions per side, so the border is lost; padding (k - 1) / 2 keeps {h} x {h} "
             "at stride 1.",
             "",

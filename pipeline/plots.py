@@ -21,6 +21,8 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from pipeline.io import atomic_path  # noqa: E402
 
@@ -140,35 +142,57 @@ def bar_grid(
     title: str | None = None,
     panel_size: tuple[float, float] = (1.6, 1.25),
     highlight: Sequence[bool] | None = None,
+    fontsize: float = 7.0,
+    legend: bool = False,
 ) -> Figure:
     """One small bar plot per column of ``values`` (``(bars, panels)``), e.g. classes x filters.
 
     Each panel has its own y-scale (the shape across bars is what matters); panels
-    flagged in ``highlight`` get a coloured frame.
+    flagged in ``highlight`` get a coloured frame. ``fontsize`` sets every label (titles a
+    little larger). With ``legend`` the bars are named once, in a colour legend under the
+    title, instead of under every panel: long names stay whole and the panels stay small.
     """
     values = np.asarray(values, dtype=np.float64)
     n_bars, n = values.shape
     rows, cols = grid_shape(n, cols)
+    colors = matplotlib.colormaps["tab10"](np.arange(n_bars) % 10)
+    line = fontsize * 1.45 / 72  # inches per line of text at ``fontsize``
+    legend_cols = min(n_bars, 5)
+    title_lines = (title.count("\n") + 1) if title else 0
+    top_inches = 0.25 + title_lines * line * 1.25 + (math.ceil(n_bars / legend_cols) * line * 1.6 if legend else 0)
+    bottom_inches = 0.1 + (0 if legend else line)
+    panel_h = panel_size[1] + line * (1.6 if legend else 2.6)  # the panel, its title and its tick labels
+    height = panel_h * rows + top_inches + bottom_inches
+    fig = Figure(figsize=(panel_size[0] * cols, height))
     # Fixed margins instead of constrained layout: with ~100 small axes the layout solver
     # would take most of the drawing time.
-    top_inches = 0.75 if title else 0.2
-    height = panel_size[1] * rows + top_inches + 0.15
-    fig = Figure(figsize=(panel_size[0] * cols, height))
     fig.subplots_adjust(
-        left=0.03, right=0.99, bottom=0.15 / height, top=1 - top_inches / height, wspace=0.35, hspace=0.55
+        left=3 * line / (panel_size[0] * cols),
+        right=0.99,
+        bottom=bottom_inches / height,
+        top=1 - top_inches / height,
+        wspace=0.5,
+        hspace=(panel_h - panel_size[1]) / panel_size[1],
     )
     x = np.arange(n_bars)
-    colors = matplotlib.colormaps["tab10"](np.arange(n_bars) % 10)
     for i, ax in enumerate(panel_axes(fig, n, cols)):
         ax.bar(x, values[:, i], color=colors, width=0.8)
-        ax.set_title(panel_titles[i], fontsize=7, pad=2)
-        ax.set_xticks(x, bar_labels, fontsize=5)
-        ax.tick_params(axis="y", labelsize=5, length=2, pad=1)
+        ax.set_title(panel_titles[i], fontsize=fontsize, pad=2)
+        ax.set_xticks(x, [] if legend else bar_labels, fontsize=fontsize * 0.8)
+        ax.yaxis.set_major_locator(MaxNLocator(3))
+        ax.tick_params(axis="y", labelsize=fontsize, length=2, pad=1)
         ax.tick_params(axis="x", length=0, pad=1)
         if highlight is not None and highlight[i]:
             for spine in ax.spines.values():
                 spine.set_edgecolor("tab:red")
                 spine.set_linewidth(1.5)
     if title:
-        fig.suptitle(title, fontsize=10, y=1 - 0.08 / height, va="top")
+        fig.suptitle(title, fontsize=fontsize * 1.2, y=1 - 0.08 / height, va="top")
+    if legend:
+        handles = [Patch(color=c, label=name) for c, name in zip(colors, bar_labels)]
+        anchor = 1 - (0.15 + title_lines * line * 1.25) / height
+        fig.legend(
+            handles=handles, loc="upper center", bbox_to_anchor=(0.5, anchor), ncol=legend_cols, fontsize=fontsize,
+            frameon=False, handlelength=1.2, columnspacing=1.2,
+        )  # fmt: skip
     return fig

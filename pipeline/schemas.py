@@ -14,10 +14,12 @@ types of plain JSON, which the standard ``typing`` introspection covers in a pag
 
 # No ``from __future__ import annotations`` here: TypedDict sees NotRequired[...] only in
 # evaluated annotations (with strings it counts every key as required on Python 3.11).
+import math
 import re
 import types
 import typing
-from typing import Any, NotRequired, TypedDict
+from dataclasses import dataclass
+from typing import Annotated, Any, NotRequired, Required, TypedDict
 
 from pipeline.errors import PipelineError
 from pipeline.scalars import scalar_matches
@@ -27,17 +29,32 @@ class SchemaError(PipelineError):
     """A report input whose content does not have the shape its schema says."""
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a number may take (``Annotated[float, Range(...)]``); every float must be finite anyway."""
+
+    low: float
+    high: float
+    what: str
+
+
+# JSON reads NaN and Infinity, and a hand-edited 1.7 is a float: the report showed "nan%" and "170.00%".
+Fraction = Annotated[float, Range(0.0, 1.0, "a fraction")]  # accuracies, rates, p-values: 0.984 = 98.4%
+Points = Annotated[float, Range(-100.0, 100.0, "a difference in percentage points")]
+NonNegative = Annotated[float, Range(0.0, math.inf, "a non-negative number")]  # losses, seconds
+
+
 # --------------------------------------------------------------------------- train@<variant>
 
 
 class Metrics(TypedDict):
     """``<variant>/metrics.json``: what experiments compare (DVC metrics)."""
 
-    test_accuracy: NotRequired[float]  # absent for an unlabelled test split (the course's CSE 849 zip) ...
-    test_loss: NotRequired[float]
+    test_accuracy: NotRequired[Fraction]  # absent for an unlabelled test split (the course's CSE 849 zip) ...
+    test_loss: NotRequired[NonNegative]
     test_labelled: NotRequired[bool]  # ... which says so: false
-    val_accuracy: NotRequired[float]  # variants with a validation split
-    val_loss: NotRequired[float]
+    val_accuracy: NotRequired[Fraction]  # variants with a validation split
+    val_loss: NotRequired[NonNegative]
 
 
 class FirstBatch(TypedDict):
@@ -58,19 +75,24 @@ class TrainingFacts(TypedDict):
 
 
 class Timings(TypedDict):
-    """``<variant>/timings.json``: this machine's training time."""
+    """``<variant>/timings.json``: this machine's training time, and what picked its kernels
+    (``engine.kernel_facts``; absent from runs made before it was recorded)."""
 
-    train_seconds: float
-    train_images_per_second: float
+    train_seconds: NonNegative
+    train_images_per_second: NonNegative
+    device: NotRequired[str]  # cpu or cuda
+    cpu_capability: NotRequired[str]  # torch.backends.cpu.get_cpu_capability()
+    threads: NotRequired[int]
+    torch: NotRequired[str]  # torch.__version__
 
 
 # --------------------------------------------------------------------------- evaluate@<variant>
 
 
 class Averages(TypedDict):
-    precision: float
-    recall: float
-    f1: float
+    precision: Fraction
+    recall: Fraction
+    f1: Fraction
 
 
 class ClassScores(Averages):
@@ -80,30 +102,30 @@ class ClassScores(Averages):
 class Shortcut(TypedDict):
     """Accuracy where the planted digit agrees with the label and where it disagrees."""
 
-    agree_accuracy: float | None  # None: no such test image
+    agree_accuracy: Fraction | None  # None: no such test image
     agree_count: int
-    disagree_accuracy: float | None
+    disagree_accuracy: Fraction | None
     disagree_count: int
-    gap_points: float | None
-    shortcut_rate: float | None
-    predicted_digit_rate: NotRequired[float | None]
+    gap_points: Points | None
+    shortcut_rate: Fraction | None
+    predicted_digit_rate: NotRequired[Fraction | None]
 
 
 class Occluded(TypedDict):
     """One region blanked in every test image (``digit_blanked``, ``cifar_blanked``)."""
 
-    accuracy: float
-    change_points: float
-    predicted_digit_rate: NotRequired[float | None]
+    accuracy: Fraction
+    change_points: Points
+    predicted_digit_rate: NotRequired[Fraction | None]
 
 
 class Counterfactual(TypedDict):
     """The test images drawn again with a digit of another class."""
 
-    accuracy: float
-    flip_rate: float
+    accuracy: Fraction
+    flip_rate: Fraction
     images: int
-    predicted_digit_rate: float
+    predicted_digit_rate: Fraction
 
 
 class Evaluation(TypedDict):
@@ -113,15 +135,15 @@ class Evaluation(TypedDict):
     misclassified: int
     macro: Averages
     per_class: dict[str, ClassScores]
-    test_accuracy: NotRequired[float]
-    test_loss: NotRequired[float]
+    test_accuracy: NotRequired[Fraction]
+    test_loss: NotRequired[NonNegative]
     test_examples: NotRequired[int]
-    val_accuracy: NotRequired[float]
-    val_loss: NotRequired[float]
+    val_accuracy: NotRequired[Fraction]
+    val_loss: NotRequired[NonNegative]
     val_examples: NotRequired[int]
     notes: NotRequired[list[str]]
     weighted: NotRequired[Averages]
-    single_view_accuracy: NotRequired[float]  # variants that average the image and its mirror
+    single_view_accuracy: NotRequired[Fraction]  # variants that average the image and its mirror
     shortcut: NotRequired[Shortcut | None]  # composite data only
     occlusion: NotRequired[dict[str, Occluded] | None]
     counterfactual: NotRequired[Counterfactual]
@@ -132,9 +154,18 @@ class Evaluation(TypedDict):
 
 class ComparedVariant(TypedDict):
     variant: str
-    test_accuracy: float
-    test_loss: float
+    test_accuracy: Fraction
+    test_loss: NonNegative
     parameters: int
+
+
+class McNemar(TypedDict):
+    """Both variants' predictions on the same test images, paired image by image."""
+
+    images: int
+    a_only_correct: int  # images a classifies right and b wrong
+    b_only_correct: int  # and the reverse; the images both get right or wrong say nothing about a - b
+    p_value: Fraction  # exact two-sided McNemar: binomial test of a_only_correct in the discordant images at 1/2
 
 
 class Comparison(TypedDict):
@@ -143,13 +174,17 @@ class Comparison(TypedDict):
     title: str
     a: ComparedVariant
     b: ComparedVariant
-    accuracy_diff_points: float
+    accuracy_diff_points: Points
     test_loss_diff: float
     parameter_ratio: float
+    fair: bool  # a and b differ in the comparison's factor only (the random seed aside)
+    confounds: list[str]  # every other param they differ in, "path: a-value vs b-value"
+    mcnemar: McNemar
+    verdict: str
 
 
 class PairedDifference(TypedDict):
-    """One comparison of the seed study: a - b over the same seeds, with its t-interval."""
+    """One comparison of the seed study: a - b over the same random seeds, with its t-interval."""
 
     key: str
     a: str
@@ -164,7 +199,13 @@ class PairedDifference(TypedDict):
     confidence: float
     a_ahead: int
     b_ahead: int
-    distinguishable: bool
+    ties: int
+    distinguishable: bool  # the t-interval excludes 0
+    sign_test_p: float | None  # exact two-sided sign test on the seeds that are not tied; None if all are
+    sign_test_min_p: float  # the smallest p a sign test can reach with these seeds (every seed one way)
+    fair: bool
+    confounds: list[str]
+    verdict: str
 
 
 class Spread(TypedDict):
@@ -181,13 +222,13 @@ class SeedRuns(TypedDict):
 
 class SeedRun(TypedDict):
     seed: int
-    test_accuracy: float
-    test_loss: float
+    test_accuracy: Fraction
+    test_loss: NonNegative
     train_seconds: float | None  # None for the first seed: its run is train@<variant>'s
 
 
 class SeedStudyRuns(SeedRuns):
-    """``seed_study/runs/<variant>.json`` (seed_study@<variant>): one variant's runs over the seeds."""
+    """``seed_study/runs/<variant>.json`` (seed_study@<variant>): one variant's runs over the random seeds."""
 
     variant: str
     first_run_from: str
@@ -199,6 +240,7 @@ class SeedStudySummary(TypedDict):
 
     seeds: int
     confidence: float
+    alpha: float  # params verdicts.alpha: the sign test's level
     comparisons: list[PairedDifference]
     variants: dict[str, SeedRuns]
 
@@ -211,10 +253,10 @@ class MitigationRow(TypedDict):
     augment: dict[str, Any]  # dataclasses.asdict(AugmentConfig): the report rebuilds it with config.build
     epochs: int
     checkpoint_epoch: int
-    test_accuracy: float
-    test_loss: float
-    val_accuracy: float | None
-    val_loss: float | None
+    test_accuracy: Fraction
+    test_loss: NonNegative
+    val_accuracy: Fraction | None
+    val_loss: NonNegative | None
     shortcut: Shortcut
     occlusion: dict[str, Occluded]
     counterfactual: Counterfactual
@@ -256,12 +298,12 @@ class AutograderScores(TypedDict):
 
 
 class Grade(TypedDict):
-    """``<variant>/grade.json`` (grade_cse849): the course's grader on the deliverable."""
+    """``<variant>/grade.json`` (grade_cse849): this project's re-implementation of the course's grading, on the deliverable."""
 
     graded: bool
     correct: NotRequired[int]
     images: NotRequired[int]
-    accuracy: NotRequired[float]
+    accuracy: NotRequired[Fraction]
     points: NotRequired[int]
     max_points: NotRequired[int]
     shortcut: NotRequired[Shortcut | None]  # null without the composite's metadata (no digit labels)
@@ -295,7 +337,7 @@ class LayerBenchmark(TypedDict):
 class LoaderResult(TypedDict):
     seconds: float
     speedup_vs_seed_style: float
-    test_accuracy: float
+    test_accuracy: Fraction
 
 
 class LoaderBenchmark(TypedDict):
@@ -335,6 +377,8 @@ def schema_for(rel: str) -> Any | None:
 
 
 def _type_name(tp: Any) -> str:
+    if typing.get_origin(tp) is Annotated:
+        return _type_name(typing.get_args(tp)[0])
     return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
 
 
@@ -355,12 +399,20 @@ def _problem(value: Any, tp: Any, key: str) -> str | None:
             return _at(key, f"expected an object ({tp.__name__}), got {type(value).__name__}")
         for name in sorted(tp.__required_keys__ - set(value)):
             return _at(_join(key, name), "missing")
-        for name, field_tp in typing.get_type_hints(tp).items():
+        for name, field_tp in typing.get_type_hints(tp, include_extras=True).items():
             found = _problem(value[name], field_tp, _join(key, name)) if name in value else None
             if found:
                 return found
         return None
     origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (NotRequired, Required):  # kept by get_type_hints(include_extras=True), as Annotated is
+        return _problem(value, args[0], key)
+    if origin is Annotated:
+        found = _problem(value, args[0], key)
+        bounds = next((m for m in tp.__metadata__ if isinstance(m, Range)), None)
+        if found or bounds is None or bounds.low <= value <= bounds.high:
+            return found
+        return _at(key, f"expected {bounds.what} in [{bounds.low:g}, {bounds.high:g}], got {value!r:.60}")
     if origin in (typing.Union, types.UnionType):
         if any(_problem(value, option, key) is None for option in args):
             return None
@@ -376,6 +428,8 @@ def _problem(value: Any, tp: Any, key: str) -> str | None:
     if tp is type(None):
         return None if value is None else _at(key, f"expected null, got {value!r:.60}")
     ok = scalar_matches(value, tp)  # the rule params.yaml follows: a float takes an int, nothing takes a bool
+    if ok and tp is float and not math.isfinite(value):  # no writer of these files writes NaN or infinity
+        return _at(key, f"expected a finite number, got {value!r}")
     return None if ok else _at(key, f"expected {_type_name(tp)}, got {value!r:.60}")
 
 

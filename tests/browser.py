@@ -49,8 +49,11 @@ def browser() -> str:
     pytest.skip("chromium is not installed (apt-get install -y chromium); set CI=true to make this a failure")
 
 
-def probe(page: Path, tmp_path: Path, policy: str = POLICY) -> tuple[dict[str, str], str]:
-    """Load ``page`` (with the probe added) in headless Chromium: the probe's counts and the DOM."""
+def probe(
+    page: Path, tmp_path: Path, policy: str = POLICY, script: str = "", window: tuple[int, int] | None = None
+) -> tuple[dict[str, str], str]:
+    """Load ``page`` (with the probe and ``script`` added) in headless Chromium, in a ``window``
+    (width, height) if given: the probe's counts (and what ``script`` put in ``<body data-...>``) and the DOM."""
     text = page.read_text(encoding="utf-8")
     text, n = re.subn(
         r'<meta http-equiv="Content-Security-Policy" content="[^"]*">',
@@ -59,7 +62,7 @@ def probe(page: Path, tmp_path: Path, policy: str = POLICY) -> tuple[dict[str, s
     )
     if n == 0:
         text = text.replace("<head>", f'<head>\n<meta http-equiv="Content-Security-Policy" content="{policy}">', 1)
-    text = text.replace("</title>", "</title>\n" + PROBE, 1)
+    text = text.replace("</title>", "</title>\n" + PROBE + script, 1)
     probed = tmp_path / f"probed-{page.name}"
     probed.write_text(text, encoding="utf-8")
     command = [
@@ -77,6 +80,7 @@ def probe(page: Path, tmp_path: Path, policy: str = POLICY) -> tuple[dict[str, s
         "--mute-audio",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
         "--virtual-time-budget=5000",
+        *([f"--window-size={window[0]},{window[1]}"] if window else []),
         "--dump-dom",
         probed.as_uri(),
     ]

@@ -1,4 +1,4 @@
-"""The course's own CSE 849 data, taken as given: a zip in the seed's layout, no test labels, no digit labels.
+"""The course's own CSE 849 data, taken as given: a zip in the handout's layout, no test labels, no digit labels.
 
 The seed: "The zip file can be extracted to a folder with three subfolders - train, val,
 and test. train and val will, in turn, contain 10 folders ... test folder will contain

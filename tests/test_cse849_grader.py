@@ -1,4 +1,4 @@
-"""Grading a CSE 849 prediction file: format errors by line, the seed's rubric, and shortcut detection."""
+"""Grading a CSE 849 prediction file: format errors by line, the handout's rubric, and shortcut detection."""
 
 from __future__ import annotations
 

@@ -35,8 +35,8 @@ def changed_lines(before: str, after: str) -> list[str]:
             [
                 "-      epochs: 10",
                 "+      epochs: 2",
-                "-      optimizer: {name: sgd, lr: 0.05}     # SGD is the seed's; lr is not given",
-                "+      optimizer: {name: sgd, lr: 0.1}      # SGD is the seed's; lr is not given",
+                "-      optimizer: {name: sgd, lr: 0.05}     # SGD is the handout's; lr is not given",
+                "+      optimizer: {name: sgd, lr: 0.1}      # SGD is the handout's; lr is not given",
             ],
         ),
         (["variants.cse849.train.optimizer.momentum=0.8"], ["-        momentum: 0.9", "+        momentum: 0.8"]),

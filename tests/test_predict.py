@@ -161,7 +161,7 @@ def test_exported_weights_load_the_seeds_way_and_predict_the_same(dataset, tmp_p
 
     torch.manual_seed(123)  # other initial weights: only the loaded state can make them agree
     by_hand = create_model("cse849_cnn").eval()
-    by_hand.load_state_dict(torch.load(out))  # the seed's way (weights_only=True is torch's default)
+    by_hand.load_state_dict(torch.load(out))  # the handout's way (weights_only=True is torch's default)
     x = torch.from_numpy(arrays["images"]).permute(0, 3, 1, 2).float() / 255.0
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     with torch.no_grad():

@@ -38,3 +38,32 @@ def test_probe_catches_broken_and_external_images(tmp_path):
     found, _ = probe(page, tmp_path)
     assert found["images"] == "2" and found["broken"] == "2"
     assert int(found["violations"]) >= 2  # both fetches were attempted and blocked
+
+
+# Each table's right edge against the page's: what is cut off when the page is printed.
+TABLE_FIT = """<script>
+window.addEventListener('load', function () {
+  var page = document.documentElement.clientWidth;
+  var tables = Array.prototype.slice.call(document.querySelectorAll('table'));
+  document.body.dataset.tables = tables.length;
+  document.body.dataset.cut = tables.filter(function (t) {
+    return t.getBoundingClientRect().right > page + 1 || t.scrollWidth > t.clientWidth + 1;
+  }).length;
+});
+</script>"""
+
+
+def test_a_wide_table_fits_a_printed_page(tmp_path):
+    """At a printed page's width (7 in at 96 px/in) every table keeps its last column: cells wrap,
+    nothing scrolls (a scroll box is cut at the page edge in print, as the mitigation table was)."""
+    from pipeline.report.html import render_html
+
+    browser()
+    header = "| row | " + " | ".join(f"measured quantity {i} (unit)" for i in range(9)) + " | last column |"
+    cells = " | ".join("reports/cse849/mitigation/some_long_row_name/metrics.json" for _ in range(9))
+    markdown = f"# Wide\n\n{header}\n|{'---|' * 11}\n| patch_shuffle | {cells} | LAST |\n"
+    page = tmp_path / "wide.html"
+    page.write_text(render_html(markdown, ".", tmp_path), encoding="utf-8")
+    found, dom = probe(page, tmp_path, script=TABLE_FIT, window=(672, 900))
+    assert found["tables"] == "1" and found["cut"] == "0", found
+    assert "LAST" in dom

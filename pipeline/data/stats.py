@@ -10,7 +10,7 @@ MNIST is read from the Kaggle-style CSVs, as TDM 40200 reads it:
 * pixel mean/std over all training pixels in [0, 1], computed as DS 5220 does
   (``data.double().mean() / 255``, ``data.double().std() / 255``): 0.1307 / 0.3081.
 
-The Practical 5 npz files are read with their reader: the arrays' shapes as the seed's Q1
+The Practical 5 npz files are read with their reader: the arrays' shapes as the handout's Q1
 prints them and the first training labels (what its Q3.1 turns into one-hot rows).
 
 The composite dataset (CSE 849) is read with the same reader the training uses:
@@ -129,7 +129,7 @@ def mnist_report(csv_dir: Path, out_dir: Path, seed: int) -> dict[str, Any]:
     return {"train": mnist_split_stats(train), "test": mnist_split_stats(test)}
 
 
-NPZ_FIRST_LABELS = 30  # the seed's Q3.1 printout shows a batch of 30 labels
+NPZ_FIRST_LABELS = 30  # the handout's Q3.1 printout shows a batch of 30 labels
 
 
 def npz_report(npz_dir: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@
     python -m pipeline.stages.padding [--params params.yaml] [--mnist-csv data/mnist_csv] [--out reports/analysis]
 
 Reads the params ``analysis.padding`` (``kernel_size``, ``paddings``, ``strides``) and the
-first training row of ``data/mnist_csv/mnist_train.csv`` (the seed's ``train_dataset[0]``).
+first training row of ``data/mnist_csv/mnist_train.csv`` (the TDM handout's ``train_dataset[0]``).
 Writes to ``reports/analysis/``:
 
 ``padding_shapes.json``   every padding x stride: measured shape, formula, agree (DVC metrics)

@@ -11,7 +11,7 @@ class CSE849CNN(nn.Module):
     """CSE 849 Project 2 (Table 1, Figure 2): five conv-BN-ReLU blocks, max-pooling between
     them, adaptive average pooling to 1x1 and a linear layer 80 -> 10.
 
-    The seed runs every convolution and pooling at stride 1. ``pool_stride`` makes
+    The handout runs every convolution and pooling at stride 1. ``pool_stride`` makes
     the pooling stride a parameter: at 2 the feature maps halve after each of the
     first four blocks (64 -> 32 -> 16 -> 8 -> 4), which is what fits a CPU budget.
     """

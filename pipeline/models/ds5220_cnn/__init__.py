@@ -10,7 +10,7 @@ from torch.nn import functional as F
 class DS5220CNN(nn.Module):
     """DS 5220 Q3: conv 1->10 k5, pool; conv 10->20 k5, pool; 320->128->10 (47,658 parameters).
 
-    As in the seed, there is no activation between the two linear layers.
+    As in the handout, there is no activation between the two linear layers.
     """
 
     def __init__(self) -> None:
