@@ -1082,5 +1082,5 @@ ANSWERS: dict[str, Callable[[Reader], list[Answer | None]]] = {
 
 
 def answers(key: str, inputs: Reader) -> list[Answer]:
-    """The answers for assignment ``key`` (a key of references/seed_results.yaml) that its files allow."""
+    """The answers for assignment ``key`` (a key of references/handout_results.yaml) that its files allow."""
     return [a for a in ANSWERS.get(key, lambda _: [])(inputs) if a is not None]

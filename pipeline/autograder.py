@@ -1,4 +1,4 @@
-"""Autograder for HKU Assignment 3, Questions 1-4 (the seed's ``python autograder.py -q q2``).
+"""Autograder for HKU Assignment 3, Questions 1-4 (the handout's ``python autograder.py -q q2``).
 
 Usage::
 

@@ -6,14 +6,14 @@ This is the project's re-implementation of the course's grading: the handout say
     python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv [--metadata metadata.csv] [--json grade.json]
     python -m pipeline grade-cse849 q1_test.txt --data data/composite      (labels and metadata of a dataset)
 
-The seed's format: one predicted class index (an integer 0-9) per line, one line per test
+The handout's format: one predicted class index (an integer 0-9) per line, one line per test
 image, in the test folder's sorted file-name order. The labels are ``filename,label``
 (``test_labels.csv``), sorted by file name here to match that order. Any deviation (a
 non-integer, a class outside 0-9, too few or too many lines, a duplicate or a
 non-integer label) is an error naming the file and line; nothing is graded then.
 
-Points follow the seed's rubric ("20 points for the accuracy of your prediction on test
-set", ``references/seed_results.yaml``: >= 75% 20 points, ... < 60% 0). When the composite
+Points follow the handout's rubric ("20 points for the accuracy of your prediction on test
+set", ``references/handout_results.yaml``: >= 75% 20 points, ... < 60% 0). When the composite
 ``metadata.csv`` is there (this pipeline builds one; the course's zip has none; it is read
 as the evaluate stage reads it, so a test file missing from it is an error), the file
 is also split by whether the pasted MNIST digit agrees with the label: a model that reads
@@ -44,11 +44,11 @@ from pipeline.metrics import shortcut_metrics
 from pipeline.schemas import Grade, check
 
 N_CLASSES = 10
-SEED_RESULTS = Path(__file__).resolve().parents[1] / "references" / "seed_results.yaml"
+HANDOUT_RESULTS = Path(__file__).resolve().parents[1] / "references" / "handout_results.yaml"
 DEFAULT_DATA = Path("data/composite")
 #: A shortcut rate from which the summary calls it shortcut use: a model that ignores the
 #: digit predicts the digit's class at about (1 - accuracy) / 9, under 7% for any model
-#: above the seed's lowest tier (60%); 30% is well clear of that.
+#: above the handout's lowest tier (60%); 30% is well clear of that.
 SHORTCUT_SUSPECT_RATE = 0.3
 
 
@@ -72,8 +72,8 @@ def read_predictions(path: str | Path, n_classes: int = N_CLASSES) -> list[int]:
     return predictions
 
 
-def load_rubric(path: str | Path = SEED_RESULTS) -> dict:
-    """The seed's test-accuracy rubric (``cse849.grading``): tiers highest first."""
+def load_rubric(path: str | Path = HANDOUT_RESULTS) -> dict:
+    """The handout's test-accuracy rubric (``cse849.grading``): tiers highest first."""
     grading = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["cse849"]["grading"]
     return {"max_points": grading["max_points"], "tiers": sorted(grading["tiers"], key=lambda t: -t["min_accuracy"])}
 
@@ -125,7 +125,7 @@ def format_grade(result: dict) -> str:
         return f"{result['predictions']}: not graded: {result['reason']}"
     lines = [
         f"{result['predictions']}: {result['correct']}/{result['images']} correct, accuracy "
-        + f"{_percent(result['accuracy'])} -> {result['points']}/{result['max_points']} points (seed's rubric)"
+        + f"{_percent(result['accuracy'])} -> {result['points']}/{result['max_points']} points (the handout's rubric)"
     ]
     s = result["shortcut"]
     if s is None:

@@ -19,7 +19,7 @@ from pipeline.config import ConfigError, section
 from pipeline.errors import PipelineError
 
 DEVIATIONS = Path("references/deviations.yaml")
-FIELDS = ("seed", "topic", "seed_says", "ours", "why")
+FIELDS = ("assignment", "topic", "handout_says", "ours", "why")
 
 
 @dataclass(frozen=True)
@@ -31,9 +31,9 @@ class Measured:
 
 @dataclass(frozen=True)
 class Deviation:
-    seed: str
+    assignment: str  # a key of references/handout_results.yaml
     topic: str
-    seed_says: str
+    handout_says: str
     ours: str
     why: str
     params: dict[str, Any] = field(default_factory=dict)

@@ -114,7 +114,7 @@ def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "references").mkdir(exist_ok=True)
-    shutil.copy(REPO / "references" / "seed_results.yaml", root / "references" / "seed_results.yaml")
+    shutil.copy(REPO / "references" / "handout_results.yaml", root / "references" / "handout_results.yaml")
     (root / "dvc.yaml").write_text(
         yaml.safe_dump(
             {

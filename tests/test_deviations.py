@@ -17,8 +17,8 @@ def test_every_deviation_still_describes_params_yaml():
     deviations = load_deviations(REPO / "references" / "deviations.yaml")
     assert len(deviations) >= 8
     assert stale_entries(deviations, load_params(REPO / "params.yaml")) == []
-    seeds = set(load_params(REPO / "references" / "seed_results.yaml"))
-    assert {d.seed for d in deviations} <= seeds
+    seeds = set(load_params(REPO / "references" / "handout_results.yaml"))
+    assert {d.assignment for d in deviations} <= seeds
 
 
 def test_a_changed_param_makes_its_entry_stale():
@@ -34,6 +34,6 @@ def test_a_changed_param_makes_its_entry_stale():
 
 def test_an_incomplete_entry_is_refused(tmp_path):
     path = tmp_path / "deviations.yaml"
-    path.write_text("- {seed: prac5, topic: lr, seed_says: none, ours: 0.05}\n")
+    path.write_text("- {assignment: prac5, topic: lr, handout_says: none, ours: 0.05}\n")
     with pytest.raises(PipelineError, match=r"entry 1: missing why"):
         load_deviations(path)

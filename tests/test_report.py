@@ -130,9 +130,9 @@ def test_handout_numbers_match_the_handout_files():
     seeds_dir = REPO.parent / "shared" / "seeds"  # CI: ../shared beside the checkout
     if not seeds_dir.is_dir():
         pytest.skip(f"the handouts ({seeds_dir}) are not beside this checkout")
-    seeds = yaml.safe_load((REPO / "references" / "seed_results.yaml").read_text(encoding="utf-8"))
+    seeds = yaml.safe_load((REPO / "references" / "handout_results.yaml").read_text(encoding="utf-8"))
     for key, a in seeds.items():
-        text = (seeds_dir / a["seed"]).read_text(encoding="utf-8")
+        text = (seeds_dir / a["handout"]).read_text(encoding="utf-8")
         for r in a.get("results") or []:
             assert r["quote"] in text, (key, r["quote"])
             numbers = [float(x) for x in re.findall(r"\d+(?:\.\d+)?", r["quote"])]
@@ -183,7 +183,7 @@ def test_empty_reports_tree_renders(tmp_path):
     root.mkdir()
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "references").mkdir()
-    shutil.copy(REPO / "references" / "seed_results.yaml", root / "references" / "seed_results.yaml")
+    shutil.copy(REPO / "references" / "handout_results.yaml", root / "references" / "handout_results.yaml")
     rep = build_report(root)
     assert rep.images == []
     assert rep.markdown.count("not produced yet") > 20
@@ -562,8 +562,8 @@ def test_seed_study_missing_says_which_stage_writes_it(fake_repo):
 
 
 def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
-    """Sections only one assignment has are listed in seed_results.yaml (``extras``), not keyed by assignment in code."""
-    seeds_file = fake_repo / "references" / "seed_results.yaml"
+    """Sections only one assignment has are listed in handout_results.yaml (``extras``), not keyed by assignment in code."""
+    seeds_file = fake_repo / "references" / "handout_results.yaml"
     seeds = yaml.safe_load(seeds_file.read_text(encoding="utf-8"))
     seeds["tdm"]["extras"] = ["autograder"]  # another assignment's section, moved by data alone
     seeds["hku"].pop("extras")
@@ -575,13 +575,13 @@ def test_assignment_extras_are_data_and_an_unknown_one_is_named(fake_repo):
     seeds["tdm"]["extras"] = ["no_such_section"]
     seeds_file.write_text(yaml.safe_dump(seeds, sort_keys=False), encoding="utf-8")
     with pytest.raises(
-        PipelineError, match=r"seed_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
+        PipelineError, match=r"handout_results\.yaml: tdm\.extras: unknown section 'no_such_section'; known: "
     ):
         build_report(fake_repo)
 
 
-def test_deliverables_and_grade_files_come_from_the_seed_results(fake_repo):
-    seeds_file = fake_repo / "references" / "seed_results.yaml"
+def test_deliverables_and_grade_files_come_from_the_handout_results(fake_repo):
+    seeds_file = fake_repo / "references" / "handout_results.yaml"
     seeds = yaml.safe_load(seeds_file.read_text(encoding="utf-8"))
     seeds["cse849"]["deliverables"] = {"weights": "cse849/final.pt", "predictions": "cse849/answers.txt"}
     seeds["cse849"]["grading"]["grade"] = "cse849/ta.json"

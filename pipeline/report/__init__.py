@@ -2,7 +2,7 @@
 
 Nothing here measures anything. Every number is read from a file another stage wrote
 under ``reports/`` (see ``dvc.yaml``) or, for what the assignments' own handouts reported,
-from ``references/seed_results.yaml``, which quotes the line each number comes from.
+from ``references/handout_results.yaml``, which quotes the line each number comes from.
 A missing input is never filled in: its place says ``not produced yet (run `dvc repro
 <stage>`)``, naming the stage that writes it (``inputs.WRITERS``, checked against
 ``dvc.yaml`` by the tests).
@@ -22,7 +22,7 @@ Which variants and comparisons appear comes from ``params.yaml`` alone (``varian
 "not produced yet" where its files are still missing.
 
 Layout: summary table, data, one section per assignment (in the order of
-``references/seed_results.yaml``), the params variants no assignment lists,
+``references/handout_results.yaml``), the params variants no assignment lists,
 cross-assignment analysis, time.
 
 One concern per module: :mod:`~pipeline.report.inputs` (what is read, and which stage writes

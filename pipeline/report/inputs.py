@@ -13,7 +13,7 @@ from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
 from pipeline.schemas import check, schema_for
 
-SEED_RESULTS = Path("references/seed_results.yaml")
+HANDOUT_RESULTS = Path("references/handout_results.yaml")
 
 
 REPORTS = "reports"  # the folder the report reads: every stage's outputs
@@ -65,7 +65,7 @@ class Inputs:
     def __init__(self, root: str | Path = ".") -> None:
         self.root = Path(root)
         self.params: Params = load_all(self.root / "params.yaml")
-        seeds = self.root / SEED_RESULTS
+        seeds = self.root / HANDOUT_RESULTS
         if not seeds.exists():
             raise FileNotFoundError(f"{seeds}: not found (the handouts' reported numbers)")
         self.seeds: dict[str, Any] = load_params(seeds)

@@ -11,7 +11,7 @@ from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_c
 from pipeline.errors import PipelineError
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
 from pipeline.report.formats import by_name, listed, num, points
-from pipeline.report.inputs import OUT, REPORTS, SEED_RESULTS, Inputs
+from pipeline.report.inputs import OUT, REPORTS, HANDOUT_RESULTS, Inputs
 from pipeline.report.mitigation import mitigation_study_section
 from pipeline.report.tables import (
     describe_model,
@@ -42,7 +42,7 @@ def summary(doc: Markdown) -> None:
     """One row per variant: the typical test accuracy over random seeds where studied, this run's, and the
     handout's where it reported one."""
     doc.heading(2, "Summary")
-    handouts = doc.inputs.seeds  # references/seed_results.yaml: the handouts' reported numbers
+    handouts = doc.inputs.seeds  # references/handout_results.yaml: the handouts' reported numbers
     typical = _typical(doc)
     rows = []
     for a in handouts.values():
@@ -76,12 +76,12 @@ def summary(doc: Markdown) -> None:
         )
     header = ["assignment", "variant", "typical: mean +- std over random seeds", "this run", "handout reported"]
     doc.table([*header, "difference"], rows)
-    handouts_link = posixpath.relpath(SEED_RESULTS.as_posix(), OUT)
+    handouts_link = posixpath.relpath(HANDOUT_RESULTS.as_posix(), OUT)
     doc.para(
         "Accuracies are on each assignment's test split. The typical figure is the seed study's (stage "
         '`seed_study_summary`; a dash where a variant is not studied); "this run" is the variant\'s own random seed, '
         "the run every other section shows; differences are this run minus the handout, in percentage points (pp). "
-        f"Handout numbers: [`{SEED_RESULTS.as_posix()}`]({handouts_link}), each with the line it quotes."
+        f"Handout numbers: [`{HANDOUT_RESULTS.as_posix()}`]({handouts_link}), each with the line it quotes."
     )
 
 
@@ -188,7 +188,7 @@ OTHER_TITLE = "Other variants"
 
 
 def other_variants(inputs: Inputs) -> list[str]:
-    """The params.yaml variants that no assignment of seed_results.yaml lists, in params order."""
+    """The params.yaml variants that no assignment of handout_results.yaml lists, in params order."""
     listed = {v for a in inputs.seeds.values() for v in a.get("variants") or []}
     return [v for v in inputs.variant_names() if v not in listed]
 
@@ -198,7 +198,7 @@ def other_variants_section(doc: Markdown, variants: list[str]) -> None:
     doc.heading(2, OTHER_TITLE)
     doc.para(
         "In `params.yaml` `variants` but in no assignment of "
-        f"`{SEED_RESULTS.as_posix()}` (no handout numbers to compare with): "
+        f"`{HANDOUT_RESULTS.as_posix()}` (no handout numbers to compare with): "
         + ", ".join(f"`{v}`" for v in variants)
         + "."
     )
@@ -221,7 +221,7 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     variants = list(a.get("variants") or [])
     doc.heading(2, a["title"])
     doc.para(
-        f"Handout: `{a.get('seed', '?')}`. Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + "."
+        f"Handout: {a['title']} (`../shared/seeds/{a.get('handout', '?')}`). Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + "."
     )
     doc.heading(3, "What was run")
     run_table(doc, variants)
@@ -237,7 +237,7 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     answers_section(doc, key)
     for name in a.get("extras") or []:
         if name not in EXTRAS:
-            raise PipelineError(f"{SEED_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}")
+            raise PipelineError(f"{HANDOUT_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}")
         EXTRAS[name](doc, a)
     doc.heading(3, "Evaluation")
     for variant in variants:
@@ -277,7 +277,7 @@ def deviations_section(doc: Markdown) -> None:
     )
     titles = {key: a["title"] for key, a in doc.inputs.seeds.items()}
     for key in titles:
-        entries = [d for d in doc.inputs.deviations if d.seed == key]
+        entries = [d for d in doc.inputs.deviations if d.assignment == key]
         if not entries:
             continue
         doc.heading(3, titles[key])
@@ -293,14 +293,14 @@ def deviations_section(doc: Markdown) -> None:
                 figures.append(f"{m.label} {by_name(m.key.rsplit('.', 1)[-1], value)} ({ref(m.file)})")
             doc.bullets(
                 [
-                    f"**{md_escape(d.topic)}.** Handout: {md_escape(d.seed_says)} Ours: {md_escape(d.ours)} "
+                    f"**{md_escape(d.topic)}.** Handout: {md_escape(d.handout_says)} Ours: {md_escape(d.ours)} "
                     f"Why: {md_escape(d.why)}" + (f" Measured: {'; '.join(figures)}." if figures else "")
                 ]
             )
 
 
 # --------------------------------------------------------------------------- extras
-# Sections an assignment asks for beyond the common ones, named in references/seed_results.yaml
+# Sections an assignment asks for beyond the common ones, named in references/handout_results.yaml
 # (``extras: [...]``, in the order shown): the report has no code keyed by assignment.
 
 
@@ -358,11 +358,11 @@ def shortcut_section(doc: Markdown, a: Mapping[str, Any]) -> None:
 
 
 def cse849_deliverables_section(doc: Markdown, a: Mapping[str, Any]) -> None:
-    """The files the course collects (``deliverables`` of the assignment's entry in references/seed_results.yaml)."""
+    """The files the course collects (``deliverables`` of the assignment's entry in references/handout_results.yaml)."""
     inputs = doc.inputs
     files = a.get("deliverables") or {}
     if not {"weights", "predictions"} <= set(files):
-        raise PipelineError(f"{SEED_RESULTS}: {a.get('title')}: deliverables needs `weights` and `predictions`")
+        raise PipelineError(f"{HANDOUT_RESULTS}: {a.get('title')}: deliverables needs `weights` and `predictions`")
     weights, predictions = files["weights"], files["predictions"]
     doc.heading(3, f"Deliverables: `{posixpath.basename(weights)}` and `{posixpath.basename(predictions)}`")
     if inputs.exists(weights):

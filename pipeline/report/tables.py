@@ -160,7 +160,7 @@ def results_table(doc: Markdown, variants: list[str]) -> None:
 def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
     """This pipeline's numbers next to the handout's own, with the difference."""
     results = assignment.get("results") or []
-    seed_file = assignment.get("seed", "?")
+    handout_file = assignment.get("handout", "?")
     if not results:
         return
     rows, sources = [], []
@@ -174,7 +174,7 @@ def seed_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
         else:
             ours, diff = metric_value(metric, m[metric]), metric_diff(metric, m[metric], value)
         rows.append([f"`{variant}`", metric, ours, metric_value(metric, value), diff, f"[{i}]"])
-        sources.append(f'[{i}] `{seed_file}`, {r.get("section", "")}: "{r["quote"]}"')
+        sources.append(f'[{i}] `{handout_file}`, {r.get("section", "")}: "{r["quote"]}"')
     doc.table(["variant", "quantity", "this pipeline", "handout reported", "difference", "handout source"], rows)
     doc.bullets(sources)
 
@@ -208,7 +208,7 @@ def grading_table(doc: Markdown, assignment: Mapping[str, Any]) -> None:
             f"`{variant}` {metric.replace('_', ' ')} **{pct(acc)}** -> **{reached['points']} / "
             f"{grading['max_points']} points** of the handout's rubric ({nxt})."
         )
-        doc.table(["test accuracy at least", "points", f"`{variant}`", f"rubric (`{assignment.get('seed')}`)"], rows)
+        doc.table(["test accuracy at least", "points", f"`{variant}`", "rubric (the handout's)"], rows)
     grade_file = grading.get("grade")
     grade = doc.inputs.json(grade_file) if grade_file else None
     if grade is not None and grade.get("graded"):

@@ -4,7 +4,7 @@
 
 Reads the metrics, figures and tables other stages wrote under ``reports/`` (for every
 variant in ``params.yaml`` ``variants`` and every comparison in ``analysis.comparisons``)
-and ``references/seed_results.yaml``; see :mod:`pipeline.report`. Writes into its own
+and ``references/handout_results.yaml``; see :mod:`pipeline.report`. Writes into its own
 folder ``report/``, outside the ``reports/`` folder it depends on. A missing input is
 reported as "not produced yet", not an error.
 """
