@@ -11,7 +11,7 @@ from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_c
 from pipeline.errors import PipelineError
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
 from pipeline.report.formats import by_name, listed, num, points
-from pipeline.report.inputs import OUT, REPORTS, HANDOUT_RESULTS, Inputs
+from pipeline.report.inputs import HANDOUT_RESULTS, OUT, REPORTS, Inputs
 from pipeline.report.mitigation import mitigation_study_section
 from pipeline.report.tables import (
     describe_model,
@@ -221,7 +221,9 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     variants = list(a.get("variants") or [])
     doc.heading(2, a["title"])
     doc.para(
-        f"Handout: {a['title']} (`../shared/seeds/{a.get('handout', '?')}`). Variants in `params.yaml`: " + ", ".join(f"`{v}`" for v in variants) + "."
+        f"Handout: {a['title']} (`../shared/seeds/{a.get('handout', '?')}`). Variants in `params.yaml`: "
+        + ", ".join(f"`{v}`" for v in variants)
+        + "."
     )
     doc.heading(3, "What was run")
     run_table(doc, variants)
@@ -237,7 +239,9 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
     answers_section(doc, key)
     for name in a.get("extras") or []:
         if name not in EXTRAS:
-            raise PipelineError(f"{HANDOUT_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}")
+            raise PipelineError(
+                f"{HANDOUT_RESULTS}: {key}.extras: unknown section {name!r}; known: {', '.join(EXTRAS)}"
+            )
         EXTRAS[name](doc, a)
     doc.heading(3, "Evaluation")
     for variant in variants:
