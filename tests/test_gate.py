@@ -33,7 +33,6 @@ def origin(tmp_path_factory) -> Path:
     (repo / ".ci").mkdir()
     shutil.copy2(GATE, repo / ".ci" / "gate")
     shutil.copy2(REPO / "pipeline" / "devtools" / "reproduce.py", repo / "pipeline" / "devtools" / "reproduce.py")
-    shutil.copy2(REPO / ".dvcignore", repo / ".dvcignore")
     params = yaml.safe_load((repo / "params.yaml").read_text(encoding="utf-8"))
     params["reproduce"] = {"variants": ["tiny"], "test_accuracy_tolerance": 0.002}
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")

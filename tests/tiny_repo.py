@@ -221,6 +221,10 @@ def build_tiny_repo(root: Path) -> Path:
     (root / "params.yaml").write_text(yaml.safe_dump(PARAMS, sort_keys=False), encoding="utf-8")
     (root / "dvc.yaml").write_text(DVC_YAML, encoding="utf-8")
     shutil.copy2(REPO / ".gitignore", root / ".gitignore")  # the project's: its recipes must leave git status clean
+    # ... and its .dvcignore, before the first `dvc repro`: without it the bytecode Python writes
+    # while the stages run (on any machine without PYTHONDONTWRITEBYTECODE) would be hashed into
+    # the folder deps in dvc.lock, and every fresh clone or queued experiment would be stale
+    shutil.copy2(REPO / ".dvcignore", root / ".dvcignore")
     git("init", "-q", "-b", "main", cwd=root)
     git("config", "user.email", "tests@example.invalid", cwd=root)
     git("config", "user.name", "cnn-pipeline tests", cwd=root)
