@@ -7,7 +7,10 @@ stages import: a change to a figure or to a verdict's wording reruns no training
 The verdict follows every test it reports (:mod:`pipeline.paired_tests`): the sign count
 and its exact sign test, the mean with its t-interval, and what N seeds can show at all. A
 t-interval widened past 0 by one seed is said to be, naming the seed; a comparison whose
-variants differ in more than its factor opens with "Not a fair comparison".
+variants differ in more than its factor opens with "Not a fair comparison". Whether they do
+is ``compare@<key>``'s finding (``reports/comparisons/<key>.json``), read here rather than
+worked out again from params: this stage then reads no variant's params, and adding a
+variant to ``params.yaml`` leaves it current.
 """
 
 from __future__ import annotations
@@ -23,19 +26,24 @@ from scipy import stats
 
 from pipeline.config import ConfigError, Params, load_all, require
 from pipeline.io import read_json, write_json
-from pipeline.paired_tests import confounds, paired_difference
+from pipeline.paired_tests import paired_difference
 from pipeline.plots import save_figure
-from pipeline.schemas import SeedStudyRuns, SeedStudySummary, check
+from pipeline.schemas import Comparison, SeedStudyRuns, SeedStudySummary, check
 
 log = logging.getLogger(__name__)
 
 
 def comparison_summary(
-    key: str, params: Params, runs: Mapping[str, Sequence[Mapping]], confidence: float, alpha: float
+    key: str,
+    params: Params,
+    runs: Mapping[str, Sequence[Mapping]],
+    confidence: float,
+    alpha: float,
+    found: Sequence[str] = (),
 ) -> dict:
-    """One studied comparison: its paired statistics, whether it is fair, and its verdict."""
+    """One studied comparison: its paired statistics, whether it is fair (``found``: the params
+    its variants differ in besides the factor, as ``compare@<key>`` lists them), and its verdict."""
     cmp = params.comparison(key)
-    found = confounds(params.variant(cmp.a), params.variant(cmp.b), cmp.factor)
     summary = {
         "key": key,
         "title": cmp.title,
@@ -43,7 +51,7 @@ def comparison_summary(
         "b": cmp.b,
         **paired_difference(runs[cmp.a], runs[cmp.b], confidence),
         "fair": not found,
-        "confounds": found,
+        "confounds": list(found),
     }
     summary["verdict"] = verdict(summary, alpha)
     return summary
@@ -159,8 +167,9 @@ def differences_figure(
     return fig
 
 
-def summarize(params_path: Path, runs_dir: Path, out: Path) -> dict:
-    """Read every studied variant's runs file; write ``summary.json`` and ``differences.png`` to ``out``."""
+def summarize(params_path: Path, runs_dir: Path, comparisons_dir: Path, out: Path) -> dict:
+    """Read every studied variant's runs file and every studied comparison's ``compare@`` file
+    (for its confounds); write ``summary.json`` and ``differences.png`` to ``out``."""
     params = load_all(params_path)
     study = require(params.seed_study, "seed_study")
     runs, variants = {}, {}
@@ -176,7 +185,13 @@ def summarize(params_path: Path, runs_dir: Path, out: Path) -> dict:
     alpha = require(params.verdicts, "verdicts").alpha
     comparisons = []
     for key in study.comparisons:
-        summary = comparison_summary(key, params, runs, study.confidence, alpha)
+        path = comparisons_dir / f"{key}.json"
+        if not path.is_file():
+            raise ConfigError(
+                f"{path}: missing; the seed study reads its confounds from it: run `dvc repro compare@{key}`"
+            )
+        found = check(read_json(path), Comparison, path.as_posix())["confounds"]
+        summary = comparison_summary(key, params, runs, study.confidence, alpha, found)
         comparisons.append(summary)
         log.info("%s: %s", key, summary["verdict"])
     payload = {

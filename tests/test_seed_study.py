@@ -166,16 +166,45 @@ def test_an_unfair_comparison_says_so_first():
     assert verdict(c).startswith("Not a fair comparison: `x` and `y` also differ in train.epochs: 1 vs 10. Over 3")
 
 
-def test_the_summary_finds_the_confounds_in_params():
-    # a new user's experiment: one side retrained with 1 epoch and another lr, the other left as it was
+def comparison_file(params: dict, key: str) -> dict:
+    """``reports/comparisons/<key>.json`` as compare@ writes it, its confounds found from ``params``
+    as compare@ finds them (the measured fields are placeholders: the summary reads the confounds)."""
+    loaded = load_all(params)
+    cmp = loaded.comparison(key)
+    found = paired_tests.confounds(loaded.variant(cmp.a), loaded.variant(cmp.b), cmp.factor)
+    side = {"test_accuracy": 0.9, "test_loss": 0.3, "parameters": 100}
+    return {
+        "title": cmp.title,
+        "a": {"variant": cmp.a, **side},
+        "b": {"variant": cmp.b, **side},
+        "accuracy_diff_points": 0.0,
+        "test_loss_diff": 0.0,
+        "parameter_ratio": 1.0,
+        "fair": not found,
+        "confounds": found,
+        "mcnemar": {"images": 100, "a_only_correct": 0, "b_only_correct": 0, "p_value": 1.0},
+        "verdict": "measured by compare@",
+    }
+
+
+def write_comparison_files(root, params: dict) -> None:
+    for key in params["seed_study"]["comparisons"]:
+        path = root / "reports" / "comparisons" / f"{key}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(comparison_file(params, key)))
+
+
+def test_the_summary_says_unfair_when_compare_found_confounds():
+    # a new user's experiment: one side retrained with 2 epochs and another lr, the other left as it was
     params = copy.deepcopy(STUDY_PARAMS)
     params["variants"]["tdm_max"]["train"]["epochs"] = 2
     params["variants"]["tdm_max"]["train"]["optimizer"]["lr"] = 0.01
     params["variants"]["tdm_max"]["seed"] = 1  # the random seed is not a confound (the runs carry it)
+    found = comparison_file(params, "pooling")["confounds"]
+    assert found == ["train.epochs: 2 vs 1", "train.optimizer.lr: 0.01 vs 0.001"]
     both = {"tdm_max": runs([0.99, 0.98, 0.97]), "tdm_avg": runs([0.98, 0.97, 0.96])}
-    c = seed_study_summary.comparison_summary("pooling", load_all(params), both, 0.95, 0.05)
-    assert not c["fair"]
-    assert c["confounds"] == ["train.epochs: 2 vs 1", "train.optimizer.lr: 0.01 vs 0.001"]
+    c = seed_study_summary.comparison_summary("pooling", load_all(params), both, 0.95, 0.05, found)
+    assert not c["fair"] and c["confounds"] == found
     assert c["verdict"].startswith("Not a fair comparison: `tdm_max` and `tdm_avg` also differ in train.epochs: 2 vs 1")
     fair = seed_study_summary.comparison_summary("pooling", load_all(STUDY_PARAMS), both, 0.95, 0.05)
     assert fair["fair"] and not fair["verdict"].startswith("Not a fair")
@@ -236,6 +265,7 @@ def tiny_study(tmp_path, monkeypatch):
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
     monkeypatch.setattr(seed_study_runs, "load_splits", lambda data, seed: splits)
+    write_comparison_files(tmp_path, params)
     committed, loaded = {}, load_all(params)
     for name in ("tdm_max", "tdm_avg"):
         metrics = fit(loaded.variant(name), splits, torch.device("cpu")).metrics
@@ -264,12 +294,30 @@ def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     assert payload["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-6)
 
     seed_study_runs.run_seed_study("tdm_avg", root / "params.yaml", root / "reports", out)
-    summary = seed_study_summary.summarize(root / "params.yaml", out, root / "reports" / "seed_study")
+    summary = seed_study_summary.summarize(
+        root / "params.yaml", out, root / "reports" / "comparisons", root / "reports" / "seed_study"
+    )
     (comparison,) = summary["comparisons"]
     assert (comparison["a"], comparison["b"], comparison["n"]) == ("tdm_max", "tdm_avg", 3)
     assert comparison["verdict"] == seed_study_summary.verdict(comparison, 0.05)
     assert comparison["fair"] and comparison["confounds"] == [] and summary["alpha"] == 0.05
     assert (root / "reports" / "seed_study" / "differences.png").read_bytes()[:4] == b"\x89PNG"
+
+    # compare@ found a confound (its file says so): the summary's verdict opens with it
+    unfair = json.loads((root / "reports" / "comparisons" / "pooling.json").read_text())
+    unfair |= {"fair": False, "confounds": ["train.epochs: 2 vs 1"]}
+    (root / "reports" / "comparisons" / "pooling.json").write_text(json.dumps(unfair))
+    again = seed_study_summary.summarize(
+        root / "params.yaml", out, root / "reports" / "comparisons", root / "reports" / "seed_study"
+    )
+    assert again["comparisons"][0]["verdict"].startswith("Not a fair comparison: `tdm_max` and `tdm_avg` also differ")
+
+    # ... and without it the summary refuses, naming the file and the stage that writes it
+    (root / "reports" / "comparisons" / "pooling.json").unlink()
+    with pytest.raises(ConfigError, match=r"comparisons/pooling\.json: missing; .*`dvc repro compare@pooling`"):
+        seed_study_summary.summarize(
+            root / "params.yaml", out, root / "reports" / "comparisons", root / "reports" / "seed_study"
+        )
 
 
 def test_summary_refuses_runs_from_another_n(tiny_study):
@@ -281,7 +329,9 @@ def test_summary_refuses_runs_from_another_n(tiny_study):
     params["seed_study"]["seeds"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(ConfigError, match=r"tdm_max.json: 3 runs, but seed_study.seeds is 4"):
-        seed_study_summary.summarize(root / "params.yaml", out, root / "reports" / "seed_study")
+        seed_study_summary.summarize(
+            root / "params.yaml", out, root / "reports" / "comparisons", root / "reports" / "seed_study"
+        )
 
 
 @pytest.mark.parametrize(
