@@ -37,8 +37,8 @@ STAGES = {
     "padding": ("pipeline.stages.padding", "convolution output shapes against the padding formula (TDM 40200 Q6)"),
     "classwise-norms": ("pipeline.stages.classwise_norms", "class-wise feature-map norms of the CSE 849 model"),
     "export-weights": ("pipeline.stages.export_weights", "write a variant's weights alone (CSE 849's q1_model.pt)"),
-    "autograde": ("pipeline.autograder", "grade HKU Assignment 3 layers.py submissions, questions 1-4"),
-    "grade-cse849": ("pipeline.cse849_grader", "grade a CSE 849 q1_test.txt: format, accuracy, points, shortcut use"),
+    "autograde": ("pipeline.grading.hku", "grade HKU Assignment 3 layers.py submissions, questions 1-4"),
+    "grade-cse849": ("pipeline.grading.cse849", "grade a CSE 849 q1_test.txt: format, accuracy, points, shortcut use"),
 }
 DEVICE_HELP = (
     "auto (a GPU when present, else the CPU), cpu, cuda, cuda:N or mps (default: $CNN_PIPELINE_DEVICE, else auto)"

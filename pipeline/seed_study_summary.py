@@ -4,7 +4,7 @@ verdict that follows them, and the figure of every run (what the ``seed_study_su
 Kept apart from :mod:`pipeline.seed_study`, which the expensive ``seed_study@<variant>``
 stages import: a change to a figure or to a verdict's wording reruns no training.
 
-The verdict follows every test it reports (:mod:`pipeline.paired_tests`): the sign count
+The verdict follows every test it reports (:mod:`pipeline.analysis.paired_tests`): the sign count
 and its exact sign test, the mean with its t-interval, and what N seeds can show at all. A
 t-interval widened past 0 by one seed is said to be, naming the seed; a comparison whose
 variants differ in more than its factor opens with "Not a fair comparison". Whether they do
@@ -24,9 +24,9 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
+from pipeline.analysis.paired_tests import paired_difference
 from pipeline.config import ConfigError, Params, load_all, require
 from pipeline.io import read_json, write_json
-from pipeline.paired_tests import paired_difference
 from pipeline.plots import save_figure
 from pipeline.schemas import Comparison, SeedStudyRuns, SeedStudySummary, check
 

@@ -108,13 +108,14 @@ FAKE_PARAM_COUNTS = {"hku_simplecnn": 582218, "ds5220_mlp": 101770, "ds5220_cnn"
 
 
 def build_fake_repo(root: Path, *, timing: bool = True) -> Path:
-    """A repository root with the real params.yaml and seed results, a small dvc.yaml in the
+    """A repository root with the real params.yaml, seed results and answers, a small dvc.yaml in the
     new layout and a partial ``reports/`` tree: train/evaluate/analyze outputs for four
     variants only, one comparison of three, no padding table."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "params.yaml", root / "params.yaml")
     (root / "references").mkdir(exist_ok=True)
     shutil.copy(REPO / "references" / "handout_results.yaml", root / "references" / "handout_results.yaml")
+    shutil.copytree(REPO / "references" / "answers", root / "references" / "answers", dirs_exist_ok=True)
     (root / "dvc.yaml").write_text(
         yaml.safe_dump(
             {

@@ -12,7 +12,7 @@ import torch
 import yaml
 from torch import nn
 
-from pipeline import analysis, classwise, comparisons, padding
+from pipeline.analysis import analyze, classwise_norms, compare, padding
 from pipeline.checkpoint import save_checkpoint
 from pipeline.config import ComparisonConfig, ConfigError, load_all, load_params
 from pipeline.data.common.formats import csv_columns
@@ -53,13 +53,13 @@ def test_a_wrong_formula_is_caught(wrong):
 
 
 def test_parameter_counts_of_the_ds5220_models():
-    assert analysis.param_counts(create_model("ds5220_mlp"))["total"] == 101770
-    assert analysis.param_counts(create_model("ds5220_cnn"))["trainable"] == 47658
+    assert analyze.param_counts(create_model("ds5220_mlp"))["total"] == 101770
+    assert analyze.param_counts(create_model("ds5220_cnn"))["trainable"] == 47658
 
 
 def test_layer_summary_matches_the_seeds_torchsummary():
     model = create_model("ds5220_cnn")
-    rows = analysis.layer_summary(model, torch.zeros(1, 1, 28, 28))
+    rows = analyze.layer_summary(model, torch.zeros(1, 1, 28, 28))
     got = [(r["layer"], r["output_shape"], r["params"]) for r in rows]
     assert got == [
         ("Conv2d-1", [1, 10, 24, 24], 260),
@@ -69,7 +69,7 @@ def test_layer_summary_matches_the_seeds_torchsummary():
         ("Linear-5", [1, 128], 41088),
         ("Linear-6", [1, 10], 1290),
     ]
-    mlp = analysis.layer_summary(create_model("ds5220_mlp"), torch.zeros(1, 1, 28, 28))
+    mlp = analyze.layer_summary(create_model("ds5220_mlp"), torch.zeros(1, 1, 28, 28))
     assert [(r["layer"], r["params"]) for r in mlp] == [("Flatten-1", 0), ("Linear-2", 100480), ("Linear-3", 1290)]
 
 
@@ -77,7 +77,7 @@ def test_layer_summary_matches_the_seeds_torchsummary():
 
 
 def test_shape_trace_of_practical5_matches_figure6():
-    trace = analysis.shape_trace(create_model("prac5_cnn"), analysis.example_input((1, 28, 28), "mnist_npz"))
+    trace = analyze.shape_trace(create_model("prac5_cnn"), analyze.example_input((1, 28, 28), "mnist_npz"))
     assert trace["chain"] == "[784] -> [1, 1, 28, 28] -> [1, 10, 11, 11] -> [1, 1210] -> [1, 10]"
     assert [s["layer"] for s in trace["steps"]] == [
         "input",
@@ -90,7 +90,7 @@ def test_shape_trace_of_practical5_matches_figure6():
 
 def test_shape_trace_of_cse849_and_batched_input():
     model = CSE849CNN(pool_stride=2)
-    trace = analysis.shape_trace(model, analysis.example_input((3, 64, 64), "image_folder"))
+    trace = analyze.shape_trace(model, analyze.example_input((3, 64, 64), "image_folder"))
     assert trace["input"] == [1, 3, 64, 64]
     assert trace["chain"].endswith("-> [1, 80, 4, 4] -> [1, 80, 1, 1] -> [1, 80] -> [1, 10]")
     assert sum(1 for s in trace["steps"] if s["type"] == "Conv2d") == 5
@@ -100,10 +100,10 @@ def test_shape_trace_of_cse849_and_batched_input():
 
 
 def test_first_conv_is_found_by_walking_modules():
-    assert analysis.first_conv(CSE849CNN())[0] == "convs.0"
-    name, module = analysis.first_conv(create_model("simple_cnn", layers="custom"))
+    assert analyze.first_conv(CSE849CNN())[0] == "convs.0"
+    name, module = analyze.first_conv(create_model("simple_cnn", layers="custom"))
     assert name == "conv1" and not isinstance(module, nn.Conv2d) and module.weight.shape == (32, 1, 5, 5)
-    assert analysis.first_conv(create_model("ds5220_mlp")) is None
+    assert analyze.first_conv(create_model("ds5220_mlp")) is None
 
 
 @pytest.mark.parametrize("shape", [(16, 3, 7, 7), (10, 1, 8, 8), (5, 4, 3, 3)])
@@ -133,7 +133,7 @@ def test_classwise_norms_equal_a_direct_torch_norm_computation():
     labels = torch.arange(37) % 10
     normalizer = Normalizer([0.4, 0.5, 0.6], [0.2, 0.25, 0.3])
     prepare = InputPipeline(normalizer, torch.device("cpu"), channels_last=False)
-    got = classwise.classwise_feature_norms(model, images, labels, 10, [1, 5], prepare, batch_size=8)
+    got = classwise_norms.classwise_feature_norms(model, images, labels, 10, [1, 5], prepare, batch_size=8)
     with torch.no_grad():
         _, features = model(normalizer(images), intermediate_outputs=True)
     for layer, channels in ((1, 16), (5, 80)):
@@ -146,7 +146,7 @@ def test_classwise_norms_equal_a_direct_torch_norm_computation():
 def test_classwise_norms_need_intermediate_outputs():
     prepare = InputPipeline(Normalizer([0.0], [1.0]), torch.device("cpu"), channels_last=False)
     with pytest.raises(ValueError, match="intermediate outputs"):
-        classwise.classwise_feature_norms(
+        classwise_norms.classwise_feature_norms(
             create_model("tdm_cnn"),
             torch.zeros(4, 1, 28, 28, dtype=torch.uint8),
             torch.zeros(4, dtype=torch.long),
@@ -158,7 +158,7 @@ def test_classwise_norms_need_intermediate_outputs():
 
 def test_cv_summary_on_a_hand_made_matrix():
     m = np.array([[1.0, 2.0, 0.0], [1.0, 4.0, 0.0]])  # 2 classes x 3 filters: uniform, varying, dead
-    s = classwise.cv_summary(m, threshold=0.2)
+    s = classwise_norms.cv_summary(m, threshold=0.2)
     assert s["per_filter"]["filter_00"]["cv"] == 0.0
     assert s["per_filter"]["filter_01"] == {"cv": pytest.approx(1 / 3, abs=1e-6), "argmax_class": 1, "mean_norm": 3.0}
     assert s["summary"]["class_specific_filters"] == 1 and s["summary"]["dead_filters"] == 1
@@ -169,7 +169,7 @@ def test_compare_differences():
     cmp = ComparisonConfig(title="t", a="x", b="y")
     metrics = {"x": {"test_accuracy": 0.99, "test_loss": 0.03}, "y": {"test_accuracy": 0.98, "test_loss": 0.05}}
     counts = {"x": {"trainable": 100}, "y": {"trainable": 50}}
-    r = comparisons.compare(cmp, metrics, counts)
+    r = compare.side_by_side(cmp, metrics, counts)
     assert r["accuracy_diff_points"] == pytest.approx(1.0) and r["test_loss_diff"] == pytest.approx(-0.02)
     assert r["parameter_ratio"] == 2.0 and r["a"]["variant"] == "x"
 
@@ -179,7 +179,7 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
         {"step": [1, 2, 3, 4], "examples_seen": [50, 100, 150, 200], "train_loss": [2.0, 1.0, 0.8, 0.5]}
     )
     epochs = pd.DataFrame({"epoch": [1, 2], "test_loss": [0.9, 0.6], "val_loss": [1.0, 0.7]})
-    fig = analysis.plot_loss_curve(steps, epochs, n_train=100, title="t", loss_name="nll")
+    fig = analyze.plot_loss_curve(steps, epochs, n_train=100, title="t", loss_name="nll")
     ax = fig.axes[0]
     test_line = next(line for line in ax.lines if line.get_label() == "Test loss")
     assert list(test_line.get_xdata()) == [100, 200] and list(test_line.get_ydata()) == [0.9, 0.6]
@@ -187,7 +187,7 @@ def test_loss_curve_puts_test_points_at_epoch_times_n_train():
     assert not any("kept checkpoint" in line.get_label() for line in ax.lines)  # per-epoch test points exist
 
     # A run that tests only the kept checkpoint: one test point at its epoch.
-    fig = analysis.plot_loss_curve(steps, epochs.drop(columns="test_loss"), 100, "t", "nll", final_test=(2, 0.55))
+    fig = analyze.plot_loss_curve(steps, epochs.drop(columns="test_loss"), 100, "t", "nll", final_test=(2, 0.55))
     point = next(line for line in fig.axes[0].lines if "kept checkpoint" in line.get_label())
     assert list(point.get_xdata()) == [200] and list(point.get_ydata()) == [0.55]
 
@@ -324,7 +324,14 @@ def test_analyze_stage_imports_neither_engine_nor_data():
         check=True,
         cwd=Path(__file__).resolve().parents[1],
     ).stdout
-    for module in ("pipeline.engine", "pipeline.datasets", "pipeline.data.readers", "pipeline.evaluation"):
+    # nor, through the package, its sibling that needs them
+    for module in (
+        "pipeline.engine",
+        "pipeline.datasets",
+        "pipeline.data.readers",
+        "pipeline.evaluation",
+        "pipeline.analysis.classwise_norms",
+    ):
         assert f"'{module}'" not in loaded, module
 
 
@@ -375,14 +382,13 @@ def test_compare_stage_on_a_fake_pair(tmp_path):
 
 
 def test_compare_stage_rejects_an_unknown_key(tmp_path, capsys):
-    from pipeline.comparisons import run_comparison
     from pipeline.stages.compare import main
 
     with pytest.raises(
         ConfigError,
         match=r"analysis\.comparisons\.nope: .*allowed: pooling, normalization, normalization_mlp, mlp_vs_cnn",
     ):
-        run_comparison("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
+        compare.compare("nope", Path("params.yaml"), tmp_path / "reports", tmp_path / "out")
     with pytest.raises(SystemExit) as exc:
         main(["nope", "--reports-dir", str(tmp_path / "reports"), "--out", str(tmp_path / "out")])
     assert exc.value.code == 1 and "analysis.comparisons.nope" in capsys.readouterr().err
@@ -453,11 +459,11 @@ def test_first_conv_filter_stats_tell_colour_blobs_and_edges_apart():
         conv.weight[1] = 0.5  # the same positive weight everywhere, all channels: a brightness blob
         conv.weight[2, :, :, 0] = -1.0  # a vertical edge, the same in every channel
         conv.weight[2, :, :, 2] = 1.0
-    stats = analysis.first_conv_filter_stats(torch.nn.Sequential(conv))
+    stats = analyze.first_conv_filter_stats(torch.nn.Sequential(conv))
     kinds = [(f["kind"], f.get("prefers")) for f in stats["filters"]]
     assert kinds == [("colour", "green"), ("blob", None), ("edge/texture", None)]
     assert stats["counts"] == {"colour": 1, "blob": 1, "edge/texture": 1}
     assert stats["colour_preferences"] == {"red": 0, "green": 1, "blue": 0}
     assert stats["filters"][0]["colour_share"] == pytest.approx(2 / 3, abs=1e-4)  # green minus the grey mean of 1/3
     assert stats["filters"][1]["mean_share"] == pytest.approx(1.0) and stats["filters"][2]["mean_share"] == 0.0
-    assert analysis.first_conv_filter_stats(torch.nn.Sequential(torch.nn.Linear(3, 2))) is None
+    assert analyze.first_conv_filter_stats(torch.nn.Sequential(torch.nn.Linear(3, 2))) is None

@@ -11,12 +11,20 @@ import dataclasses
 import io
 import json
 import math
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from pipeline.answers import answers, confusions, curve_behaviour, held_out_noise
-from pipeline.config import VerdictConfig
+from pipeline.config import VerdictConfig, load_all, load_params
+from pipeline.errors import PipelineError
+from pipeline.report.answers import BUILDERS, answers
+from pipeline.report.answers.sentences import confusions, curve_behaviour, held_out_noise
+from pipeline.report.answers.spec import ANSWERS, load_questions
+
+REPO = Path(__file__).resolve().parents[1]
+PARAMS = load_all(REPO / "params.yaml")  # the variants and comparisons references/answers/ may name
 
 # The bars a verdict needs, written here rather than read from params.yaml: what these tests
 # check does not move when the committed params change.
@@ -33,11 +41,14 @@ VERDICTS = VerdictConfig(
 
 
 class Files:
-    """A stand-in for the report's Inputs: files under reports/ held in a dict, and params ``verdicts``."""
+    """A stand-in for the report's Inputs: files under reports/ held in a dict, params ``verdicts``, and the
+    repository whose references/answers/ say which builder answers which question."""
 
-    def __init__(self, files: dict[str, object], verdicts: VerdictConfig = VERDICTS) -> None:
+    def __init__(self, files: dict[str, object], verdicts: VerdictConfig = VERDICTS, root: Path = REPO) -> None:
         self.files = files
         self.verdicts = verdicts
+        self.root = root
+        self.params = PARAMS
 
     def json(self, rel: str):
         value = self.files.get(rel)
@@ -262,7 +273,8 @@ def test_first_predictions_and_parameter_answers_follow_the_files():
 
 
 def test_comparison_answers_lead_with_the_seed_studys_typical_figure_when_studied():
-    from pipeline import paired_tests, seed_study_summary
+    from pipeline import seed_study_summary
+    from pipeline.analysis import paired_tests
 
     def runs(accs):
         return [{"seed": k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accs)]
@@ -459,3 +471,103 @@ def test_shape_answers_read_their_sizes_from_the_traces():
     summary = {"input_shape": [1, 1, 32, 32], "layers": layers}
     text = answer("tdm", "3e", Files({"tdm_max/analysis/layer_summary.json": summary})).text
     assert "the 32x32 image to 8x32x32" in text and "from the 1024 pixels would need 1024 x 8,192 + 8,192" in text
+
+
+# --------------------------------------------------------------------------- references/answers/*.yaml
+
+
+def test_every_assignment_has_its_questions_and_every_entry_loads():
+    keys = set(load_params(REPO / "references" / "handout_results.yaml"))
+    files = {p.stem for p in (REPO / "references" / "answers").glob("*.yaml")}
+    assert files == keys  # one file per assignment, none for an assignment that does not exist
+    for key in sorted(keys):
+        questions = load_questions(REPO / ANSWERS / f"{key}.yaml", PARAMS.variants, PARAMS.analysis.comparisons)
+        assert questions and all(q.text or q.builder for q in questions)
+
+
+def answers_root(tmp_path: Path, key: str, edit) -> Path:
+    """A repository whose references/answers/<key>.yaml is the committed one passed through ``edit``."""
+    folder = tmp_path / ANSWERS
+    shutil.copytree(REPO / ANSWERS, folder)
+    path = folder / f"{key}.yaml"
+    path.write_text(edit(path.read_text(encoding="utf-8")), encoding="utf-8")
+    return tmp_path
+
+
+def test_which_variant_a_question_reads_comes_from_the_yaml(tmp_path):
+    files = {
+        "tdm_max/metrics.json": {"test_accuracy": 0.9861},
+        "tdm_avg/metrics.json": {"test_accuracy": 0.9797},
+    }
+    assert answer("tdm", "5a", Files(files)).text == "`tdm_max`: 98.61% test accuracy."
+    old, new = ("accuracy\n  with:\n    variant: tdm_max", "accuracy\n  with:\n    variant: tdm_avg")
+    root = answers_root(tmp_path, "tdm", lambda text: text.replace(old, new))
+    moved = answer("tdm", "5a", Files(files, root=root))
+    assert moved.text == "`tdm_avg`: 97.97% test accuracy." and moved.sources == ("tdm_avg/metrics.json",)
+
+
+def test_fixed_text_and_the_order_of_questions_come_from_the_yaml(tmp_path):
+    before = [a.question for a in answers("hku", Files({}))]
+    assert before == ["Q5.1", "Q5.2", "Q5.3", "Q5.4"]
+
+    def edit(text: str) -> str:
+        head, *entries = text.split("\n- question: ")
+        entries[1] = entries[1].split("  text: >-")[0] + "  text: >-\n    Reworded in the data file.\n"
+        return "\n- question: ".join([head, *entries[::-1]])
+
+    root = answers_root(tmp_path, "hku", edit)
+    after = answers("hku", Files({}, root=root))
+    assert [a.question for a in after] == ["Q5.4", "Q5.3", "Q5.2", "Q5.1"]
+    assert next(a.text for a in after if a.question == "Q5.1") == "Reworded in the data file."
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        ('- {question: "3c", text: Some text.}', r"tdm\.yaml: 3c: missing asked"),
+        ('- {question: "3c", asked: Why?}', r"tdm\.yaml: 3c: missing text or builder"),
+        ('- {question: "3c", asked: Why?, text: A, colour: red}', r"tdm\.yaml: 3c: unknown key 'colour'"),
+        ("- {question: 2.2, asked: Why?, text: A}", r"tdm\.yaml: 2\.2\.question: expected a non-empty string"),
+        ('- {question: "5b", asked: Why?, builder: compare}', r"tdm\.yaml: 5b\.builder: unknown builder 'compare'"),
+        ('- {question: "5a", asked: Why?, builder: accuracy}', r"tdm\.yaml: 5a\.with\.variant: missing"),
+        (
+            '- {question: "5a", asked: Why?, builder: accuracy, with: {variant: tdm_maxx}}',
+            r"tdm\.yaml: 5a\.with\.variant: unknown variant 'tdm_maxx'",
+        ),
+        (
+            '- {question: "5a", asked: Why?, builder: accuracy, with: {variant: tdm_max, split: train}}',
+            r"tdm\.yaml: 5a\.with\.split: 'train' is not one of 'test', 'val'",
+        ),
+        (
+            '- {question: "5a", asked: Why?, builder: accuracy, with: {variant: tdm_max, epoch: 3}}',
+            r"tdm\.yaml: 5a\.with\.epoch: accuracy takes no such argument",
+        ),
+        (
+            '- {question: "5b", asked: Why?, builder: comparison, with: {comparison: pool, names: [a, b]}}',
+            r"tdm\.yaml: 5b\.with\.comparison: unknown comparison 'pool'",
+        ),
+        (
+            '- {question: "5b", asked: Why?, builder: comparison, with: {comparison: pooling, names: [a]}}',
+            r"tdm\.yaml: 5b\.with\.names: \['a'\] is not a list of 2 strings",
+        ),
+        (
+            '- {question: "3c", asked: Why?, text: A}\n- {question: "3c", asked: Again?, text: B}',
+            r"tdm\.yaml: 3c: answered twice",
+        ),
+        ('- {question: "3c", asked: Why?, text: A, lead: B}', r"tdm\.yaml: 3c\.lead: only meaningful with a builder"),
+    ],
+)
+def test_a_bad_answers_file_is_refused_naming_the_file_and_key(tmp_path, entry, message):
+    root = answers_root(tmp_path, "tdm", lambda _: entry + "\n")
+    with pytest.raises(PipelineError, match=message):
+        answers("tdm", Files({}, root=root))
+
+
+def test_every_builder_answers_some_question():
+    """A builder no answers file chooses is dead code: the YAML is the only way to reach one."""
+    chosen = {
+        q.builder
+        for path in (REPO / ANSWERS).glob("*.yaml")
+        for q in load_questions(path, PARAMS.variants, PARAMS.analysis.comparisons)
+    }
+    assert chosen - {""} == set(BUILDERS)  # "": the fixed answers

@@ -17,8 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import autograder
-from pipeline.grading import cases
+from pipeline.grading import cases, hku
 from pipeline.grading.sandbox import MAX_LOST_PROCESSES, grade_submission
 from pipeline.grading.scoring import format_summary
 
@@ -52,7 +51,7 @@ def test_plain_submission_scores_full_marks(tmp_path):
 
 
 def test_projects_own_layers_score_full_marks():
-    results = grade_submission(autograder.PROJECT_LAYERS, **FAST)
+    results = grade_submission(hku.PROJECT_LAYERS, **FAST)
     assert results["total"] == 80, results
     assert all(results[q]["passed"] == results[q]["total"] >= 40 for q in cases.QUESTIONS)
 
@@ -160,9 +159,7 @@ def test_a_folder_of_submissions_gives_one_csv_row_per_student(tmp_path, capsys)
     (folder / "notes.txt").write_text("not a submission")
     table = tmp_path / "grades.csv"
     assert (
-        autograder.main(
-            ["--submissions", str(folder), "-q", "q3", "--csv", str(table), "--json", str(tmp_path / "all.json")]
-        )
+        hku.main(["--submissions", str(folder), "-q", "q3", "--csv", str(table), "--json", str(tmp_path / "all.json")])
         == 0
     )
     rows = list(csv.DictReader(table.open()))
@@ -175,13 +172,13 @@ def test_a_folder_of_submissions_gives_one_csv_row_per_student(tmp_path, capsys)
 
 
 def test_cli_exit_codes_and_usage_errors(tmp_path, capsys):
-    assert autograder.main(["--submission", str(planted(tmp_path)), "-q", "q4"]) == 0
+    assert hku.main(["--submission", str(planted(tmp_path)), "-q", "q4"]) == 0
     assert "q4         20/20" in capsys.readouterr().out
-    assert autograder.main(["--submission", str(planted(tmp_path, "unstable", "shifted = logits")), "-q", "q4"]) == 3
-    assert autograder.main(["--submission", str(tmp_path / "missing.py")]) == 1  # as every command's missing file
+    assert hku.main(["--submission", str(planted(tmp_path, "unstable", "shifted = logits")), "-q", "q4"]) == 3
+    assert hku.main(["--submission", str(tmp_path / "missing.py")]) == 1  # as every command's missing file
     assert "missing.py: submission not found" in capsys.readouterr().err
     with pytest.raises(SystemExit):
-        autograder.main(["-q", "q9"])
+        hku.main(["-q", "q9"])
     assert "unknown question 'q9'" in capsys.readouterr().err
 
 

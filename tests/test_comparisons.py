@@ -10,9 +10,9 @@ import pytest
 import yaml
 from scipy import stats
 
-from pipeline.comparisons import run_comparison
+from pipeline.analysis.compare import compare
+from pipeline.analysis.paired_tests import confounds, mcnemar
 from pipeline.config import ConfigError, load_all, load_params
-from pipeline.paired_tests import confounds, mcnemar
 from tests.test_analysis import fake_comparison_pair, fake_predictions
 
 
@@ -44,7 +44,7 @@ def test_the_reviews_normalization_case_reads_distinguishable(tmp_path):
     shared, wrong = [True] * 9780, [False] * 121
     fake_predictions(reports / "tdm_max/eval/predictions.csv", shared + [True] * 66 + [False] * 33 + wrong)
     fake_predictions(reports / "tdm_avg/eval/predictions.csv", shared + [False] * 66 + [True] * 33 + wrong)
-    r = run_comparison("pooling", write_params(tmp_path), reports, tmp_path / "out")
+    r = compare("pooling", write_params(tmp_path), reports, tmp_path / "out")
     assert (r["mcnemar"]["a_only_correct"], r["mcnemar"]["b_only_correct"]) == (66, 33)
     assert "(exact McNemar p = 0.0012), below 0.05: the test set tells these two runs apart" in r["verdict"]
     assert "does not tell" not in r["verdict"]
@@ -59,7 +59,7 @@ def test_a_comparison_of_variants_that_differ_in_more_than_its_factor_says_so(tm
         params["variants"]["tdm_max"]["seed"] += 1  # a random seed alone is not a confound
 
     epochs = load_all().variant("tdm_avg").train.epochs
-    r = run_comparison("pooling", write_params(tmp_path, one_epoch), reports, tmp_path / "out")
+    r = compare("pooling", write_params(tmp_path, one_epoch), reports, tmp_path / "out")
     assert not r["fair"] and r["confounds"] == [f"train.epochs: 1 vs {epochs}"]
     assert r["verdict"].startswith(
         f"Not a fair comparison: `tdm_max` and `tdm_avg` also differ in train.epochs: 1 vs {epochs}."
@@ -82,7 +82,7 @@ def test_predictions_on_other_images_are_refused_and_nothing_is_written(tmp_path
     with pytest.raises(
         ConfigError, match=r"tdm_max/eval/predictions.csv and .*tdm_avg/eval/predictions.csv: not the same test images"
     ):
-        run_comparison("pooling", write_params(tmp_path), reports, tmp_path / "out")
+        compare("pooling", write_params(tmp_path), reports, tmp_path / "out")
     assert not (tmp_path / "out").exists() or not any((tmp_path / "out").iterdir())
 
 
@@ -91,4 +91,4 @@ def test_a_missing_predictions_file_names_its_stage(tmp_path):
     fake_comparison_pair(reports)
     (reports / "tdm_avg/eval/predictions.csv").unlink()
     with pytest.raises(ConfigError, match=r"tdm_avg/eval/predictions.csv: cannot read .*dvc repro evaluate@tdm_avg"):
-        run_comparison("pooling", write_params(tmp_path), reports, tmp_path / "out")
+        compare("pooling", write_params(tmp_path), reports, tmp_path / "out")

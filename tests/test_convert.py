@@ -287,7 +287,7 @@ def test_hidden_test_order_refuses_a_counterfactual_of_another_length():
 def test_a_name_derived_prediction_file_grades_at_chance(tmp_path):
     # The attack of the review: q1_test.txt = i % 10 for the i-th file. On the hidden split the
     # project's grader must score it at chance, not 10000/10000.
-    from pipeline.cse849_grader import grade_prediction_file
+    from pipeline.grading.cse849 import grade_prediction_file
 
     n = 10_000
     spec = CompositeSpec(seed=849, train_size=10, val_size=10, test_size=n, cifar_val_start=10, mnist_val_start=600)

@@ -7,13 +7,13 @@ import json
 import pytest
 
 from pipeline import __main__ as cli
-from pipeline.cse849_grader import (
+from pipeline.data.common.errors import DataError
+from pipeline.grading.cse849 import (
     format_grade,
     grade_prediction_file,
     load_rubric,
     rubric_points,
 )
-from pipeline.data.common.errors import DataError
 
 
 def write_data(folder, labels, digits=None):

@@ -9,8 +9,8 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 
-from pipeline.analysis import plot_first_conv, plot_loss_curve
-from pipeline.classwise import cv_summary, plot_classwise_bars, plot_classwise_heatmap
+from pipeline.analysis.analyze import plot_first_conv, plot_loss_curve
+from pipeline.analysis.classwise_norms import cv_summary, plot_classwise_bars, plot_classwise_heatmap
 from pipeline.models import create_model
 from pipeline.seed_study_summary import differences_figure
 

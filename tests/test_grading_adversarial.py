@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import autograder
+from pipeline.grading import hku
 from pipeline.grading.sandbox import grade_submission, pid_namespace, worker_user
 
 ADVERSARIAL = Path(__file__).parent / "submissions" / "adversarial"
@@ -93,7 +93,7 @@ def test_killing_the_grader_at_import_loses_no_grade_of_the_class(tmp_path):
         (folder / name).write_text((ADVERSARIAL / name).read_text())
     (folder / "zed.py").write_text((ADVERSARIAL / "handout_plain.py").read_text())
     table = tmp_path / "grades.csv"
-    assert autograder.main(["--submissions", str(folder), "-q", "q3", "--csv", str(table)]) == 0
+    assert hku.main(["--submissions", str(folder), "-q", "q3", "--csv", str(table)]) == 0
     rows = {r["student"]: r for r in csv.DictReader(table.open())}
     assert list(rows) == ["handout_plain", "kill_parent", "zed"]
     assert rows["handout_plain"]["q3"] == rows["zed"]["q3"] == "20"

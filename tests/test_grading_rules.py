@@ -10,8 +10,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from pipeline import autograder
-from pipeline.grading import cases
+from pipeline.grading import cases, hku
 from pipeline.grading.inspection import inspect_source
 from pipeline.grading.monitor import ForbiddenCalls, structure_uses
 
@@ -159,9 +158,9 @@ def test_resume_skips_graded_students_and_records_the_one_that_killed_the_grader
     for name in ("alice", "mallory", "zed"):
         (folder / f"{name}.py").write_text("class CustomMaxPool2D:\n    pass\n")
     table = tmp_path / "grades.csv"
-    table.write_text(",".join(autograder.CSV_COLUMNS) + "\nalice,,,20,,20,20,0,0,,alice.py\n")
+    table.write_text(",".join(hku.CSV_COLUMNS) + "\nalice,,,20,,20,20,0,0,,alice.py\n")
     (tmp_path / "grades.csv.grading").write_text("mallory\n")
-    graded = autograder.grade_folder(folder, ["q3"], table, resume=True, case_timeout=5.0)
+    graded = hku.grade_folder(folder, ["q3"], table, resume=True, case_timeout=5.0)
     assert list(graded) == ["zed"]  # alice kept, mallory not run again
     rows = {r["student"]: r for r in csv.DictReader(table.open())}
     assert list(rows) == ["alice", "mallory", "zed"]
@@ -174,7 +173,7 @@ def test_resume_skips_graded_students_and_records_the_one_that_killed_the_grader
 def test_cli_refuses_bad_limits_and_a_folder_as_one_submission(tmp_path, capsys):
     for option in ("--case-timeout", "--memory-limit"):
         with pytest.raises(SystemExit):
-            autograder.main([option, "0"])
+            hku.main([option, "0"])
         assert "must be positive" in capsys.readouterr().err
-    assert autograder.main(["--submission", str(tmp_path)]) == 1
+    assert hku.main(["--submission", str(tmp_path)]) == 1
     assert "is a folder" in capsys.readouterr().err

@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 
+from pipeline.analysis.padding import conv_output_size
 from pipeline.grading.inspection import forbidden_uses
 from pipeline.models.simple_cnn import layers
 from pipeline.models.simple_cnn.layers import (
@@ -17,7 +18,6 @@ from pipeline.models.simple_cnn.layers import (
     CustomLinear,
     CustomMaxPool2D,
 )
-from pipeline.padding import conv_output_size
 
 LAYERS_SOURCE = Path(layers.__file__)
 F64 = {"rtol": 1e-10, "atol": 1e-12}  # float64: only summation order may differ
@@ -151,7 +151,7 @@ def test_conv_unbatched_input(conv_path):
 
 @pytest.mark.parametrize("h, w, k, s, p", [(28, 28, 5, 1, 0), (12, 12, 5, 1, 0), (11, 9, 3, 2, 1), (7, 10, 4, 3, 2)])
 def test_conv_output_size_formula(h, w, k, s, p):
-    """The layer, and the formula's other copy (padding.py, TDM Q6), give torch's own output shape."""
+    """The layer, and the formula's other copy (analysis/padding.py, TDM Q6), give torch's own output shape."""
     expected = tuple(nn.Conv2d(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, h, w)).shape[-2:])
     out = CustomConv2D(1, 1, k, stride=s, padding=p)(torch.zeros(1, 1, h, w))
     assert tuple(out.shape[-2:]) == expected == (conv_output_size(h, k, s, p), conv_output_size(w, k, s, p))

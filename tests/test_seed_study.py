@@ -14,7 +14,8 @@ import torch
 import yaml
 from scipy import stats
 
-from pipeline import paired_tests, seed_study_runs, seed_study_summary
+from pipeline import seed_study_runs, seed_study_summary
+from pipeline.analysis import paired_tests
 from pipeline.config import ConfigError, load_all, load_params
 from pipeline.datasets import Splits
 from pipeline.engine import fit, select_device

@@ -188,7 +188,7 @@ def test_grade_cse849_refuses_its_input_or_a_special_file_as_json(inputs, capsys
 
 
 def test_autograde_refuses_its_submission_as_json(inputs, capsys):
-    from pipeline.autograder import main
+    from pipeline.grading.hku import main
 
     submission = inputs / "layers.py"
     submission.write_text("# a student's file\n")
@@ -471,7 +471,7 @@ def test_a_symbolic_link_loop_among_the_images_is_one_line(tmp_path, links):
 
 def test_a_byte_order_mark_before_the_predictions_is_read_past(tmp_path):
     """Q_bom: a q1_test.txt saved with a BOM was refused: "line 1: '\\ufeff0' is not a class index 0-9"."""
-    from pipeline.cse849_grader import read_predictions
+    from pipeline.grading.cse849 import read_predictions
 
     (tmp_path / "bom.txt").write_bytes(b"\xef\xbb\xbf0\n7\n")
     assert read_predictions(tmp_path / "bom.txt") == [0, 7]

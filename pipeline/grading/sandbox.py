@@ -10,7 +10,7 @@ submission does can change a verdict:
   grader runs as root, as the unprivileged user ``nobody`` (when that user can read Python,
   torch and this project, :func:`worker_user`): it cannot signal the grader. Where neither
   is possible a submission of the grader's own user can still kill it; the class table is
-  written row by row, so ``--resume`` loses nothing (:mod:`pipeline.autograder`);
+  written row by row, so ``--resume`` loses nothing (:mod:`pipeline.grading.hku`);
 * its address space is capped (``memory_limit`` MiB above what it uses before the import);
 * **fails to import** (a syntax error, a missing module, ``sys.exit`` at import, an import
   that hangs for ``import_timeout`` seconds): every selected case fails with that reason;

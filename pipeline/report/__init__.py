@@ -29,9 +29,9 @@ One concern per module: :mod:`~pipeline.report.inputs` (what is read, and which 
 a missing file), :mod:`~pipeline.report.document` (the Markdown blocks, heading anchors,
 links), :mod:`~pipeline.report.formats` (how numbers are written),
 :mod:`~pipeline.report.tables` (per-variant tables and figures),
-:mod:`~pipeline.report.sections` (the sections), :mod:`~pipeline.report.timings` (the Time
-section), :mod:`~pipeline.report.html` (the self-contained page); this module puts them in
-order and writes the two files.
+:mod:`~pipeline.report.sections` (the sections), :mod:`~pipeline.report.data` (the Data
+section), :mod:`~pipeline.report.timings` (the Time section), :mod:`~pipeline.report.html`
+(the self-contained page); this module puts them in order and writes the two files.
 
 Files read under ``reports/`` (paths relative to it; ``<v>`` = every params variant):
 ``<v>/{metrics,training,timings}.json``, ``<v>/eval/``, ``<v>/analysis/`` (filters.png, loss_curve.png,
@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.io import write_text
+from pipeline.report.data import data_section
 from pipeline.report.document import Bullets, Markdown, slug
 from pipeline.report.html import render_html
 from pipeline.report.inputs import OUT, Inputs
@@ -54,7 +55,6 @@ from pipeline.report.sections import (
     OTHER_TITLE,
     analysis_section,
     assignment_section,
-    data_section,
     deviations_section,
     other_variants,
     other_variants_section,

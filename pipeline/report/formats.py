@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from pipeline.answers import pct
+
+def pct(x: float, digits: int = 2) -> str:
+    return f"{100 * x:.{digits}f}%"
 
 
 def signed(x: float, digits: int) -> str:

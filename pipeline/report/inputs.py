@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.config import ComparisonConfig, Params, VariantConfig, VerdictConfig, load_all, load_params, require
-from pipeline.deviations import DEVIATIONS, load_deviations
 from pipeline.errors import PipelineError
+from pipeline.report.deviations import DEVIATIONS, load_deviations
 from pipeline.schemas import check, schema_for
 
 HANDOUT_RESULTS = Path("references/handout_results.yaml")
@@ -136,7 +136,7 @@ class Inputs:
 
     @property
     def verdicts(self) -> VerdictConfig:
-        """params.yaml ``verdicts``: the bars the report's sentences need (what :mod:`pipeline.answers` reads)."""
+        """params.yaml ``verdicts``: the bars the report's sentences need (what :mod:`pipeline.report.answers` reads)."""
         return require(self.params.verdicts, "verdicts")
 
     def variant(self, name: str) -> VariantConfig | None:

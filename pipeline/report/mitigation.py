@@ -18,10 +18,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline import config
-from pipeline.answers import pct
 from pipeline.config import AugmentConfig, VerdictConfig
 from pipeline.report.document import Markdown, ref
-from pipeline.report.formats import listed, points, seconds
+from pipeline.report.formats import listed, pct, points, seconds
 from pipeline.report.tables import describe_augment
 
 

@@ -1,16 +1,15 @@
-"""The report's sections: summary, data, one per assignment (answers, extras), deviations, cross-assignment analysis."""
+"""The report's sections: summary, one per assignment (answers, extras), deviations, cross-assignment analysis."""
 
 from __future__ import annotations
 
-import dataclasses
 import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.answers import SEED_STUDY, answers, dotted, has, pct, seed_study_comparisons, seed_study_verdict
 from pipeline.errors import PipelineError
+from pipeline.report.answers import SEED_STUDY, answers, dotted, has, seed_study_comparisons, seed_study_verdict
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
-from pipeline.report.formats import by_name, listed, num, points
+from pipeline.report.formats import by_name, listed, num, pct, points
 from pipeline.report.inputs import HANDOUT_RESULTS, OUT, REPORTS, Inputs
 from pipeline.report.mitigation import mitigation_study_section
 from pipeline.report.tables import (
@@ -85,105 +84,6 @@ def summary(doc: Markdown) -> None:
     )
 
 
-def data_section(doc: Markdown) -> None:
-    inputs = doc.inputs
-    doc.heading(2, "Data")
-    stats = doc.json("data/stats.json", "dataset statistics")
-    if stats is not None:
-        mnist = stats.get("mnist") or {}
-        if mnist:
-            doc.table(
-                ["MNIST split", "images", "pixel mean", "pixel std"],
-                [
-                    [s, num(e.get("count", "-")), num(e.get("mean", "-")), num(e.get("std", "-"))]
-                    for s, e in mnist.items()
-                ],
-            )
-        comp = stats.get("composite") or {}
-        if comp:
-
-            def chans(d: Any) -> str:
-                """Channel statistics in image order (R, G, B), whatever order the file keeps its keys in."""
-                if not isinstance(d, Mapping):
-                    return "-"
-                order = {"r": 0, "g": 1, "b": 2}
-                keys = sorted(d, key=lambda k: (order.get(k, 3), k))
-                return ", ".join(f"{k.upper() if k in order else k} {num(d[k])}" for k in keys)
-
-            doc.table(
-                ["composite split", "images", "digit = label", "mean", "std"],
-                [
-                    [
-                        s,
-                        num(e.get("count", "-")),
-                        pct(e["label_agreement"]) if "label_agreement" in e else "-",
-                        chans(e.get("mean")),
-                        chans(e.get("std")),
-                    ]
-                    for s, e in comp.items()
-                ],
-            )
-        doc.para(
-            f'From {ref("data/stats.json")} (stage `stats`). "digit = label": the fraction of '
-            "composite images whose pasted MNIST digit equals the CIFAR-10 label (the CSE 849 shortcut)."
-        )
-    composite = inputs.params.composite
-    if composite is not None:
-        doc.para(
-            "Composite set-up (`params.yaml` `composite`): "
-            + ", ".join(f"{k} = {num(v)}" for k, v in dataclasses.asdict(composite).items())
-            + "."
-        )
-    prov = doc.json("data/provenance.json", "data provenance")
-    if prov is not None:
-        doc.table(["file", "origin", "md5", "images / shape"], provenance_rows(prov))
-        extra = [f"{k} = {v}" for k, v in prov.items() if not isinstance(v, (Mapping, list))]
-        doc.para(
-            f"From {ref('data/provenance.json')} (stage `download`)" + (f"; {', '.join(extra)}" if extra else "") + "."
-        )
-    head = inputs.text("data/mnist_head.txt")
-    if head is None:
-        doc.missing("data/mnist_head.txt")
-    else:
-        doc.para(f"First rows of the MNIST CSV ({ref('data/mnist_head.txt')}):")
-        doc.code(head)
-    for rel, caption in [
-        ("data/mnist_class_distribution.png", "MNIST class distribution"),
-        ("data/mnist_first5.png", "the first five MNIST training images"),
-        ("data/mnist_random20.png", "twenty random MNIST training images"),
-        ("data/composite_samples.png", "composite samples (CIFAR-10 image + MNIST digit)"),
-    ]:
-        doc.figure(rel, caption)
-
-
-def provenance_rows(prov: Mapping[str, Any]) -> list[list[str]]:
-    """One row per downloaded file (or per dataset when it lists no files)."""
-
-    def size(entry: Mapping[str, Any]) -> str:
-        if isinstance(entry.get("counts"), Mapping):
-            return ", ".join(f"{k} {num(v)}" for k, v in entry["counts"].items())
-        if isinstance(entry.get("shape"), list):
-            return " x ".join(str(n) for n in entry["shape"])
-        return "-"
-
-    rows = []
-    for name, entry in prov.items():
-        if not isinstance(entry, Mapping):
-            continue
-        files = entry.get("files")
-        if isinstance(files, Mapping) and files:
-            rows += [
-                [f"{name}: {f}", f"`{e.get('origin', '-')}`", f"`{e['md5']}`" if "md5" in e else "-", size(e)]
-                for f, e in files.items()
-                if isinstance(e, Mapping)
-            ]
-        else:
-            rows.append(
-                [name, f"`{entry.get('origin', '-')}`", f"`{entry['md5']}`" if "md5" in entry else "-", size(entry)]
-            )
-    return rows
-
-
 OTHER_TITLE = "Other variants"
 
 
@@ -252,7 +152,7 @@ def assignment_section(doc: Markdown, key: str, a: Mapping[str, Any]) -> None:
 
 
 def answers_section(doc: Markdown, key: str) -> None:
-    """The handout's written questions this pipeline's outputs answer (pipeline/answers.py)."""
+    """The handout's written questions this pipeline's outputs answer (:mod:`pipeline.report.answers`)."""
     found = answers(key, doc.inputs)
     if not found:
         return

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.answers import pct
 from pipeline.config import AugmentConfig, VariantConfig
 from pipeline.report.document import Markdown, ref
-from pipeline.report.formats import by_name, latex_text, metric_diff, metric_value, num, seconds
+from pipeline.report.formats import by_name, latex_text, metric_diff, metric_value, num, pct, seconds
 
 # Figures shown for every variant, in order: (path under reports/, caption, optional). An
 # optional figure is one its stage writes only for some models (filters: not for an MLP);

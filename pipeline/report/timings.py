@@ -5,14 +5,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.answers import pct
 from pipeline.report.document import Markdown, ref
-from pipeline.report.formats import duration, num, seconds
+from pipeline.report.formats import duration, num, pct, seconds
 
 
 def time_section(doc: Markdown, variants: list[str]) -> None:
-    inputs = doc.inputs
     doc.heading(2, "Time")
+    training_time_table(doc, variants)
+    pipeline_time_tables(doc)
+    loader_benchmark_table(doc)
+    layer_benchmark_tables(doc)
+
+
+def training_time_table(doc: Markdown, variants: list[str]) -> None:
+    """Training, per variant: epochs, training time, per epoch, images / s; the total of the trained ones."""
+    inputs = doc.inputs
     rows, total = [], 0.0
     for name in variants:
         m = inputs.metrics(name)
@@ -44,135 +51,143 @@ def time_section(doc: Markdown, variants: list[str]) -> None:
         "Training time counts the training passes only (not evaluation); from each `reports/<variant>/timings.json`."
     )
 
+
+def pipeline_time_tables(doc: Markdown) -> None:
+    """Whole pipeline: the wall time of one `dvc repro` (``timing.json``), then its split per stage."""
     doc.heading(3, "Whole pipeline")
     timing = doc.json("timing.json", "wall time of `dvc repro`")
-    if timing is not None:
-        rows = [
-            ["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]
-        ]
-        rows += [
-            [k, f"`{v}`" if k == "command" else num(v)]
-            for k, v in timing.items()
-            if k not in ("dvc_repro_seconds", "stages")
-        ]
-        doc.table(["", "value"], rows)
-        doc.para(f"From {ref('timing.json')} (`make repro-timed`, `pipeline/timing.py`).")
-        stage_seconds = timing.get("stages") or {}
-        if stage_seconds:
-            doc.heading(3, "Where the time of that run went, per stage")
-            total = sum(stage_seconds.values())
-            rows = []
-            for stage, secs in sorted(stage_seconds.items(), key=lambda item: -item[1]):
-                variant = stage.split("@", 1)[1] if stage.startswith("train@") else None
-                metrics = inputs.metrics(variant) if variant else None
-                speed = (
-                    num(metrics["train_images_per_second"]) if metrics and "train_images_per_second" in metrics else ""
-                )
-                rows.append([f"`{stage}`", seconds(secs), f"{100 * secs / total:.1f}%" if total else "-", speed])
-            doc.table(["stage", "wall time", "share", "training images / s"], rows)
-            doc.para(
-                "Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
-                "and lock-file update; images / s from the variant's `timings.json` (training passes only), which "
-                "a later `dvc repro` of that variant alone rewrites: it can come from a newer run than the wall time."
-            )
+    if timing is None:
+        return
+    rows = [["`dvc repro` wall time", seconds(timing["dvc_repro_seconds"]) if "dvc_repro_seconds" in timing else "-"]]
+    rows += [
+        [k, f"`{v}`" if k == "command" else num(v)]
+        for k, v in timing.items()
+        if k not in ("dvc_repro_seconds", "stages")
+    ]
+    doc.table(["", "value"], rows)
+    doc.para(f"From {ref('timing.json')} (`make repro-timed`, `pipeline/timing.py`).")
+    stage_seconds = timing.get("stages") or {}
+    if stage_seconds:
+        stage_time_table(doc, stage_seconds)
 
+
+def stage_time_table(doc: Markdown, stage_seconds: Mapping[str, float]) -> None:
+    """Where the time of that run went: each stage's wall time and share, longest first."""
+    doc.heading(3, "Where the time of that run went, per stage")
+    total = sum(stage_seconds.values())
+    rows = []
+    for stage, secs in sorted(stage_seconds.items(), key=lambda item: -item[1]):
+        variant = stage.split("@", 1)[1] if stage.startswith("train@") else None
+        metrics = doc.inputs.metrics(variant) if variant else None
+        speed = num(metrics["train_images_per_second"]) if metrics and "train_images_per_second" in metrics else ""
+        rows.append([f"`{stage}`", seconds(secs), f"{100 * secs / total:.1f}%" if total else "-", speed])
+    doc.table(["stage", "wall time", "share", "training images / s"], rows)
+    doc.para(
+        "Each stage from DVC's `Running stage` line to the next one, so it includes DVC's hashing "
+        "and lock-file update; images / s from the variant's `timings.json` (training passes only), which "
+        "a later `dvc repro` of that variant alone rewrites: it can come from a newer run than the wall time."
+    )
+
+
+def loader_benchmark_table(doc: Markdown) -> None:
+    """Engine vs the handout-style data loader (``benchmarks/loader.json``): one epoch per loop."""
     doc.heading(3, "Engine vs the handout-style data loader")
     loader = doc.json("benchmarks/loader.json", "loader benchmark")
-    if loader is not None:
-        results = loader.get("results") or {}
-        rows = [
-            [
-                f"`{label}`",
-                seconds(r["seconds"]) if "seconds" in r else "-",
-                f"{r['speedup_vs_seed_style']:.2f}x" if "speedup_vs_seed_style" in r else "-",
-                f"{r['speedup_vs_seed_style_median']:.2f}x" if "speedup_vs_seed_style_median" in r else "-",
-                pct(r["test_accuracy"]) if "test_accuracy" in r else "-",
-            ]
-            for label, r in results.items()
+    if loader is None:
+        return
+    rows = [
+        [
+            f"`{label}`",
+            seconds(r["seconds"]) if "seconds" in r else "-",
+            f"{r['speedup_vs_seed_style']:.2f}x" if "speedup_vs_seed_style" in r else "-",
+            f"{r['speedup_vs_seed_style_median']:.2f}x" if "speedup_vs_seed_style_median" in r else "-",
+            pct(r["test_accuracy"]) if "test_accuracy" in r else "-",
         ]
-        doc.table(
-            [
-                "loop (one epoch, DS 5220 CNN)",
-                "time (min)",
-                "speed-up vs handout style (min)",
-                "(median)",
-                "test accuracy",
-            ],
-            rows,
-        )
-        benchmark_footer(
-            doc,
-            "benchmarks/loader.json",
-            loader,
-            "`benchmarks/bench_loader.py`; the loops interleaved, each repeated, the minimum and median of each kept",
-        )
+        for label, r in (loader.get("results") or {}).items()
+    ]
+    doc.table(
+        ["loop (one epoch, DS 5220 CNN)", "time (min)", "speed-up vs handout style (min)", "(median)", "test accuracy"],
+        rows,
+    )
+    benchmark_footer(
+        doc,
+        "benchmarks/loader.json",
+        loader,
+        "`benchmarks/bench_loader.py`; the loops interleaved, each repeated, the minimum and median of each kept",
+    )
 
+
+def layer_benchmark_tables(doc: Markdown) -> None:
+    """Custom layers vs torch (``benchmarks/layers.json``): the time ratios, then the convolutions' memory."""
     doc.heading(3, "Custom layers vs torch")
     layers = doc.json("benchmarks/layers.json", "layer benchmark")
-    if layers is not None:
-        # bench_layers.py writes one row per measurement: custom_s / torch_s / ratio are the
-        # minimums over interleaved repeats (ratio_median: of the medians), target, pass
-        rows = [
-            [
-                r["name"],
-                duration(r["custom_s"]),
-                duration(r["torch_s"]),
-                f"{r['ratio']:.2f}x",
-                f"{r['ratio_median']:.2f}x" if "ratio_median" in r else "-",
-                f"<= {r['target']:g}x",
-                "met" if r["pass"] else "**missed**",
-            ]
-            for r in layers.get("results", [])
+    if layers is None:
+        return
+    # bench_layers.py writes one row per measurement: custom_s / torch_s / ratio are the
+    # minimums over interleaved repeats (ratio_median: of the medians), target, pass
+    rows = [
+        [
+            r["name"],
+            duration(r["custom_s"]),
+            duration(r["torch_s"]),
+            f"{r['ratio']:.2f}x",
+            f"{r['ratio_median']:.2f}x" if "ratio_median" in r else "-",
+            f"<= {r['target']:g}x",
+            "met" if r["pass"] else "**missed**",
         ]
-        doc.table(
-            [
-                "forward + backward (set-up: `benchmarks/bench_layers.py`)",
-                "custom (min)",
-                "torch.nn (min)",
-                "custom / torch (min)",
-                "(median)",
-                "target",
-                "",
-            ],
-            rows,
-        )
-        memory = [r for r in layers.get("results", []) if r.get("custom_working_mb") is not None]
-        if memory:
-            doc.para(
-                "Peak memory of one forward + backward (a fresh process per side; working memory = the peak "
-                "minus the output and gradients every implementation holds; target: at most one unfolded input)."
-            )
-            doc.table(
-                [
-                    "convolution",
-                    "custom peak",
-                    "torch.nn peak",
-                    "custom working",
-                    "torch.nn working",
-                    "one unfolded input",
-                    "custom working / unfolded",
-                    "",
-                ],
-                [
-                    [
-                        r["name"],
-                        f"{r['custom_peak_mb']:.1f} MB",
-                        f"{r['torch_peak_mb']:.1f} MB",
-                        f"{r['custom_working_mb']:.1f} MB",
-                        f"{r['torch_working_mb']:.1f} MB",
-                        f"{r['unfolded_input_mb']:.1f} MB",
-                        f"{r['working_per_unfolded_input']:.2f} (<= {r['peak_target']:g})",
-                        "met" if r["peak_pass"] else "**missed**",
-                    ]
-                    for r in memory
-                ],
-            )
-        benchmark_footer(
-            doc,
-            "benchmarks/layers.json",
-            layers,
-            "`benchmarks/bench_layers.py`; custom and torch interleaved, targets judged on the ratio of the minimums",
-        )
+        for r in layers.get("results", [])
+    ]
+    header = [
+        "forward + backward (set-up: `benchmarks/bench_layers.py`)",
+        "custom (min)",
+        "torch.nn (min)",
+        "custom / torch (min)",
+        "(median)",
+        "target",
+        "",
+    ]
+    doc.table(header, rows)
+    memory = [r for r in layers.get("results", []) if r.get("custom_working_mb") is not None]
+    if memory:
+        layer_memory_table(doc, memory)
+    benchmark_footer(
+        doc,
+        "benchmarks/layers.json",
+        layers,
+        "`benchmarks/bench_layers.py`; custom and torch interleaved, targets judged on the ratio of the minimums",
+    )
+
+
+def layer_memory_table(doc: Markdown, memory: list[Mapping[str, Any]]) -> None:
+    """Peak and working memory of the custom convolution against torch's and one unfolded input."""
+    doc.para(
+        "Peak memory of one forward + backward (a fresh process per side; working memory = the peak "
+        "minus the output and gradients every implementation holds; target: at most one unfolded input)."
+    )
+    rows = [
+        [
+            r["name"],
+            f"{r['custom_peak_mb']:.1f} MB",
+            f"{r['torch_peak_mb']:.1f} MB",
+            f"{r['custom_working_mb']:.1f} MB",
+            f"{r['torch_working_mb']:.1f} MB",
+            f"{r['unfolded_input_mb']:.1f} MB",
+            f"{r['working_per_unfolded_input']:.2f} (<= {r['peak_target']:g})",
+            "met" if r["peak_pass"] else "**missed**",
+        ]
+        for r in memory
+    ]
+    header = [
+        "convolution",
+        "custom peak",
+        "torch.nn peak",
+        "custom working",
+        "torch.nn working",
+        "one unfolded input",
+        "custom working / unfolded",
+        "",
+    ]
+    doc.table(header, rows)
 
 
 def benchmark_footer(doc: Markdown, rel: str, bench: Mapping[str, Any], how: str) -> None:

@@ -20,9 +20,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.autograder import PROJECT_LAYERS
 from pipeline.cli import path_arg, stage_main
 from pipeline.grading.cases import QUESTIONS
+from pipeline.grading.hku import PROJECT_LAYERS
 from pipeline.grading.sandbox import grade_submission
 from pipeline.grading.scoring import format_summary
 from pipeline.io import write_json

@@ -24,7 +24,7 @@ The first-layer kernels are drawn by ``analyze@<variant>`` (``reports/<variant>/
 
 from __future__ import annotations
 
-from pipeline.classwise import run
+from pipeline.analysis.classwise_norms import classwise_norms
 from pipeline.cli import PARAMS, path_arg, stage_main
 
 main = stage_main(
@@ -35,7 +35,7 @@ main = stage_main(
         path_arg("--data", None, "dataset folder (default: the one stored in the checkpoint)"),
         path_arg("--out", None, "output folder (default: reports/<variant>/classwise_norms)"),
     ],
-    lambda args: run(args.params, args.model, args.data, args.out),
+    lambda args: classwise_norms(args.params, args.model, args.data, args.out),
 )
 
 

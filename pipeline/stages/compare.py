@@ -13,8 +13,8 @@ checkpoint kept by training) and ``reports/<a>/analysis/param_counts.json``,
 
 from __future__ import annotations
 
+from pipeline.analysis.compare import compare
 from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
-from pipeline.comparisons import run_comparison
 
 main = stage_main(
     __doc__,
@@ -24,7 +24,7 @@ main = stage_main(
         REPORTS_DIR,
         path_arg("--out", "reports/comparisons", "output folder"),
     ],
-    lambda args: run_comparison(args.key, args.params, args.reports_dir, args.out),
+    lambda args: compare(args.key, args.params, args.reports_dir, args.out),
 )
 
 

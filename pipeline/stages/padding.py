@@ -12,8 +12,8 @@ Writes to ``reports/analysis/``:
 
 from __future__ import annotations
 
+from pipeline.analysis.padding import padding
 from pipeline.cli import PARAMS, path_arg, stage_main
-from pipeline.padding import run_padding
 
 main = stage_main(
     __doc__,
@@ -22,7 +22,7 @@ main = stage_main(
         path_arg("--mnist-csv", "data/mnist_csv", "folder of the MNIST CSVs"),
         path_arg("--out", "reports/analysis", "output folder"),
     ],
-    lambda args: run_padding(args.params, args.mnist_csv, args.out),
+    lambda args: padding(args.params, args.mnist_csv, args.out),
 )
 
 

@@ -3,8 +3,8 @@
 This is the project's re-implementation of the course's grading: the handout says only that
 "Your output is automatically graded using a Python evaluation script", which is not public.
 
-    python -m pipeline grade-cse849 q1_test.txt --labels test_labels.csv [--metadata metadata.csv] [--json grade.json]
-    python -m pipeline grade-cse849 q1_test.txt --data data/composite      (labels and metadata of a dataset)
+    cnn-pipeline grade-cse849 q1_test.txt --labels test_labels.csv [--metadata metadata.csv] [--json grade.json]
+    cnn-pipeline grade-cse849 q1_test.txt --data data/composite      (labels and metadata of a dataset)
 
 The handout's format: one predicted class index (an integer 0-9) per line, one line per test
 image, in the test folder's sorted file-name order. The labels are ``filename,label``
@@ -44,7 +44,7 @@ from pipeline.metrics import shortcut_metrics
 from pipeline.schemas import Grade, check
 
 N_CLASSES = 10
-HANDOUT_RESULTS = Path(__file__).resolve().parents[1] / "references" / "handout_results.yaml"
+HANDOUT_RESULTS = Path(__file__).resolve().parents[2] / "references" / "handout_results.yaml"
 DEFAULT_DATA = Path("data/composite")
 #: A shortcut rate from which the summary calls it shortcut use: a model that ignores the
 #: digit predicts the digit's class at about (1 - accuracy) / 9, under 7% for any model

@@ -3,10 +3,10 @@
 :func:`classwise_feature_norms` runs a model over uint8 images (batched, through the
 checkpoint's :class:`~pipeline.engine.InputPipeline`) and averages, per class, the L2
 norm over height and width of every channel after the chosen conv blocks;
-:func:`cv_summary` measures how class-specific each filter is; :func:`run` is the stage
-(params, checkpoint and validation split in, the folder of JSON, CSV and figures out).
-Kept apart from :mod:`pipeline.analysis` so that the per-variant ``analyze`` stage does
-not import the training engine or the datasets.
+:func:`cv_summary` measures how class-specific each filter is; :func:`classwise_norms` is the
+stage's work (params, checkpoint and validation split in, the folder of JSON, CSV and figures
+out). A module of its own so that the per-variant ``analyze`` stage
+(:mod:`pipeline.analysis.analyze`) does not import the training engine or the datasets.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ def plot_classwise_heatmap(matrices: Mapping[str, np.ndarray], classes: Sequence
     return fig
 
 
-# --------------------------------------------------------------------------- the stage's run
+# --------------------------------------------------------------------------- the stage's work
 
 
 def read_validation(variant, data_path: Path):
@@ -185,7 +185,7 @@ def read_validation(variant, data_path: Path):
     return val
 
 
-def run(params_path: Path, model: Path | None, data: Path | None, out: Path | None) -> dict:
+def classwise_norms(params_path: Path, model: Path | None, data: Path | None, out: Path | None) -> dict:
     """The ``classwise_norms`` stage: params -> checkpoint -> validation split -> ``out`` (see the stage)."""
     start = time.perf_counter()
     cfg = require(load_all(params_path).analysis.classwise_norms, "analysis.classwise_norms")

@@ -2,9 +2,9 @@
 
 Usage::
 
-    python -m pipeline.autograder -q all                         # this project's layers
-    python -m pipeline.autograder --submission student/layers.py -q q2 --json q2.json
-    python -m pipeline.autograder --submissions submissions/ --csv grades.csv
+    cnn-pipeline autograde -q all                         # this project's layers
+    cnn-pipeline autograde --submission student/layers.py -q q2 --json q2.json
+    cnn-pipeline autograde --submissions submissions/ --csv grades.csv
 
 This is the project's re-implementation of the course's grader (the handout's own
 ``autograder.py`` is not public). A submission is a Python file defining the handout's

@@ -1,7 +1,7 @@
 """Per-model analyses of the ``analyze`` stage (one variant per run).
 
 Everything here but :func:`analyze` takes a model, tensors and tables and returns numbers,
-rows or figures; :func:`analyze` is the stage's run (:mod:`pipeline.stages.analyze`): it
+rows or figures; :func:`analyze` is the stage's work (:mod:`pipeline.stages.analyze`): it
 reads the checkpoint and the training records, calls them and writes the files.
 Nothing branches on a variant's name: the first convolution is found by walking the
 modules and the input shape comes from the checkpoint and the data format.
@@ -11,9 +11,9 @@ modules and the input shape comes from the checkpoint and the data format.
   :func:`param_counts` (DS 5220 Q3.3, torchsummary-like), :func:`plot_loss_curve`
   (DS 5220 Part 4.1).
 
-The other analyses live next to their own stages: :mod:`pipeline.padding` (TDM Q6),
-:mod:`pipeline.comparisons` (measured comparisons of two variants) and
-:mod:`pipeline.classwise` (CSE 849 section 2.2, which needs the engine and the data).
+The other analyses are this package's other stages: :mod:`~pipeline.analysis.padding` (TDM Q6),
+:mod:`~pipeline.analysis.compare` (measured comparisons of two variants) and
+:mod:`~pipeline.analysis.classwise_norms` (CSE 849 section 2.2, which needs the engine and the data).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 
 import pandas as pd
 import torch
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
@@ -263,6 +264,20 @@ LOSS_NAMES = {
 }
 
 
+def add_epoch_axis(ax: Axes, n_train: int) -> None:
+    """The x axis again in epochs, on top: epoch e ends at ``e * n_train`` examples seen."""
+
+    def to_epochs(examples: Any) -> Any:
+        return examples / n_train
+
+    def to_examples(epochs: Any) -> Any:
+        return epochs * n_train
+
+    epochs_axis = ax.secondary_xaxis("top", functions=(to_epochs, to_examples))
+    epochs_axis.set_xlabel("Epoch", fontsize=12)
+    epochs_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
 def plot_loss_curve(
     steps: pd.DataFrame,
     epochs: pd.DataFrame,
@@ -311,24 +326,15 @@ def plot_loss_curve(
     ax.set_ylim(bottom=0)
     ax.set_title(title, fontsize=14)
     ax.set_xlabel("Number of training examples seen", fontsize=12)
-    if n_train > 0:  # the same axis in epochs, on top: epoch e ends at e * n_train examples
-
-        def to_epochs(examples: Any) -> Any:
-            return examples / n_train
-
-        def to_examples(epochs: Any) -> Any:
-            return epochs * n_train
-
-        epochs_axis = ax.secondary_xaxis("top", functions=(to_epochs, to_examples))
-        epochs_axis.set_xlabel("Epoch", fontsize=12)
-        epochs_axis.xaxis.set_major_locator(MaxNLocator(integer=True))
+    if n_train > 0:
+        add_epoch_axis(ax, n_train)
     ax.set_ylabel(LOSS_NAMES.get(loss_name, loss_name or "loss"), fontsize=12)
     ax.legend(loc="best", fontsize=11)
     ax.grid(alpha=0.3)
     return fig
 
 
-# --------------------------------------------------------------------------- the stage's run
+# --------------------------------------------------------------------------- the stage's work
 
 
 def read_table(path: Path) -> pd.DataFrame:

@@ -1,7 +1,7 @@
 """TDM 40200 Q6: measured convolution output shapes against ``floor((H - k + 2p) / s) + 1``.
 
-Used by the ``padding`` stage (:mod:`pipeline.stages.padding`) on the first training image
-of the Kaggle MNIST CSV (the TDM handout's ``train_dataset[0]``).
+:func:`padding` is the ``padding`` stage's work (:mod:`pipeline.stages.padding`), on the first
+training image of the Kaggle MNIST CSV (the TDM handout's ``train_dataset[0]``).
 """
 
 from __future__ import annotations
@@ -58,14 +58,14 @@ def padding_table(
     _, channels, height, width = image.shape
     rows = []
     with torch.no_grad():
-        for padding in paddings:
+        for pad in paddings:
             for stride in strides:
-                conv = nn.Conv2d(channels, 1, kernel_size=kernel_size, stride=stride, padding=padding)
+                conv = nn.Conv2d(channels, 1, kernel_size=kernel_size, stride=stride, padding=pad)
                 measured = list(conv(image.float()).shape)
-                expected = [formula(height, kernel_size, stride, padding), formula(width, kernel_size, stride, padding)]
+                expected = [formula(height, kernel_size, stride, pad), formula(width, kernel_size, stride, pad)]
                 rows.append(
                     {
-                        "padding": padding,
+                        "padding": pad,
                         "stride": stride,
                         "kernel_size": kernel_size,
                         "input_shape": list(image.shape),
@@ -117,7 +117,7 @@ def padding_markdown(rows: Sequence[dict], source: str) -> str:
     return "\n".join(lines)
 
 
-def run_padding(params_path: Path, mnist_csv: Path, out: Path) -> dict:
+def padding(params_path: Path, mnist_csv: Path, out: Path) -> dict:
     """The padding table for the first MNIST training image; write ``padding_shapes.json`` and ``.md`` to ``out``."""
     cfg = load_all(params_path).analysis.padding
     image, label = first_mnist_image(mnist_csv)

@@ -1,6 +1,6 @@
 """Measured comparisons of two variants (``analysis.comparisons`` in params.yaml).
 
-Used by the ``compare`` stage (:mod:`pipeline.stages.compare`), one comparison per run:
+:func:`compare` is the ``compare@<key>`` stage's work (:mod:`pipeline.stages.compare`), one comparison per run:
 both variants' test accuracy and loss (from their ``metrics.json``) and trainable
 parameter count (from their ``analysis/param_counts.json``), the differences a - b, an
 exact McNemar test on their per-image predictions (``eval/predictions.csv``: both are
@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from pipeline.analysis.paired_tests import confounds, mcnemar
 from pipeline.config import ComparisonConfig, ConfigError, load_all, require
 from pipeline.io import output_set, read_json, require_keys, rounded, write_json, write_text
-from pipeline.paired_tests import confounds, mcnemar
 from pipeline.schemas import Comparison, check
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def verdict(r: Mapping[str, Any], alpha: float) -> str:
     return text
 
 
-def compare(
+def side_by_side(
     cmp: ComparisonConfig, metrics: Mapping[str, Mapping[str, Any]], counts: Mapping[str, Mapping[str, int]]
 ) -> dict:
     """Both variants' measured test accuracy, loss and trainable parameter count, and the differences a - b.
@@ -123,7 +123,7 @@ def comparison_markdown(r: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def run_comparison(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
+def compare(key: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
     """Compare the two variants of ``analysis.comparisons.<key>``; write ``<key>.json`` and ``<key>.md`` to ``out``."""
     params = load_all(params_path)
     cmp, alpha = params.comparison(key), require(params.verdicts, "verdicts").alpha
@@ -134,7 +134,7 @@ def run_comparison(key: str, params_path: Path, reports_dir: Path, out: Path) ->
         path = reports_dir / name / "analysis" / "param_counts.json"
         counts[name] = require_keys(read_json(path), ("trainable",), path)
         predictions[name] = reports_dir / name / "eval" / "predictions.csv"
-    result = compare(cmp, metrics, counts)
+    result = side_by_side(cmp, metrics, counts)
     result["fair"] = not (found := confounds(params.variant(cmp.a), params.variant(cmp.b), cmp.factor))
     result["confounds"] = found
     a_path, b_path = predictions[cmp.a], predictions[cmp.b]

@@ -16,7 +16,7 @@ run k of each starts from the same random seed, so every difference here is *pai
 And whether a comparison is fair: :func:`confounds` lists the params the two variants
 differ in beyond the comparison's named factor (the random seed aside).
 
-No wording lives here (:mod:`pipeline.comparisons`, :mod:`pipeline.seed_study_summary`).
+No wording lives here (:mod:`pipeline.analysis.compare`, :mod:`pipeline.seed_study_summary`).
 """
 
 from __future__ import annotations
