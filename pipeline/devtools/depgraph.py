@@ -569,13 +569,11 @@ def _is_code_dep(dep: str) -> bool:
     return dep.split("/")[0] in CODE_ROOTS
 
 
-def analyze_stage(
-    stage: StageSpec, root: str | os.PathLike, variants: Mapping[str, dict], cache: ImportCache | None = None
-) -> StageAnalysis:
-    """Closure (with the plugin rule applied to a fixed point) and missing/extra problems."""
-    root = Path(root)
-    cache = {} if cache is None else cache
-    entries = entry_files(stage.cmd, root)
+def _stage_closure(
+    stage: StageSpec, entries: Sequence[str], root: Path, variants: Mapping[str, dict], cache: ImportCache
+) -> tuple[Closure, dict[str, str]]:
+    """The import closure of ``entries``, with the plugin rule applied until nothing new is
+    required, and the plugin folders that rule named."""
     search_dirs = ["", *_script_dirs(stage.cmd)]
     closure: Closure = {}
     _extend_closure(closure, {f: Origin(None) for f in entries}, root, search_dirs, cache)
@@ -585,13 +583,21 @@ def analyze_stage(
         plugin_dirs.update(folders)
         new_files = {f: o for f, o in new_files.items() if f not in closure}
         if not new_files:
-            break
+            return closure, plugin_dirs
         for path, origin in new_files.items():
             if (root / path).is_file():
                 _extend_closure(closure, {path: origin}, root, search_dirs, cache)
             else:
                 closure[path] = origin  # required but absent: reported missing below
 
+
+def analyze_stage(
+    stage: StageSpec, root: str | os.PathLike, variants: Mapping[str, dict], cache: ImportCache | None = None
+) -> StageAnalysis:
+    """Closure (with the plugin rule applied to a fixed point) and missing/extra problems."""
+    root = Path(root)
+    entries = entry_files(stage.cmd, root)
+    closure, plugin_dirs = _stage_closure(stage, entries, root, variants, {} if cache is None else cache)
     analysis = StageAnalysis(stage, entries, closure, plugin_dirs)
     for target in missing_entries(stage.cmd, root):
         analysis.problems.append(
