@@ -1,4 +1,4 @@
-"""The dependency-graph checker (pipeline/devtools/depgraph.py).
+"""The dependency-graph checker (pipeline/devtools/depgraph/).
 
 * unit tests on a tiny fake DVC repository built in tmp_path;
 * ``test_repository_graph_is_honest``: the real dvc.yaml declares exactly the code each stage imports;
