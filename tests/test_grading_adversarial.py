@@ -99,3 +99,35 @@ def test_killing_the_grader_at_import_loses_no_grade_of_the_class(tmp_path):
     assert rows["handout_plain"]["q3"] == rows["zed"]["q3"] == "20"
     assert rows["kill_parent"]["q3"] == "0" and rows["kill_parent"]["import_error"]
     assert not (tmp_path / "grades.csv.grading").exists()
+
+
+def test_killing_the_parent_at_import_is_refused_with_the_same_reason_every_run():
+    """``os.kill(os.getppid(), SIGKILL)`` ended the worker's supervisor, and the worker a moment later:
+    before or after it reported its import, so the stated reason was, by timing, "ended while importing"
+    or "ended between cases". Refused before the signal is sent, it is one reason, naming the line."""
+    path = ADVERSARIAL / "kill_parent.py"
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1) if "# CHEAT" in text)
+    runs = [grade_submission(path, ["q1"], **FAST) for _ in range(3)]
+    reasons = {r["import_error"] for r in runs}
+    assert len(reasons) == 1, reasons
+    reason = reasons.pop()
+    assert reason.startswith("PermissionError: the submission tried to send SIGKILL to its parent process"), reason
+    assert reason.endswith(f"(kill_parent.py:{line})"), reason
+    assert [r["q1"]["score"] for r in runs] == [0, 0, 0]
+    assert runs[0]["q1"]["failures"][0]["reason"] == f"the submission did not import: {reason}"
+
+
+def test_a_signal_sent_around_the_refusal_reaches_nothing(tmp_path):
+    """``ctypes`` bypasses the refusal of ``os.kill``: in its PID namespace the worker has left the
+    supervisor's process group, so killing its own group reaches only itself (the namespace's init,
+    which ignores it); the file imports and its cases run. (Before, the supervisor died and the
+    worker with it: an import error.)"""
+    if not pid_namespace(worker_user()[0]):
+        pytest.skip("no PID namespace here: the worker's own process group is the only one it can reach")
+    path = tmp_path / "ctypes_kill.py"
+    prefix = "import ctypes, signal, time\nctypes.CDLL(None).kill(0, signal.SIGKILL)\ntime.sleep(0.5)\n"
+    path.write_text(prefix + (ADVERSARIAL / "handout_plain.py").read_text())
+    results = grade_submission(path, ["q1"], **FAST)
+    assert results["import_error"] is None
+    assert results["q1"]["passed"] == results["q1"]["total"] and results["q1"]["cases_score"] == 20
+    assert results["q1"]["score"] == 0 and any("ctypes" in u for u in results["q1"]["forbidden"])

@@ -212,6 +212,29 @@ def build_parser(prog: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def _grade_class(args: argparse.Namespace, folder: Path, questions: list[str], limits: dict) -> int:
+    """``--submissions DIR``: the class's grade table (``--csv``, default ``DIR/grades.csv``)."""
+    table = args.csv or folder / "grades.csv"
+    check_outputs([p for p in (table, args.json) if p is not None])  # before any grading
+    graded = grade_folder(folder, questions, table, args.resume, **limits)
+    if args.json:
+        write_json(args.json, graded)
+    print(f"autograder: graded {len(graded)} submission(s); wrote {table}")
+    return 0
+
+
+def _grade_one(args: argparse.Namespace, questions: list[str], limits: dict) -> int:
+    """One file (``--submission``, default this project's): 0 at full marks, else 3."""
+    submission = args.submission or PROJECT_LAYERS
+    # before any grading: an output must not be the submission, nor /dev/stdout or another special file
+    check_outputs([p for p in (args.csv, args.json) if p is not None], {"--submission": args.submission})
+    results = grade_submission(submission, questions, **limits)
+    print(format_summary(results))
+    if args.json:
+        write_json(args.json, results)
+    return 0 if results["total"] == results["max_total"] else 3
+
+
 def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     parser = build_parser(prog)
     args = parser.parse_args(argv)
@@ -220,24 +243,13 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     except ValueError as exc:
         parser.error(str(exc))
     limits = {"seed": args.seed, "case_timeout": args.case_timeout, "memory_limit": int(args.memory_limit)}
-    table = args.csv or (args.submissions / "grades.csv" if args.submissions is not None else None)
     try:
-        # before any grading: an output must not be the submission, nor /dev/stdout or another special file
-        check_outputs([p for p in (table, args.json) if p is not None], {"--submission": args.submission})
         if args.submissions is not None:
-            graded = grade_folder(args.submissions, questions, table, args.resume, **limits)
-            if args.json:
-                write_json(args.json, graded)
-            print(f"autograder: graded {len(graded)} submission(s); wrote {table}")
-            return 0
-        results = grade_submission(args.submission or PROJECT_LAYERS, questions, **limits)
+            return _grade_class(args, args.submissions, questions, limits)
+        return _grade_one(args, questions, limits)
     except (FileNotFoundError, IsADirectoryError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1  # as every command: 1 is an error the user can fix (pipeline/cli.py)
-    print(format_summary(results))
-    if args.json:
-        write_json(args.json, results)
-    return 0 if results["total"] == results["max_total"] else 3
 
 
 if __name__ == "__main__":

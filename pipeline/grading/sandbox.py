@@ -8,8 +8,10 @@ submission does can change a verdict:
 * the worker runs a private, read-only copy of the file, in its own session and its own PID
   namespace (:func:`pid_namespace`, where ``unshare`` and the kernel allow one) and, when the
   grader runs as root, as the unprivileged user ``nobody`` (when that user can read Python,
-  torch and this project, :func:`worker_user`): it cannot signal the grader. Where neither
-  is possible a submission of the grader's own user can still kill it; the class table is
+  torch and this project, :func:`worker_user`): it cannot signal the grader. ``os.kill`` of
+  another process fails at the submission's line in any case (a ``PermissionError`` naming
+  the target: :func:`worker.refuse_signals`). Where neither is possible a submission of the
+  grader's own user can still kill it (through ``ctypes``, say); the class table is
   written row by row, so ``--resume`` loses nothing (:mod:`pipeline.grading.hku`);
 * its address space is capped (``memory_limit`` MiB above what it uses before the import);
 * **fails to import** (a syntax error, a missing module, ``sys.exit`` at import, an import
@@ -158,8 +160,9 @@ def pid_namespace(user: tuple[int, int] | None) -> tuple[str, ...]:
     """The command prefix that starts the worker in a PID namespace of its own, or ``()``.
 
     In its own PID namespace the worker sees no process of the grader's: ``os.getppid()`` is 0
-    and no signal it sends can reach the grader (``kill(0, ...)`` ends its own process group,
-    which the grader then reports as a lost case). Root can create one directly, another user
+    and no signal it sends can reach the grader; it leaves the process group of ``unshare``
+    (:func:`worker.leave_supervisor_group`), so ``kill(0, ...)`` reaches only the namespace,
+    whose init (the worker) ignores it. Root can create one directly, another user
     through a user namespace (where the kernel allows them). Tried once per process, as the
     worker's ``user`` (``(uid, gid)``; None: the grader's own).
     """
@@ -178,7 +181,8 @@ def pid_namespace(user: tuple[int, int] | None) -> tuple[str, ...]:
 
 
 def _kill(process: subprocess.Popen) -> None:
-    """Kill the worker and anything it started (it leads its own process group)."""
+    """Kill the worker and anything it started: its process group (it leads one), or, in a PID
+    namespace, ``unshare``'s, whose death ends the worker (``--kill-child``) and its namespace."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

@@ -13,7 +13,8 @@ changes nothing the grader decides.
 Before the submission is imported, the process limits its own address space to what it
 uses then plus ``MEMORY_MIB`` (``RLIMIT_AS``, soft and hard: the submission cannot raise
 it), so a layer that allocates without end fails its case with an out-of-memory error
-instead of taking the machine's memory. Every case runs under
+instead of taking the machine's memory; ``os.kill`` of any other process raises
+PermissionError (:func:`refuse_signals`). Every case runs under
 :class:`pipeline.grading.monitor.ForbiddenCalls` (the allowed-operations rule at run time).
 
 Results go to the inherited file descriptor ``RESULT_FD`` as one JSON object per line (the
@@ -39,6 +40,7 @@ import io
 import json
 import os
 import resource
+import signal
 import sys
 import time
 import traceback
@@ -88,6 +90,51 @@ def limit_memory(extra_mib: int) -> None:
         return
     limit = pages * os.sysconf("SC_PAGE_SIZE") + extra_mib * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _target(pid: int) -> str:
+    """What ``os.kill(pid, ...)`` reaches, in words."""
+    if pid == os.getppid():  # also 0 == 0 in the worker's PID namespace, where the parent is not visible
+        return "its parent process"
+    if pid == 0:
+        return "its own process group"
+    if pid == -1:
+        return "every process it may signal"
+    return f"process group {-pid}" if pid < 0 else f"process {pid}"
+
+
+def refuse_signals(event: str, args: tuple) -> None:
+    """An audit hook (:func:`sys.addaudithook`, which the submission cannot remove): ``os.kill`` and
+    ``os.killpg`` of any process but this one raise PermissionError at the submission's line instead.
+
+    Why refuse what the sandbox would absorb: in the worker's PID namespace ``os.getppid()`` is 0,
+    and ``os.kill(0, SIGKILL)`` ended ``unshare``; this process then died a moment later (its
+    ``--kill-child`` signal), before or after it had sent ``ready``, so the grader's stated reason
+    depended on timing. Refused before any signal is sent, the attempt is the same exception on
+    every run, and names what it tried. (A signal sent around this hook, through ``ctypes``, reaches
+    nothing: :func:`leave_supervisor_group`.)
+    """
+    if event not in ("os.kill", "os.killpg"):
+        return
+    pid, sig = args
+    if sig == 0 or (event == "os.kill" and pid == os.getpid()):
+        return  # a liveness probe, or a signal to itself: at most it ends its own case, as sys.exit does
+    try:
+        name = signal.Signals(sig).name
+    except ValueError:
+        name = f"signal {sig}"
+    target = (f"process group {pid}" if pid else "its own process group") if event == "os.killpg" else _target(pid)
+    raise PermissionError(f"the submission tried to send {name} to {target} ({event}({pid}, {sig})); "
+                          "the grader allows no signal to another process")  # fmt: skip
+
+
+def leave_supervisor_group() -> None:
+    """In a PID namespace of its own (this process is its PID 1, under ``unshare``), leave the process
+    group it shares with ``unshare``: then no signal sent from inside, by any means, can end
+    ``unshare`` (and this process with it, at a moment that depends on timing). Signals the
+    submission sends to its group reach only the namespace, whose init ignores them."""
+    if os.getpid() == 1:
+        os.setsid()
 
 
 def output_size() -> int:
@@ -172,8 +219,10 @@ def main(argv: list[str]) -> int:
 
     # The cases are tiny: intra-op threads only add overhead (and stall on a shared machine).
     torch.set_num_threads(1)
+    leave_supervisor_group()
     warm_up()  # before the submission is imported: none of its code runs in it
     limit_memory(memory)
+    sys.addaudithook(refuse_signals)
     monitor = ForbiddenCalls(str(path))
     try:
         with monitor:

@@ -1,8 +1,9 @@
 """Cheat (the reliability audit's A_killparent): one line at import kills the grading process.
 
-The worker runs in a PID namespace of its own (or as another user), so the signal cannot reach the
-grader: the worker dies instead and the grader goes on. Expected: 0/80 (the file does not import,
-and `os` at import is a forbidden use of every question).
+The worker refuses `os.kill` of any other process (and runs in a PID namespace of its own, or as
+another user, where the signal could not reach the grader anyway): the line raises PermissionError,
+the same on every run. Expected: 0/80 (the file does not import: "tried to send SIGKILL to its
+parent process"; `os` at import is a forbidden use of every question).
 """
 
 # ruff: noqa
