@@ -28,9 +28,10 @@ import argparse
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -78,12 +79,7 @@ def covers(dep: str, module: str) -> bool:
 
 def load_lock_deps(path: Path) -> dict[str, list[str]]:
     """``{stage: [dep path, ...]}`` from a ``dvc.lock``."""
-    if not path.is_file():
-        raise EditCostError(f"{path}: no such file (run from the repository root or pass --root)")
-    try:
-        lock = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        raise EditCostError(f"{path}: not valid YAML: {exc}") from exc
+    lock = _parsed(path, yaml.safe_load, "YAML")
     stages = lock.get("stages") if isinstance(lock, dict) else None
     if not isinstance(stages, dict):
         raise EditCostError(f"{path}: no 'stages' mapping")
@@ -116,13 +112,18 @@ def timing_source(path: Path) -> str:
     return f"seconds from {path.parent.name}/{path.name} (run of {doc.get('date', 'unknown date')}, {doc.get('cpus', '?')} CPUs)"
 
 
-def _timing_doc(path: Path) -> tuple[dict[str, float], dict]:
+def _parsed(path: Path, loads: Callable[[str], Any], kind: str) -> Any:
+    """``loads`` of the file's text; a missing or unparsable file is one line naming it."""
     if not path.is_file():
-        raise EditCostError(f"{path}: no such file")
+        raise EditCostError(f"{path}: no such file (run from the repository root or pass --root)")
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise EditCostError(f"{path}: not valid JSON: {exc}") from exc
+        return loads(path.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, json.JSONDecodeError) as exc:
+        raise EditCostError(f"{path}: not valid {kind}: {exc}") from exc
+
+
+def _timing_doc(path: Path) -> tuple[dict[str, float], dict]:
+    doc = _parsed(path, json.loads, "JSON")
     stages = doc.get("stages") if isinstance(doc, dict) else None
     if not isinstance(stages, dict):
         raise EditCostError(f'{path}: no "stages" mapping of stage -> seconds')
