@@ -101,8 +101,10 @@ def test_shape_trace_of_cse849_and_batched_input():
 
 def test_first_conv_is_found_by_walking_modules():
     assert analyze.first_conv(CSE849CNN())[0] == "convs.0"
-    name, module = analyze.first_conv(create_model("simple_cnn", layers="custom"))
-    assert name == "conv1" and not isinstance(module, nn.Conv2d) and module.weight.shape == (32, 1, 5, 5)
+    model = create_model("simple_cnn", layers="custom")
+    name, weight = analyze.first_conv(model)
+    assert name == "conv1" and not isinstance(dict(model.named_modules())[name], nn.Conv2d)
+    assert weight.shape == (32, 1, 5, 5)
     assert analyze.first_conv(create_model("ds5220_mlp")) is None
 
 

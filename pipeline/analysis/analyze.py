@@ -46,16 +46,16 @@ FLAT_INPUT_FORMATS = ("mnist_npz",)
 # --------------------------------------------------------------------------- filters
 
 
-def first_conv(model: nn.Module) -> tuple[str, nn.Module] | None:
-    """``(name, module)`` of the first convolution in registration order, or None.
+def first_conv(model: nn.Module) -> tuple[str, torch.Tensor] | None:
+    """``(name, weight)`` of the first convolution in registration order, or None.
 
     A convolution is an ``nn.Conv2d`` or any module with its own 4-D ``weight``
     parameter (the HKU assignment's ``CustomConv2D``).
     """
     for name, module in model.named_modules():
         weight = getattr(module, "weight", None)
-        if isinstance(module, nn.Conv2d) or (isinstance(weight, torch.Tensor) and weight.dim() == 4):
-            return name, module
+        if isinstance(weight, torch.Tensor) and (isinstance(module, nn.Conv2d) or weight.dim() == 4):
+            return name, weight
     return None
 
 
@@ -64,8 +64,7 @@ def plot_first_conv(model: nn.Module, variant: str) -> Figure | None:
     conv = first_conv(model)
     if conv is None:
         return None
-    name, module = conv
-    w = module.weight
+    name, w = conv
     title = f"{variant}: first convolution ({name})\n{w.shape[0]} filters {w.shape[2]}x{w.shape[3]}, {w.shape[1]} input channel(s)"
     return filter_grid(w, title=title)
 
@@ -88,8 +87,8 @@ def first_conv_filter_stats(model: nn.Module) -> dict | None:
     conv = first_conv(model)
     if conv is None:
         return None
-    name, module = conv
-    w = module.weight.detach().double().cpu()
+    name, weight = conv
+    w = weight.detach().double().cpu()
     out_channels, in_channels, kh, kw = w.shape
     filters = []
     for i in range(out_channels):
@@ -193,7 +192,7 @@ def shape_trace(model: nn.Module, x: torch.Tensor) -> dict:
     a step of its own. The model's output closes the trace if it differs from the last step.
     """
     calls, output = leaf_calls(model, x)
-    steps = [{"layer": "input", "type": "input", "shape": list(x.shape)}]
+    steps: list[dict[str, Any]] = [{"layer": "input", "type": "input", "shape": list(x.shape)}]
     for call in calls:
         if call.input_shape is not None and call.input_shape != steps[-1]["shape"]:
             steps.append({"layer": f"(reshape before {call.name})", "type": "tensor op", "shape": call.input_shape})

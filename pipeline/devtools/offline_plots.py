@@ -80,7 +80,10 @@ def library_sources(folder: Path) -> list[tuple[str, str]]:
         if digest != sha256:
             raise ValueError(f"{tarball}: SHA-256 {digest}, expected {sha256}")
         with tarfile.open(tarball) as archive:
-            source = archive.extractfile(member).read().decode("utf-8")
+            handle = archive.extractfile(member)
+            if handle is None:
+                raise ValueError(f"{tarball}:{member}: not a regular file in the package")
+            source = handle.read().decode("utf-8")
         if "</script" in source.lower():
             raise ValueError(f"{tarball}:{member} contains '</script', which would end the inline script")
         sources.append((f"{name}@{version}", source))

@@ -207,10 +207,10 @@ def reproduce(
     """Retrain ``variants`` from scratch in a copy of ``root`` (in ``scratch``, or a temporary
     folder removed afterwards) and compare each with the committed results."""
     stages = {stage.name: stage for stage in load_stages(root)}
-    chosen = [stages.get(f"train@{variant}") for variant in variants]
-    for variant, stage in zip(variants, chosen, strict=True):
-        if stage is None:
-            raise ReproduceError(f"train@{variant}: no such stage in {root / 'dvc.yaml'}")
+    missing = [v for v in variants if f"train@{v}" not in stages]
+    if missing:
+        raise ReproduceError(f"train@{missing[0]}: no such stage in {root / 'dvc.yaml'}")
+    chosen = [stages[f"train@{variant}"] for variant in variants]
     where = contextlib.nullcontext(scratch) if scratch else tempfile.TemporaryDirectory(prefix="reproduce-")
     with where as folder:
         dest = Path(folder)

@@ -98,8 +98,8 @@ def build_markdown(inputs: Inputs) -> Markdown:
     items = []
     for title in sections:
         item = f"[{title}](#{slug(title)})"
-        if answers_by_title.get(title):
-            item += "\n  - Answers: " + " · ".join(answers_by_title[title])
+        if links := answers_by_title.get(title):
+            item += "\n  - Answers: " + " · ".join(links)
         items.append(item)
     doc.blocks.insert(contents, Bullets(tuple(items)))
     return doc

@@ -58,7 +58,8 @@ def _accuracy_gaps(results: dict[str, Mapping[str, Any]], v: VerdictConfig) -> s
     """Each row's test accuracy against the reference's, and which gaps are within test-set noise."""
     names = list(results)
     ref_row = results[names[0]]
-    within, beyond = [], []
+    within: list[str] = []
+    beyond: list[str] = []
     for r in names[1:]:
         row = results[r]
         diff = row["test_accuracy"] - ref_row["test_accuracy"]

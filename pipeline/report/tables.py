@@ -130,13 +130,13 @@ RESULT_ROWS = [
 def results_table(doc: Markdown, variants: list[str]) -> None:
     """This pipeline's numbers, straight from each ``reports/<variant>/metrics.json``."""
     metrics = {name: doc.inputs.metrics(name) for name in variants}
-    produced = [name for name in variants if metrics[name] is not None]
+    found = {name: m for name, m in metrics.items() if m is not None}
+    produced = list(found)
     rows = []
     for label, key, fmt in RESULT_ROWS:
         row: list[Any] = [label]
-        for name in produced:
-            m = metrics[name]
-            if key is None:
+        for m in found.values():
+            if key is None or fmt is None:
                 row.append(
                     f"{m['checkpoint_epoch']} / {m['epochs']}" if "checkpoint_epoch" in m and "epochs" in m else "-"
                 )
