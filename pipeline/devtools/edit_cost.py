@@ -18,8 +18,10 @@ Usage::
 ``dvc.lock`` records the deps of the last regeneration, so a layout change shows only after
 the next one; ``--declared`` reads the deps from ``dvc.yaml`` instead, as DVC expands them
 (what the next regeneration will record), to measure a layout before paying for it. Without
-it, only the standard library and PyYAML: it reads two files and the tree, and imports
-nothing of the analysed code.
+it, only the standard library, PyYAML and the dependency checker's path rules
+(:mod:`pipeline.devtools.depgraph.paths`: what a dep covers, which files a folder holds, the
+same answers the checker gives): it reads two files and the tree, and imports nothing of the
+analysed code.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from pipeline.devtools.depgraph.paths import covers, py_files
 
 CODE_DIRS = ("pipeline", "benchmarks")
 TRAINING_KINDS = ("train@", "seed_study@", "mitigation@")
@@ -71,12 +75,6 @@ def is_training(stage: str) -> bool:
     return kind_of(stage) in TRAINING_KINDS
 
 
-def covers(dep: str, module: str) -> bool:
-    """A dep covers the file itself and every file under a folder it names."""
-    dep = dep.rstrip("/")
-    return module == dep or module.startswith(dep + "/")
-
-
 def load_lock_deps(path: Path) -> dict[str, list[str]]:
     """``{stage: [dep path, ...]}`` from a ``dvc.lock``."""
     lock = _parsed(path, yaml.safe_load, "YAML")
@@ -103,13 +101,15 @@ def load_declared_deps(root: Path) -> dict[str, list[str]]:
 
 def load_timings(path: Path) -> dict[str, float]:
     """``{stage: wall seconds}`` from ``timing.json``'s ``"stages"`` mapping."""
-    return _timing_doc(path)[0]
+    return read_timing(path)[0]
 
 
-def timing_source(path: Path) -> str:
-    """Which run the seconds come from, for the output: the file, its date and CPU count."""
-    doc = _timing_doc(path)[1]
-    return f"seconds from {path.parent.name}/{path.name} (run of {doc.get('date', 'unknown date')}, {doc.get('cpus', '?')} CPUs)"
+def read_timing(path: Path) -> tuple[dict[str, float], str]:
+    """``timing.json`` read once: the seconds per stage, and which run they come from (the file,
+    its date and CPU count), for the output."""
+    stages, doc = _timing_doc(path)
+    source = f"seconds from {path.parent.name}/{path.name} (run of {doc.get('date', 'unknown date')}, {doc.get('cpus', '?')} CPUs)"
+    return stages, source
 
 
 def _parsed(path: Path, loads: Callable[[str], Any], kind: str) -> Any:
@@ -135,12 +135,7 @@ def _timing_doc(path: Path) -> tuple[dict[str, float], dict]:
 
 def find_modules(root: Path, dirs: Iterable[str] = CODE_DIRS) -> list[str]:
     """Every ``.py`` file under ``dirs``, repo-relative with ``/``, bytecode folders skipped."""
-    found = []
-    for top in dirs:
-        for path in (root / top).rglob("*.py"):
-            if "__pycache__" not in path.parts:
-                found.append(path.relative_to(root).as_posix())
-    return sorted(found)
+    return sorted(path for top in dirs for path in py_files(root, top))
 
 
 def module_costs(
@@ -237,8 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         lock_deps = load_declared_deps(args.root) if args.declared else load_lock_deps(args.root / "dvc.lock")
-        timings = load_timings(args.root / "reports" / "timing.json")
-        source = timing_source(args.root / "reports" / "timing.json")
+        timings, source = read_timing(args.root / "reports" / "timing.json")
     except EditCostError as exc:
         print(f"edit_cost: {exc}", file=sys.stderr)
         return 2
