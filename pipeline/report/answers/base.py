@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
-from pipeline.config import Params, VerdictConfig
+from pipeline.config import ConfigError, Params, VerdictConfig, section
 
 
 class Reader(Protocol):
@@ -64,13 +64,12 @@ def table(text: str | None, *columns: str) -> list[dict[str, str]] | None:
 
 
 def dotted(mapping: Any, path: str) -> Any:
-    """``mapping["a"]["b"]`` for ``"a.b"``; KeyError naming the path when a part is missing."""
-    node = mapping
-    for part in path.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(path)
-        node = node[part]
-    return node
+    """``mapping["a"]["b"]`` for ``"a.b"``; KeyError naming the path when a part is missing (the walk
+    of :func:`pipeline.config.section`, whose error speaks of params.yaml, which a report file is not)."""
+    try:
+        return section(mapping, path)
+    except ConfigError:
+        raise KeyError(path) from None
 
 
 def has(obj: Any, *paths: str) -> TypeGuard[Mapping[str, Any]]:
