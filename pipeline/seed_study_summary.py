@@ -24,7 +24,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from scipy import stats
 
-from pipeline.analysis.paired_tests import paired_difference
+from pipeline.analysis.paired_tests import fairness_first, paired_difference
 from pipeline.config import ConfigError, Params, load_all, require
 from pipeline.io import read_json, write_json
 from pipeline.plots import save_figure
@@ -119,10 +119,7 @@ def verdict(c: Mapping[str, Any], alpha: float) -> str:
         if pmin >= alpha:
             sign_part += f"; {n} seeds cannot reach p < {alpha:g} with a sign test (smallest possible p {pmin:.4g})"
     ahead = f"{n} of {n} seeds" if unanimous and not (by_sign or by_t) else _ahead(c)
-    text = f"{head}: {ahead}; {t_part}; {sign_part}."
-    if not c["fair"]:
-        text = f"Not a fair comparison: `{c['a']}` and `{c['b']}` also differ in {'; '.join(c['confounds'])}. {text}"
-    return text
+    return fairness_first(f"{head}: {ahead}; {t_part}; {sign_part}.", c["a"], c["b"], c["fair"], c["confounds"])
 
 
 def differences_figure(

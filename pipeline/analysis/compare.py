@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pipeline.analysis.paired_tests import confounds, mcnemar
+from pipeline.analysis.paired_tests import confounds, fairness_first, mcnemar
 from pipeline.config import ComparisonConfig, ConfigError, load_all, require
 from pipeline.io import output_set, read_json, require_keys, rounded, write_json, write_text
 from pipeline.schemas import Comparison, check
@@ -64,9 +64,7 @@ def verdict(r: Mapping[str, Any], alpha: float) -> str:
     else:
         reading = f"not below {alpha:g}: the test set does not tell these two runs apart"
     text = f"{lead}; {test}, {reading} (one run each: seed-to-seed spread is not in this test)."
-    if not r["fair"]:
-        text = f"Not a fair comparison: `{a}` and `{b}` also differ in {'; '.join(r['confounds'])}. {text}"
-    return text
+    return fairness_first(text, a, b, r["fair"], r["confounds"])
 
 
 def side_by_side(

@@ -134,3 +134,11 @@ def confounds(a: VariantConfig, b: VariantConfig, factor: Sequence[str]) -> list
         if va != vb:
             found.append(f"{path}: {va!r} vs {vb!r}")
     return found
+
+
+def fairness_first(text: str, a: str, b: str, fair: bool, found: Sequence[str]) -> str:
+    """``text``, opened by "Not a fair comparison" and each confound when ``a`` and ``b`` differ in more
+    than the comparison's factor: the one wording of the single-run and the seed-study verdicts."""
+    if fair:
+        return text
+    return f"Not a fair comparison: `{a}` and `{b}` also differ in {'; '.join(found)}. {text}"
