@@ -22,8 +22,8 @@ import sys
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.cli import run_stage
-from pipeline.errors import PipelineError
+from pipeline.core.cli import run_stage
+from pipeline.core.errors import PipelineError
 
 PROG = "cnn-pipeline"
 
@@ -103,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _predict(args: argparse.Namespace) -> None:
-    from pipeline.predict import check_variant_checkpoint, default_model_path, run_predict
+    from pipeline.inference.predict import check_variant_checkpoint, default_model_path, run_predict
 
     if args.model is None and not args.variant:
         raise PipelineError("predict: give --variant NAME (uses models/NAME.pt) or --model PATH")
@@ -130,7 +130,7 @@ def _check_data(args: argparse.Namespace) -> None:
 
     from pipeline.data.readers import UNLABELLED, read_split
     from pipeline.data.readers.image_folder import dataset_root
-    from pipeline.normalizer import channel_stats
+    from pipeline.training.normalizer import channel_stats
 
     root = dataset_root(args.path)
     print(f"dataset: {root}" + (f" (from {args.path})" if root != args.path else ""))

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
-from pipeline.io import atomic_path  # noqa: E402
+from pipeline.core.io import atomic_path  # noqa: E402
 
 DPI = 100
 

@@ -24,7 +24,7 @@ import sys
 import time
 from pathlib import Path
 
-from pipeline.io import write_json
+from pipeline.core.io import write_json
 
 STAGE_START = re.compile(r"^Running stage '([^']+)':")
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.analysis.paired_tests import confounds, fairness_first, mcnemar
-from pipeline.config import ComparisonConfig, ConfigError, load_all, require
-from pipeline.io import output_set, read_json, require_keys, rounded, write_json, write_text
-from pipeline.schemas import Comparison, check
+from pipeline.core.config import ComparisonConfig, ConfigError, load_all, require
+from pipeline.core.io import output_set, read_json, require_keys, rounded, write_json, write_text
+from pipeline.core.schemas import Comparison, check
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ run k of each starts from the same random seed, so every difference here is *pai
 And whether a comparison is fair: :func:`confounds` lists the params the two variants
 differ in beyond the comparison's named factor (the random seed aside).
 
-No wording lives here (:mod:`pipeline.analysis.compare`, :mod:`pipeline.seed_study_summary`).
+No wording lives here (:mod:`pipeline.analysis.compare`, :mod:`pipeline.analysis.seed_study_summary`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from pipeline.config import ConfigError, VariantConfig
-from pipeline.io import rounded
+from pipeline.core.config import ConfigError, VariantConfig
+from pipeline.core.io import rounded
 
 IGNORED = ("name", "seed")  # a variant's name and random seed are not conditions of the experiment
 

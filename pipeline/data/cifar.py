@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.imageio import WORKERS, decode_images
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")

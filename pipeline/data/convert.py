@@ -59,10 +59,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.config import CompositeConfig, ConfigError
+from pipeline.core.config import CompositeConfig, ConfigError
 from pipeline.data import cifar as cifar_mod
 from pipeline.data.common.decoded import write_decoded
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import (
     COMPOSITE_SPLITS,
     COUNTERFACTUAL,
@@ -80,7 +80,7 @@ from pipeline.data.common.formats import (
 from pipeline.data.common.idx import read_idx
 from pipeline.data.common.imageio import WORKERS, encode_png, map_chunks
 from pipeline.data.common.layout import Layout
-from pipeline.io import atomic_path, write_json
+from pipeline.core.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +199,7 @@ class CompositeSpec:
 
     @classmethod
     def from_config(cls, cfg: CompositeConfig) -> CompositeSpec:
-        """The ``composite`` block of params.yaml (checked by :func:`pipeline.config.load_all`)."""
+        """The ``composite`` block of params.yaml (checked by :func:`pipeline.core.config.load_all`)."""
         return cls(
             seed=cfg.seed,
             train_size=cfg.train_size,

@@ -43,8 +43,8 @@ from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.data.readers.mnist_npz import read_mnist_npz
-from pipeline.io import rounded, write_json, write_text
-from pipeline.normalizer import channel_stats
+from pipeline.core.io import rounded, write_json, write_text
+from pipeline.training.normalizer import channel_stats
 from pipeline.plots import image_grid, save_figure
 
 log = logging.getLogger(__name__)

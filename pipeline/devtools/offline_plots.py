@@ -21,7 +21,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from pipeline.io import write_text
+from pipeline.core.io import write_text
 
 # name, version, file inside the package, SHA-256 of the npm tarball (`npm pack`)
 PACKAGES = [

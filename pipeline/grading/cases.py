@@ -57,7 +57,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 POINTS_PER_QUESTION = 20
 SEED = 20240303  # base random seed; each question derives its own so it can run alone

@@ -39,11 +39,11 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.grading.cases import QUESTIONS, SEED, select_questions
 from pipeline.grading.sandbox import DEFAULT_CASE_TIMEOUT, DEFAULT_MEMORY_LIMIT, grade_submission
 from pipeline.grading.scoring import format_summary
-from pipeline.io import check_outputs, write_json, write_text
+from pipeline.core.io import check_outputs, write_json, write_text
 from pipeline.models.simple_cnn import layers
 
 #: This project's own solution (graded by the ``autograde`` stage, as a file like any other;
@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
         return _grade_one(args, questions, limits)
     except (FileNotFoundError, IsADirectoryError, PipelineError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1  # as every command: 1 is an error the user can fix (pipeline/cli.py)
+        return 1  # as every command: 1 is an error the user can fix (pipeline/core/cli.py)
 
 
 if __name__ == "__main__":

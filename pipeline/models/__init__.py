@@ -35,8 +35,8 @@ from typing import Any
 
 from torch import nn
 
-from pipeline.errors import PipelineError
-from pipeline.scalars import SCALAR_NAMES, scalar_matches
+from pipeline.core.errors import PipelineError
+from pipeline.core.scalars import SCALAR_NAMES, scalar_matches
 
 _HERE = Path(__file__).resolve().parent
 

@@ -45,7 +45,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.io import write_text
+from pipeline.core.io import write_text
 from pipeline.report.data import data_section
 from pipeline.report.document import Bullets, Markdown, slug
 from pipeline.report.html import render_html

@@ -15,8 +15,8 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from pipeline.config import ConfigError, section
-from pipeline.errors import PipelineError
+from pipeline.core.config import ConfigError, section
+from pipeline.core.errors import PipelineError
 
 DEVIATIONS = Path("references/deviations.yaml")
 FIELDS = ("assignment", "topic", "handout_says", "ours", "why")

@@ -8,10 +8,10 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.config import ComparisonConfig, Params, VariantConfig, VerdictConfig, load_all, load_params, require
-from pipeline.errors import PipelineError
+from pipeline.core.config import ComparisonConfig, Params, VariantConfig, VerdictConfig, load_all, load_params, require
+from pipeline.core.errors import PipelineError
 from pipeline.report.deviations import DEVIATIONS, load_deviations
-from pipeline.schemas import check, schema_for
+from pipeline.core.schemas import check, schema_for
 
 HANDOUT_RESULTS = Path("references/handout_results.yaml")
 
@@ -82,7 +82,7 @@ class Inputs:
 
     def json(self, rel: str) -> Any | None:
         """The parsed file, or None when it does not exist (yet). Broken JSON, or content that
-        does not have its schema's shape (:mod:`pipeline.schemas`), is an error naming the file."""
+        does not have its schema's shape (:mod:`pipeline.core.schemas`), is an error naming the file."""
         file = self.path(rel)
         if not file.is_file():
             return None

@@ -17,8 +17,8 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline import config
-from pipeline.config import AugmentConfig, VerdictConfig
+from pipeline.core import config
+from pipeline.core.config import AugmentConfig, VerdictConfig
 from pipeline.report.document import Markdown, ref
 from pipeline.report.formats import listed, pct, points, seconds
 from pipeline.report.tables import describe_augment

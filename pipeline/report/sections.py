@@ -6,7 +6,7 @@ import posixpath
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.report.answers import SEED_STUDY, answers, dotted, has, seed_study_comparisons, seed_study_verdict
 from pipeline.report.document import Markdown, Paragraph, link, md_escape, ref, slug
 from pipeline.report.formats import by_name, listed, num, pct, points

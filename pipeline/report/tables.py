@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline.config import AugmentConfig, VariantConfig
+from pipeline.core.config import AugmentConfig, VariantConfig
 from pipeline.report.document import Markdown, ref
 from pipeline.report.formats import by_name, latex_text, metric_diff, metric_value, num, pct, seconds
 

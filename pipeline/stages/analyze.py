@@ -21,7 +21,7 @@ nothing else (no params, no data). Writes the folder ``reports/<variant>/analysi
 from __future__ import annotations
 
 from pipeline.analysis.analyze import analyze
-from pipeline.cli import MODELS_DIR, REPORTS_DIR, VARIANT, path_arg, stage_main
+from pipeline.core.cli import MODELS_DIR, REPORTS_DIR, VARIANT, path_arg, stage_main
 
 main = stage_main(
     __doc__,

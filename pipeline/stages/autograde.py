@@ -4,7 +4,7 @@
 
 Grades this project's layers (``pipeline/models/simple_cnn/layers.py``) exactly as a
 student's file is graded (:func:`pipeline.grading.sandbox.grade_submission`: a separate
-process, every question) and writes (atomically, through :func:`pipeline.io.write_json`)
+process, every question) and writes (atomically, through :func:`pipeline.core.io.write_json`)
 a metrics file::
 
     {"q1": {"score": 20, "max": 20, "passed": 48, "total": 48}, ..., "total": 80, "max_total": 80,
@@ -20,13 +20,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.cli import path_arg, stage_main
+from pipeline.core.cli import path_arg, stage_main
 from pipeline.grading.cases import QUESTIONS
 from pipeline.grading.hku import PROJECT_LAYERS
 from pipeline.grading.sandbox import grade_submission
 from pipeline.grading.scoring import format_summary
-from pipeline.io import write_json
-from pipeline.schemas import AutograderScores, check
+from pipeline.core.io import write_json
+from pipeline.core.schemas import AutograderScores, check
 
 log = logging.getLogger("pipeline.stages.autograde")
 

@@ -25,7 +25,7 @@ The first-layer kernels are drawn by ``analyze@<variant>`` (``reports/<variant>/
 from __future__ import annotations
 
 from pipeline.analysis.classwise_norms import classwise_norms
-from pipeline.cli import PARAMS, path_arg, stage_main
+from pipeline.core.cli import PARAMS, path_arg, stage_main
 
 main = stage_main(
     __doc__,

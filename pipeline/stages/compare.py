@@ -14,7 +14,7 @@ checkpoint kept by training) and ``reports/<a>/analysis/param_counts.json``,
 from __future__ import annotations
 
 from pipeline.analysis.compare import compare
-from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
+from pipeline.core.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
 
 main = stage_main(
     __doc__,

@@ -11,7 +11,7 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.cli import path_arg, stage_main
+from pipeline.core.cli import path_arg, stage_main
 from pipeline.data.convert import convert_mnist
 
 log = logging.getLogger("pipeline.stages.convert_mnist")

@@ -12,9 +12,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.cli import path_arg, stage_main
+from pipeline.core.cli import path_arg, stage_main
 from pipeline.data.sources import MIRROR_ENV, download, mirror_from_env
-from pipeline.io import write_json
+from pipeline.core.io import write_json
 
 log = logging.getLogger("pipeline.stages.download")
 

@@ -5,15 +5,15 @@
 Reads ``models/<variant>.pt`` and the test split of the data it was trained on (the
 checkpoint carries the variant's params, including the regions its ``data.occlusion`` names). Writes
 ``reports/<variant>/eval/{metrics.json, predictions.csv, confusion_matrix.png,
-first20.png, misclassified.png}``; see :mod:`pipeline.evaluation`.
+first20.png, misclassified.png}``; see :mod:`pipeline.inference.evaluation`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.cli import VARIANT, path_arg, stage_main
-from pipeline.evaluation import evaluate_checkpoint
+from pipeline.core.cli import VARIANT, path_arg, stage_main
+from pipeline.inference.evaluation import evaluate_checkpoint
 
 main = stage_main(
     __doc__,

@@ -13,7 +13,7 @@ Writes to ``reports/analysis/``:
 from __future__ import annotations
 
 from pipeline.analysis.padding import padding
-from pipeline.cli import PARAMS, path_arg, stage_main
+from pipeline.core.cli import PARAMS, path_arg, stage_main
 
 main = stage_main(
     __doc__,

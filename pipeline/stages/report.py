@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.cli import path_arg, stage_main
+from pipeline.core.cli import path_arg, stage_main
 from pipeline.report import OUT, write_report
 
 log = logging.getLogger("pipeline.stages.report")

@@ -13,8 +13,8 @@ max of the test accuracy. No model file is kept: the study is about the spread.
 
 from __future__ import annotations
 
-from pipeline.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
-from pipeline.seed_study_runs import run_seed_study
+from pipeline.core.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
+from pipeline.studies.seed_study_runs import run_seed_study
 
 main = stage_main(
     __doc__,

@@ -14,8 +14,8 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.cli import PARAMS, path_arg, stage_main
-from pipeline.config import load_all, require
+from pipeline.core.cli import PARAMS, path_arg, stage_main
+from pipeline.core.config import load_all, require
 from pipeline.data.stats import run_stats
 
 log = logging.getLogger("pipeline.stages.stats")

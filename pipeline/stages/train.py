@@ -7,7 +7,7 @@ so that a retrain changes no other file) and the per-epoch / per-step curves in 
 
 The curves are rewritten after every epoch, so ``dvc plots show`` draws a run in progress
 (and put back as they were if the run fails). A resume state is kept in
-``.resume/train@<variant>/`` (:mod:`pipeline.resume`): a rerun after a kill or Ctrl-C
+``.resume/train@<variant>/`` (:mod:`pipeline.training.resume`): a rerun after a kill or Ctrl-C
 continues from the last finished epoch, to the same bytes; it is removed once the outputs
 are written. A run that diverges or ends at chance (``training_check``) writes nothing.
 """
@@ -17,15 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.allocator import retain_freed_memory
-from pipeline.checkpoint import save_checkpoint
-from pipeline.cli import DEVICE, MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
-from pipeline.config import load_all
-from pipeline.datasets import load_splits
-from pipeline.engine import check_model_and_loss, fit, select_device
-from pipeline.io import check_outputs, output_set, write_json
-from pipeline.reporting import live_curves, write_csv
-from pipeline.resume import resumable
-from pipeline.schemas import Metrics, Timings, TrainingFacts, check
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.core.cli import DEVICE, MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
+from pipeline.core.config import load_all
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import check_model_and_loss, fit, select_device
+from pipeline.core.io import check_outputs, output_set, write_json
+from pipeline.core.io import live_curves, write_csv
+from pipeline.training.resume import resumable
+from pipeline.core.schemas import Metrics, Timings, TrainingFacts, check
 
 
 def train_variant(
@@ -56,7 +56,7 @@ def train_variant(
             save_checkpoint(model, variant, result.model, result.normalizer, input_shape, splits.classes)
             write_csv(epochs, result.epochs)
             write_csv(steps, result.steps)
-            # the shapes the report and the studies read (pipeline/schemas.py)
+            # the shapes the report and the studies read (pipeline/core/schemas.py)
             write_json(training, check(result.facts, TrainingFacts, f"{name}/training.json"))
             write_json(timings, check(result.timings, Timings, f"{name}/timings.json"))
             write_json(metrics, check(result.metrics, Metrics, f"{name}/metrics.json"))

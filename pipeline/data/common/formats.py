@@ -21,7 +21,7 @@ TEST_LABELS = "test_labels.csv"  # composite: filename,label for the flat test f
 METADATA = "metadata.csv"  # composite: one row per sample
 METADATA_COLUMNS = ["split", "filename", "label", "digit_label", "cifar_index", "mnist_index"]
 COMPOSITE_SPLITS = ("train", "val", "test")
-# composite: what the counterfactual test re-renders the test split from (pipeline.counterfactual):
+# composite: what the counterfactual test re-renders the test split from (pipeline.inference.counterfactual):
 # the CIFAR-10 test images, the MNIST test digits and their labels, and per test row of
 # metadata.csv (in order) the MNIST index of a digit of another class
 COUNTERFACTUAL = "counterfactual_test.npz"

@@ -19,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 
 WORKERS = 2  # threads for image decoding/encoding (the target machine has 2 cores)
 

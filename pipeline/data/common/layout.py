@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.data.common.errors import DataError
-from pipeline.errors import PipelineError
+from pipeline.core.errors import DataError
+from pipeline.core.errors import PipelineError
 
 #: The regions a composite has and the size of what is pasted there (CIFAR-10 32x32, MNIST 28x28).
 SOURCE_SIZES = {"cifar": (32, 32), "digit": (28, 28)}
@@ -101,7 +101,7 @@ class Layout:
         (28x28 gray, copied to the three channels) each pasted at its box.
 
         The only place a composite is drawn: the converter and the counterfactual test
-        (:mod:`pipeline.counterfactual`) both call it."""
+        (:mod:`pipeline.inference.counterfactual`) both call it."""
         canvas = np.zeros((*self.canvas, 3), dtype=np.uint8)
         top, left, height, width = self.regions["cifar"]
         canvas[top : top + height, left : left + width] = cifar_image

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import COMPOSITE_SPLITS, METADATA, METADATA_COLUMNS
 
 

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import COMPOSITE_SPLITS
 from pipeline.data.common.layout import Layout
 

@@ -36,7 +36,7 @@ import pandas as pd
 import torch
 
 from pipeline.data.common.decoded import load_decoded
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.common.imageio import WORKERS, decode_images
 from pipeline.data.common.layout import DATASET_JSON, read_layout

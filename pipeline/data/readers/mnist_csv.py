@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import CSV_NAMES, csv_columns
 from pipeline.data.readers import MNIST_CLASSES, ImageSet
 

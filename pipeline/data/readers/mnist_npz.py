@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import NPZ_NAMES
 from pipeline.data.readers import MNIST_CLASSES, ImageSet
 

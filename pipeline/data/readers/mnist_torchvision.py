@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import MNIST_RAW_SUBDIR, mnist_idx_path
 from pipeline.data.common.idx import idx_shape
 from pipeline.data.readers import MNIST_CLASSES, ImageSet

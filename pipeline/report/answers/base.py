@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
-from pipeline.config import ConfigError, Params, VerdictConfig, section
+from pipeline.core.config import ConfigError, Params, VerdictConfig, section
 
 
 class Reader(Protocol):
@@ -65,7 +65,7 @@ def table(text: str | None, *columns: str) -> list[dict[str, str]] | None:
 
 def dotted(mapping: Any, path: str) -> Any:
     """``mapping["a"]["b"]`` for ``"a.b"``; KeyError naming the path when a part is missing (the walk
-    of :func:`pipeline.config.section`, whose error speaks of params.yaml, which a report file is not)."""
+    of :func:`pipeline.core.config.section`, whose error speaks of params.yaml, which a report file is not)."""
     try:
         return section(mapping, path)
     except ConfigError:

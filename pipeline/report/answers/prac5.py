@@ -57,7 +57,7 @@ def one_hot_labels(inputs: Reader) -> Built | None:
     rows = [[1 if c == y else 0 for c in range(10)] for y in labels[:6]]
     one_hot = "\n".join(f"[{', '.join(f'{v}.' for v in row)}]" for row in rows)
     return (
-        f"The loss `one_hot_cross_entropy` (`pipeline/engine.py`) gives CrossEntropyLoss the one-hot rows "
+        f"The loss `one_hot_cross_entropy` (`pipeline/training/engine.py`) gives CrossEntropyLoss the one-hot rows "
         f"`F.one_hot(y, 10)` as probability targets, as the handout's Q3.1 does. The first {len(labels)} "
         f"training labels, and the first {len(rows)} of them one-hot:\n\n```\n"
         f"tensor({labels})\n{one_hot}\n```\n\nWith one-hot targets the loss equals the class-index "

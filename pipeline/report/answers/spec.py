@@ -22,7 +22,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.report.answers.base import BUILDERS
 
 ANSWERS = Path("references/answers")  # <key>.yaml per key of references/handout_results.yaml

@@ -29,8 +29,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pipeline.errors import PipelineError
-from pipeline.io import DISK_ERRNOS
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import DISK_ERRNOS
 
 # The project's own errors and the file-system failures a user causes and can fix. Any
 # other exception (a KeyError, a TypeError, a ValueError from torch) is a bug in this code:
@@ -62,7 +62,7 @@ def run_stage(work: Callable[[], object]) -> None:
     except EXPECTED_ERRORS as exc:
         print(f"error: {exc}", file=sys.stderr)
         sys.exit(1)
-    except OSError as exc:  # a full, read-only or failing disk met outside pipeline.io's writers
+    except OSError as exc:  # a full, read-only or failing disk met outside pipeline.core.io's writers
         if exc.errno not in DISK_ERRNOS:
             raise
         print(f"error: {exc.filename or 'a file'}: {exc.strerror} ({errno.errorcode[exc.errno]})", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Inference from a checkpoint, in one place: evaluate, predict and the class-wise norms use it.
 
-A :class:`Predictor` is a checkpoint loaded once (:func:`pipeline.checkpoint.load_checkpoint`,
+A :class:`Predictor` is a checkpoint loaded once (:func:`pipeline.training.checkpoint.load_checkpoint`,
 with its typed variant config) and placed on the device in the memory format its variant
 trained with, fed by the training's evaluation input pipeline (the checkpoint's normalizer,
 no augmentation) at the variant's evaluation batch size and precision. Its logits are those
@@ -15,10 +15,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.checkpoint import LoadedModel, load_checkpoint
-from pipeline.config import VariantConfig
-from pipeline.engine import InputPipeline, predict_logits, select_device
-from pipeline.errors import PipelineError
+from pipeline.training.checkpoint import LoadedModel, load_checkpoint
+from pipeline.core.config import VariantConfig
+from pipeline.training.engine import InputPipeline, predict_logits, select_device
+from pipeline.core.errors import PipelineError
 
 
 @dataclass

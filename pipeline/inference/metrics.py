@@ -1,6 +1,6 @@
 """Metric values computed from labels and predictions: the classification report (scikit-learn), the softmax confidence, the shortcut figures.
 
-Kept apart from :mod:`pipeline.evaluation` (models, data, figures) so that a grader of a
+Kept apart from :mod:`pipeline.inference.evaluation` (models, data, figures) so that a grader of a
 prediction file (:mod:`pipeline.cse849_grader`) computes the same figures as the
 ``evaluate`` stage without importing a model or the training engine.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from pipeline.io import rounded
+from pipeline.core.io import rounded
 
 
 def shortcut_metrics(labels: torch.Tensor, predicted: torch.Tensor, digits: torch.Tensor) -> dict:

@@ -1,6 +1,6 @@
 """The one rule for a YAML or JSON scalar against a Python annotation.
 
-``params.yaml`` (:mod:`pipeline.config`) and the reports' JSON (:mod:`pipeline.schemas`)
+``params.yaml`` (:mod:`pipeline.core.config`) and the reports' JSON (:mod:`pipeline.core.schemas`)
 are checked by it, so a value the parameters accept is a value the reports accept.
 """
 

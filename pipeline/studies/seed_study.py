@@ -12,7 +12,7 @@ the run with seed ``seed`` and is read, not repeated.
 The two variants of every comparison here share their seed, so run k of one and run k of
 the other start from the same random state: the difference is *paired* by seed. The
 statistics of those pairs (:mod:`pipeline.paired_tests`) and their wording
-(:mod:`pipeline.seed_study_summary`) are not here: this module is what the training stage
+(:mod:`pipeline.analysis.seed_study_summary`) are not here: this module is what the training stage
 ``seed_study@<variant>`` imports, and rewording a verdict must not retrain anything.
 """
 
@@ -24,8 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from pipeline.config import VariantConfig
-from pipeline.io import rounded
+from pipeline.core.config import VariantConfig
+from pipeline.core.io import rounded
 
 
 def study_seeds(first: int, n: int) -> list[int]:

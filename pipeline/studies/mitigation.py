@@ -11,8 +11,8 @@ engine and evaluation as every variant: validation and test accuracy, accuracy w
 digit agrees / disagrees with the label, shortcut rate, occlusion and the counterfactual
 flip rate.
 
-The study's params (``mitigation_study``) are typed and checked by :func:`pipeline.config.load_all`;
-:meth:`pipeline.config.Params.mitigation_row` builds a row's variant.
+The study's params (``mitigation_study``) are typed and checked by :func:`pipeline.core.config.load_all`;
+:meth:`pipeline.core.config.Params.mitigation_row` builds a row's variant.
 """
 
 from __future__ import annotations
@@ -23,15 +23,15 @@ import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
-from pipeline.checkpoint import save_checkpoint
-from pipeline.config import VariantConfig, load_all
-from pipeline.data.common.errors import DataError
-from pipeline.datasets import load_splits
-from pipeline.engine import check_model_and_loss, fit, select_device
-from pipeline.evaluation import evaluate_checkpoint
-from pipeline.io import check_outputs, write_json
-from pipeline.resume import ResumeStore
-from pipeline.schemas import MitigationRow, check
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.core.config import VariantConfig, load_all
+from pipeline.core.errors import DataError
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import check_model_and_loss, fit, select_device
+from pipeline.inference.evaluation import evaluate_checkpoint
+from pipeline.core.io import check_outputs, write_json
+from pipeline.training.resume import ResumeStore
+from pipeline.core.schemas import MitigationRow, check
 
 log = logging.getLogger(__name__)
 

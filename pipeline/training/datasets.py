@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import torch
 
-from pipeline.config import AugmentConfig, ConfigError, DataConfig
-from pipeline.data.common.errors import DataError
+from pipeline.core.config import AugmentConfig, ConfigError, DataConfig
+from pipeline.core.errors import DataError
 from pipeline.data.common.layout import Layout
 from pipeline.data.readers import ImageSet, read_split
 
@@ -60,7 +60,7 @@ def load_splits(cfg: DataConfig, seed: int) -> Splits:
     return Splits(train=train, val=val, test=test)
 
 
-# Normalization lives in pipeline.normalizer (no reader imports); re-exported here.
+# Normalization lives in pipeline.training.normalizer (no reader imports); re-exported here.
 
 
 # --------------------------------------------------------------------------- augmentation

@@ -21,8 +21,8 @@ import typing
 from dataclasses import dataclass
 from typing import Annotated, Any, NotRequired, Required, TypedDict
 
-from pipeline.errors import PipelineError
-from pipeline.scalars import scalar_matches
+from pipeline.core.errors import PipelineError
+from pipeline.core.scalars import scalar_matches
 
 
 class SchemaError(PipelineError):

@@ -1,6 +1,6 @@
 """The seed study's training runs: one variant trained with the study's N random seeds.
 
-What the ``seed_study@<variant>`` stage does. Kept apart from :mod:`pipeline.seed_study`
+What the ``seed_study@<variant>`` stage does. Kept apart from :mod:`pipeline.studies.seed_study`
 (the study's statistics), which the summary stage and the report read without
 importing torch or the training engine.
 """
@@ -11,13 +11,13 @@ import logging
 import time
 from pathlib import Path
 
-from pipeline.config import load_all, require
-from pipeline.datasets import load_splits
-from pipeline.engine import check_model_and_loss, fit, select_device
-from pipeline.io import check_outputs, read_json, require_keys, write_json
-from pipeline.resume import ResumeStore
-from pipeline.schemas import SeedStudyRuns, check
-from pipeline.seed_study import run_row, spread, study_seeds, with_seed
+from pipeline.core.config import load_all, require
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import check_model_and_loss, fit, select_device
+from pipeline.core.io import check_outputs, read_json, require_keys, write_json
+from pipeline.training.resume import ResumeStore
+from pipeline.core.schemas import SeedStudyRuns, check
+from pipeline.studies.seed_study import run_row, spread, study_seeds, with_seed
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """Resume states: an interrupted training run continues from its last finished epoch.
 
-At each epoch's end the engine (:func:`pipeline.engine.fit`) writes one file,
+At each epoch's end the engine (:func:`pipeline.training.engine.fit`) writes one file,
 ``.resume/<stage>/<run>.pt``: the model, optimizer and scheduler states, every random
 generator (torch's global one and CUDA's, numpy's, Python's ``random``, and the run's own
 shuffling/augmentation generator), the best-so-far checkpoint and the curves. A rerun of
@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.io import atomic_path
+from pipeline.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -166,13 +166,13 @@ def resumable(stage: str, root: Path = RESUME_DIR) -> Iterator[ResumeStore]:
 
 
 def data_tensors(splits) -> list[torch.Tensor]:
-    """The images and labels of a :class:`~pipeline.datasets.Splits`: part of a state's fingerprint."""
+    """The images and labels of a :class:`~pipeline.training.datasets.Splits`: part of a state's fingerprint."""
     parts = [s for s in (splits.train, splits.val, splits.test) if s is not None]
     return [t for s in parts for t in (s.images, s.labels)]
 
 
 def training_state(trained: tuple, run: dict, first_batch: dict, result) -> dict:
-    """What :func:`pipeline.engine.fit` needs to continue after the current epoch.
+    """What :func:`pipeline.training.engine.fit` needs to continue after the current epoch.
 
     ``trained``: ``(model, optimizer, scheduler or None, generator)``; ``run``: the loop's
     counters and best-so-far checkpoint; ``result``: its ``epochs`` and ``steps`` curves.

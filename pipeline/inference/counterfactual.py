@@ -20,11 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.data.common.formats import COUNTERFACTUAL
 from pipeline.data.common.layout import Layout
 from pipeline.data.common.metadata import read_composite_metadata
-from pipeline.io import rounded
+from pipeline.core.io import rounded
 
 SOURCE_ARRAYS = ("cifar_images", "mnist_images", "mnist_labels", "digit_mnist_index")
 

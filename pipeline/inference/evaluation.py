@@ -3,7 +3,7 @@
 Everything needed to feed the model comes from the checkpoint (``models/<variant>.pt``):
 the model, the normalizer measured at training time (never recomputed here), the data
 format and path, the loss and the evaluation batch size. The same
-:class:`~pipeline.predictor.Predictor` serves this module, ``python -m pipeline predict`` and
+:class:`~pipeline.inference.predictor.Predictor` serves this module, ``python -m pipeline predict`` and
 the class-wise norms, so all see identical inputs.
 
 Outputs in ``reports/<variant>/eval/`` (see :func:`evaluate_checkpoint`):
@@ -29,7 +29,7 @@ accuracy is split by whether the digit agrees with the label, and the *shortcut 
 is the fraction of disagreeing samples predicted as the digit's class. The occlusion
 check re-evaluates with a region blanked (uint8 0 = black, before normalization), for
 each region the variant's ``data.occlusion`` names (its box: the dataset's layout,
-``dataset.json``). The counterfactual test (:mod:`pipeline.counterfactual`) re-draws
+``dataset.json``). The counterfactual test (:mod:`pipeline.inference.counterfactual`) re-draws
 each test image with a digit of another class and counts changed predictions
 (``counterfactual``: ``flip_rate``, ``accuracy``, ``predicted_digit_rate``).
 
@@ -49,18 +49,18 @@ from pathlib import Path
 
 import torch
 
-from pipeline.counterfactual import flip_metrics, load_counterfactuals
-from pipeline.data.common.errors import DataError
+from pipeline.inference.counterfactual import flip_metrics, load_counterfactuals
+from pipeline.core.errors import DataError
 from pipeline.data.common.layout import check_box
 from pipeline.data.readers import UNLABELLED, read_split
-from pipeline.engine import make_loss
-from pipeline.evaluation_figures import plot_confusion, plot_first_predictions, plot_misclassified
-from pipeline.io import check_outputs, output_set, rounded, write_json
-from pipeline.metrics import classification_metrics, confidences, shortcut_metrics
+from pipeline.training.engine import make_loss
+from pipeline.inference.figures import plot_confusion, plot_first_predictions, plot_misclassified
+from pipeline.core.io import check_outputs, output_set, rounded, write_json
+from pipeline.inference.metrics import classification_metrics, confidences, shortcut_metrics
 from pipeline.plots import save_figure
-from pipeline.predictor import Predictor
-from pipeline.reporting import write_csv
-from pipeline.schemas import Evaluation, check
+from pipeline.inference.predictor import Predictor
+from pipeline.core.io import write_csv
+from pipeline.core.schemas import Evaluation, check
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def comparable_summary(metrics: Mapping, split: str = "test") -> dict:
     return summary
 
 
-# what evaluate_checkpoint writes into its folder, as one set (pipeline.io.output_set)
+# what evaluate_checkpoint writes into its folder, as one set (pipeline.core.io.output_set)
 OUTPUT_FILES = (
     "metrics.json",
     "summary.json",

@@ -1,7 +1,7 @@
 """The seed study's summary: per studied comparison the paired differences over N seeds, the
 verdict that follows them, and the figure of every run (what the ``seed_study_summary`` stage writes).
 
-Kept apart from :mod:`pipeline.seed_study`, which the expensive ``seed_study@<variant>``
+Kept apart from :mod:`pipeline.studies.seed_study`, which the expensive ``seed_study@<variant>``
 stages import: a change to a figure or to a verdict's wording reruns no training.
 
 The verdict follows every test it reports (:mod:`pipeline.analysis.paired_tests`): the sign count
@@ -25,10 +25,10 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline.analysis.paired_tests import fairness_first, paired_difference
-from pipeline.config import ConfigError, Params, load_all, require
-from pipeline.io import read_json, write_json
+from pipeline.core.config import ConfigError, Params, load_all, require
+from pipeline.core.io import read_json, write_json
 from pipeline.plots import save_figure
-from pipeline.schemas import Comparison, SeedStudyRuns, SeedStudySummary, check
+from pipeline.core.schemas import Comparison, SeedStudyRuns, SeedStudySummary, check
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 
-from pipeline.errors import PipelineError
-from pipeline.scalars import SCALAR_NAMES, scalar_matches
+from pipeline.core.errors import PipelineError
+from pipeline.core.scalars import SCALAR_NAMES, scalar_matches
 
 DEFAULT_PARAMS = Path("params.yaml")
 
@@ -85,7 +85,7 @@ class RegionAugmentConfig:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    """Batch-level augmentations, applied to training batches only (:class:`pipeline.datasets.BatchAugment`)."""
+    """Batch-level augmentations, applied to training batches only (:class:`pipeline.training.datasets.BatchAugment`)."""
 
     hflip: float = 0.0  # probability of a horizontal flip of the whole image
     random_erasing: RandomErasingConfig = field(default_factory=RandomErasingConfig)
@@ -267,7 +267,7 @@ def _range(values: list[float], key: str, low: float, high: float | None = None)
 
 def validate_augment(aug: AugmentConfig, key: str) -> None:
     """Probabilities in [0, 1], torchvision's RandomErasing ranges, and a region for each region change
-    (whether the data has that region is known once it is read: :class:`pipeline.datasets.BatchAugment`)."""
+    (whether the data has that region is known once it is read: :class:`pipeline.training.datasets.BatchAugment`)."""
     _probability(aug.hflip, f"{key}.hflip")
     erasing = aug.random_erasing
     _probability(erasing.p, f"{key}.random_erasing.p")
@@ -286,7 +286,7 @@ def validate_variant(v: VariantConfig, key: str) -> None:
     """Semantic checks beyond types: allowed names, positive sizes, consistent shapes.
 
     The model name, its arguments and the loss are checked by
-    :func:`pipeline.engine.check_model_and_loss` instead: they depend on the model
+    :func:`pipeline.training.engine.check_model_and_loss` instead: they depend on the model
     families, and configuration does not import model code (a stage that only reads
     params must not depend on every model).
     """

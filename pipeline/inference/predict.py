@@ -9,7 +9,7 @@ whose ``test/`` folder is predicted.
 
 Every image is read in sorted file-name order, checked against the model's input
 size and channel count (a mismatch is an error naming the file), pushed through
-exactly the evaluation preprocessing of :mod:`pipeline.evaluation` (the checkpoint's
+exactly the evaluation preprocessing of :mod:`pipeline.inference.evaluation` (the checkpoint's
 normalizer, no augmentation) and written as one predicted class index per line
 (``--format index``, what CSE 849 asks for) or as a CSV of file, class index and class
 name (``--format csv``), with one probability column per class on request: the
@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.config import DEFAULT_PARAMS, load_all
-from pipeline.data.common.errors import DataError
+from pipeline.core.config import DEFAULT_PARAMS, load_all
+from pipeline.core.errors import DataError
 from pipeline.data.common.imageio import decode_images
 from pipeline.data.readers.image_folder import dataset_root, read_image_dir
-from pipeline.engine import select_device
-from pipeline.errors import PipelineError
-from pipeline.io import check_outputs, write_text
-from pipeline.predictor import Predictor
+from pipeline.training.engine import select_device
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import check_outputs, write_text
+from pipeline.inference.predictor import Predictor
 
 log = logging.getLogger(__name__)
 PROBABILITY_DIGITS = 6  # enough to rank classes and sum to 1 within 1e-5

@@ -1,8 +1,8 @@
 """What makes a training run fail instead of being saved: a non-finite loss, or a result at chance.
 
-:func:`pipeline.engine.train_one_epoch` stops at the first non-finite loss
+:func:`pipeline.training.engine.train_one_epoch` stops at the first non-finite loss
 (:class:`TrainingDiverged`, with :func:`divergence_cause` naming what the evidence points
-to), and :func:`pipeline.engine.fit` refuses a final accuracy at chance level
+to), and :func:`pipeline.training.engine.fit` refuses a final accuracy at chance level
 (:func:`refuse_chance_level`, threshold ``training_check.min_above_chance`` in params.yaml):
 a run whose loss grew without becoming infinite, or whose inputs were all zeros, ends there.
 Either way the stage exits 1 with one line and writes nothing.
@@ -15,7 +15,7 @@ import math
 import torch
 from torch import nn
 
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 
 
 class TrainingDiverged(PipelineError):

@@ -4,7 +4,7 @@ It reads top to bottom like pytorch/examples' mnist/main.py: data, model,
 optimizer, then ``train_one_epoch`` / ``evaluate`` per epoch, then the result.
 What differs between assignments (format, normalization, model, optimizer,
 loss, schedule, augmentation, precision, checkpoint rule) comes from the
-variant's :class:`~pipeline.config.VariantConfig`; nothing here asks which
+variant's :class:`~pipeline.core.config.VariantConfig`; nothing here asks which
 assignment it is running.
 """
 
@@ -26,7 +26,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from pipeline import models
-from pipeline.config import (
+from pipeline.core.config import (
     ConfigError,
     OptimizerConfig,
     SchedulerConfig,
@@ -35,12 +35,12 @@ from pipeline.config import (
     VariantConfig,
 )
 from pipeline.data.readers import UNLABELLED, ImageSet
-from pipeline.datasets import BatchAugment, Splits, batches, num_batches
-from pipeline.errors import PipelineError
-from pipeline.io import rounded
-from pipeline.normalizer import Normalizer
-from pipeline.resume import ResumeFile, data_tensors, fingerprint, interrupt_message, restore_training, training_state
-from pipeline.training_checks import TrainingDiverged, divergence_cause, refuse_chance_level
+from pipeline.training.datasets import BatchAugment, Splits, batches, num_batches
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import rounded
+from pipeline.training.normalizer import Normalizer
+from pipeline.training.resume import ResumeFile, data_tensors, fingerprint, interrupt_message, restore_training, training_state
+from pipeline.training.checks import TrainingDiverged, divergence_cause, refuse_chance_level
 
 log = logging.getLogger(__name__)
 
@@ -360,7 +360,7 @@ def fit(
     The checkpoint kept is the last epoch's, or with ``checkpoint: best_val_accuracy``
     the epoch with the highest validation accuracy (the test set never chooses).
     ``resume``: where the run's state is kept at each epoch's end and continued from
-    (:mod:`pipeline.resume`); ``on_epoch(result)``: called after each epoch with the curves
+    (:mod:`pipeline.training.resume`); ``on_epoch(result)``: called after each epoch with the curves
     so far; ``check``: a final accuracy at chance is refused (:func:`refuse_chance_level`).
     """
     device = device or select_device()

@@ -1,7 +1,7 @@
 """``ToTensor`` + ``Normalize`` for whole batches of uint8 images, and the statistics behind it.
 
-Kept apart from :mod:`pipeline.datasets` so that code which only needs a checkpoint's
-preprocessing (:mod:`pipeline.checkpoint`, the ``analyze`` stage) does not import the
+Kept apart from :mod:`pipeline.training.datasets` so that code which only needs a checkpoint's
+preprocessing (:mod:`pipeline.training.checkpoint`, the ``analyze`` stage) does not import the
 dataset readers.
 """
 
@@ -11,8 +11,8 @@ import math
 
 import torch
 
-from pipeline.config import NormalizeConfig
-from pipeline.errors import PipelineError
+from pipeline.core.config import NormalizeConfig
+from pipeline.core.errors import PipelineError
 
 
 class Normalizer:

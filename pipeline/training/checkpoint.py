@@ -34,11 +34,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.config import VariantConfig, build, validate_variant
-from pipeline.errors import PipelineError
-from pipeline.io import atomic_path
+from pipeline.core.config import VariantConfig, build, validate_variant
+from pipeline.core.errors import PipelineError
+from pipeline.core.io import atomic_path
 from pipeline.models import create_model
-from pipeline.normalizer import Normalizer
+from pipeline.training.normalizer import Normalizer
 
 FORMAT_VERSION = 1
 
