@@ -70,7 +70,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script 
 
 from benchmarks import timing_harness as harness  # noqa: E402
 from pipeline.allocator import retain_freed_memory  # noqa: E402
-from pipeline.io import write_json  # noqa: E402
+from pipeline.core.io import write_json  # noqa: E402
 from pipeline.models.simple_cnn import (
     SimpleCNN,  # noqa: E402
     layers,  # noqa: E402

@@ -3,7 +3,7 @@
 Handout-style (``seed_style`` in the output's keys): ``torchvision.datasets.MNIST`` with ``ToTensor`` + ``Normalize`` applied
 to each PIL image inside a ``DataLoader`` (batch 64, shuffle, ``num_workers`` as
 given), SGD lr 0.01, NLL loss. Engine: the same model, optimizer, batch size,
-normalization and float32 arithmetic through :func:`pipeline.engine.train_one_epoch`
+normalization and float32 arithmetic through :func:`pipeline.training.engine.train_one_epoch`
 on the in-memory uint8 tensor. Both start from the same weights and both are
 evaluated on the test set, so the speed-up is quoted at equal accuracy.
 
@@ -45,11 +45,13 @@ from torchvision import datasets, transforms
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run as a script from anywhere
 
 from benchmarks import timing_harness as harness  # noqa: E402
-from pipeline.config import OptimizerConfig, TrainConfig, load_all, require  # noqa: E402
-from pipeline.engine import InputPipeline, evaluate, make_loss, make_optimizer, train_one_epoch  # noqa: E402
-from pipeline.io import write_json  # noqa: E402
+from pipeline.core.config import OptimizerConfig, TrainConfig  # noqa: E402
+from pipeline.core.io import write_json  # noqa: E402
+from pipeline.core.params import load_all, require  # noqa: E402
 from pipeline.models.ds5220_cnn import DS5220CNN  # noqa: E402
-from pipeline.normalizer import Normalizer, channel_stats  # noqa: E402
+from pipeline.training.engine import evaluate, train_one_epoch  # noqa: E402
+from pipeline.training.normalizer import Normalizer, channel_stats  # noqa: E402
+from pipeline.training.setup import InputPipeline, make_loss, make_optimizer
 
 MODEL = "ds5220_cnn"  # the network timed (imported directly: this benchmark is about this one model)
 LOSS = "nll"  # the DS 5220 handout's criterion (the model ends in log-softmax)

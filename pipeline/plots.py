@@ -20,6 +20,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
@@ -134,6 +135,24 @@ def filter_grid(
     return fig
 
 
+def _bar_panel(
+    ax: Axes,
+    x: np.ndarray,
+    heights: np.ndarray,
+    colors: np.ndarray,
+    panel_title: str,
+    tick_labels: Sequence[str],
+    fontsize: float,
+) -> None:
+    """One panel of :func:`bar_grid`: its bars, title and compact ticks (three on its own y-scale)."""
+    ax.bar(x, heights, color=colors, width=0.8)
+    ax.set_title(panel_title, fontsize=fontsize, pad=2)
+    ax.set_xticks(x, tick_labels, fontsize=fontsize * 0.8)
+    ax.yaxis.set_major_locator(MaxNLocator(3))
+    ax.tick_params(axis="y", labelsize=fontsize, length=2, pad=1)
+    ax.tick_params(axis="x", length=0, pad=1)
+
+
 def bar_grid(
     values: np.ndarray,
     panel_titles: Sequence[str],
@@ -176,12 +195,7 @@ def bar_grid(
     )
     x = np.arange(n_bars)
     for i, ax in enumerate(panel_axes(fig, n, cols)):
-        ax.bar(x, values[:, i], color=colors, width=0.8)
-        ax.set_title(panel_titles[i], fontsize=fontsize, pad=2)
-        ax.set_xticks(x, [] if legend else bar_labels, fontsize=fontsize * 0.8)
-        ax.yaxis.set_major_locator(MaxNLocator(3))
-        ax.tick_params(axis="y", labelsize=fontsize, length=2, pad=1)
-        ax.tick_params(axis="x", length=0, pad=1)
+        _bar_panel(ax, x, values[:, i], colors, panel_titles[i], [] if legend else bar_labels, fontsize)
         if highlight is not None and highlight[i]:
             for spine in ax.spines.values():
                 spine.set_edgecolor("tab:red")

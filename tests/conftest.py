@@ -25,8 +25,8 @@ from PIL import Image
 
 from pipeline.data import sources
 from pipeline.data.cifar import CLASSES
+from pipeline.data.common.composite import Layout
 from pipeline.data.common.idx import idx_bytes
-from pipeline.data.common.layout import Layout
 from pipeline.data.convert import CompositeSpec
 from pipeline.data.readers import ImageSet
 

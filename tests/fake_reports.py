@@ -61,7 +61,7 @@ FAKE_METRICS = {
         "val_loss": 0.79,
     },
 }
-FAKE_EVAL = {  # as pipeline/evaluation.py writes it
+FAKE_EVAL = {  # as pipeline/inference/evaluation.py writes it
     "test_accuracy": 0.9871,
     "test_loss": 0.041234,
     "test_examples": 10000,

@@ -13,14 +13,15 @@ import yaml
 from torch import nn
 
 from pipeline.analysis import analyze, classwise_norms, compare, padding
-from pipeline.checkpoint import save_checkpoint
-from pipeline.config import ComparisonConfig, ConfigError, load_all, load_params
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import ComparisonConfig, load_all
 from pipeline.data.common.formats import csv_columns
-from pipeline.engine import InputPipeline
 from pipeline.models import create_model
 from pipeline.models.cse849_cnn import CSE849CNN
-from pipeline.normalizer import Normalizer
 from pipeline.plots import bar_grid, filter_grid
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.normalizer import Normalizer
+from pipeline.training.setup import InputPipeline
 from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant
 
 # --------------------------------------------------------------------------- TDM Q6: padding
@@ -328,10 +329,10 @@ def test_analyze_stage_imports_neither_engine_nor_data():
     ).stdout
     # nor, through the package, its sibling that needs them
     for module in (
-        "pipeline.engine",
-        "pipeline.datasets",
+        "pipeline.training.engine",
+        "pipeline.training.datasets",
         "pipeline.data.readers",
-        "pipeline.evaluation",
+        "pipeline.inference.evaluation",
         "pipeline.analysis.classwise_norms",
     ):
         assert f"'{module}'" not in loaded, module

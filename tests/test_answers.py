@@ -17,8 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.config import VerdictConfig, load_all, load_params
-from pipeline.errors import PipelineError
+from pipeline.core.config import load_params
+from pipeline.core.errors import PipelineError
+from pipeline.core.params import VerdictConfig, load_all
 from pipeline.report.answers import BUILDERS, answers
 from pipeline.report.answers.sentences import confusions, curve_behaviour, held_out_noise
 from pipeline.report.answers.spec import ANSWERS, load_questions
@@ -273,8 +274,7 @@ def test_first_predictions_and_parameter_answers_follow_the_files():
 
 
 def test_comparison_answers_lead_with_the_seed_studys_typical_figure_when_studied():
-    from pipeline import seed_study_summary
-    from pipeline.analysis import paired_tests
+    from pipeline.analysis import paired_tests, seed_study_summary
 
     def runs(accs):
         return [{"seed": k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accs)]

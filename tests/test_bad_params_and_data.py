@@ -19,13 +19,15 @@ import torch
 from dvc.utils.serialize import parse_yaml
 
 from pipeline.__main__ import main as cli_main
-from pipeline.checkpoint import CheckpointError, load_checkpoint
-from pipeline.cli import run_stage
-from pipeline.config import ConfigError, load_all, load_params
-from pipeline.evaluation import evaluate_checkpoint
-from pipeline.schemas import Evaluation, Metrics, SchemaError, check
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import load_all
+from pipeline.core.schemas import Metrics, SchemaError, check
+from pipeline.inference.evaluation import evaluate_checkpoint
+from pipeline.inference.schemas import Evaluation
 from pipeline.stages.report import run as run_report
 from pipeline.stages.train import train_variant
+from pipeline.training.checkpoint import CheckpointError, load_checkpoint
 from tests.fake_reports import build_fake_repo, write_json
 from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant
 

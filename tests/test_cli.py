@@ -16,9 +16,9 @@ import torch
 from pipeline import __version__
 from pipeline.__main__ import STAGES
 from pipeline.__main__ import main as cli
-from pipeline.checkpoint import save_checkpoint
 from pipeline.models import create_model
-from pipeline.normalizer import Normalizer
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.normalizer import Normalizer
 from tests.tiny_folder import MEAN, SIZE, STD, make_folder_dataset, tiny_variant, write_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -97,7 +97,7 @@ def named(tmp_path_factory):
 
 
 def expected_logits(model_path: Path, images_hwc: np.ndarray) -> torch.Tensor:
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.training.checkpoint import load_checkpoint
 
     x = torch.from_numpy(images_hwc).permute(0, 3, 1, 2).float() / 255.0
     x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
@@ -132,7 +132,7 @@ def test_predict_probabilities_need_the_csv_format(named, tmp_path, capsys):
 def test_per_class_log_counts_every_class_by_name(named, tmp_path, caplog):
     """A bincount without minlength listed 8 counts for a 10-class model."""
     images, arrays, model = named
-    with caplog.at_level(logging.INFO, logger="pipeline.predict"):
+    with caplog.at_level(logging.INFO, logger="pipeline.inference.predict"):
         cli(["predict", "--model", str(model), "--images", str(images), "--out", str(tmp_path / "p.txt")])
     predicted = expected_logits(model, arrays["images"]).argmax(1)
     counts = torch.bincount(predicted, minlength=10).tolist()
@@ -153,7 +153,7 @@ def test_a_stray_file_stops_predict_unless_skipping_is_asked_for(named, tmp_path
         cli(["predict", "--model", str(model), "--images", str(folder), "--out", str(out)])
     assert exit_info.value.code == 1 and "00001_notes.txt: not an image file" in capsys.readouterr().err
     assert not out.exists()
-    with caplog.at_level(logging.WARNING, logger="pipeline.predict"):
+    with caplog.at_level(logging.WARNING, logger="pipeline.inference.predict"):
         cli(["predict", "--model", str(model), "--images", str(folder), "--out", str(out), "--skip-non-images",
              "--format", "csv"])  # fmt: skip
     assert [r["file"] for r in csv.DictReader(io.StringIO(out.read_text()))] == arrays["files"][:4]
@@ -177,8 +177,8 @@ def test_an_unknown_variant_is_named_as_such(named, tmp_path, capsys):
 
 
 def test_device_choice(monkeypatch):
-    from pipeline.engine import DEVICE_ENV, select_device
-    from pipeline.errors import PipelineError
+    from pipeline.core.errors import PipelineError
+    from pipeline.training.setup import DEVICE_ENV, select_device
 
     monkeypatch.delenv(DEVICE_ENV, raising=False)
     assert select_device("cpu") == torch.device("cpu")

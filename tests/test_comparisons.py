@@ -12,7 +12,8 @@ from scipy import stats
 
 from pipeline.analysis.compare import compare
 from pipeline.analysis.paired_tests import confounds, mcnemar
-from pipeline.config import ConfigError, load_all, load_params
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import load_all
 from tests.test_analysis import fake_comparison_pair, fake_predictions
 
 

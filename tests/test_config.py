@@ -6,8 +6,9 @@ import copy
 
 import pytest
 
-from pipeline.config import ConfigError, load_all, load_params
-from pipeline.engine import check_model_and_loss
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import load_all
+from pipeline.training.setup import check_model_and_loss
 
 PARAMS = load_params()  # the committed file: for the tests of what it holds
 COMMITTED = load_all(PARAMS)

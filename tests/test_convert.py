@@ -14,11 +14,12 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from pipeline.config import ConfigError, load_all
+from pipeline.core.config import ConfigError
+from pipeline.core.errors import DataError
+from pipeline.core.params import load_all
 from pipeline.data import cifar, convert
-from pipeline.data.common.errors import DataError
+from pipeline.data.common.composite import Layout, LayoutError, read_layout
 from pipeline.data.common.idx import idx_bytes
-from pipeline.data.common.layout import Layout, LayoutError, read_layout
 from pipeline.data.convert import CompositeSpec, csv_body, plan_composite, save_npz_deterministic, write_mnist_csv
 from pipeline.stages import convert_composite as composite_stage
 from pipeline.stages import convert_mnist as mnist_stage
@@ -321,7 +322,7 @@ def test_composite_layout_and_pixels(tiny_composite, tiny_raw):
     root = tiny_composite
     assert sorted(p.name for p in root.iterdir()) == [
         ".decoded",  # each split's images decoded (pipeline/data/common/decoded.py)
-        "counterfactual_test.npz",  # sources of the counterfactual test (pipeline/counterfactual.py)
+        "counterfactual_test.npz",  # sources of the counterfactual test (pipeline/inference/counterfactual.py)
         "dataset.json",
         "metadata.csv",
         "test",

@@ -19,15 +19,15 @@ import torch
 from PIL import Image
 
 from pipeline import __main__ as cli
-from pipeline.checkpoint import save_checkpoint
-from pipeline.config import VariantConfig, build
-from pipeline.data.common.errors import DataError
+from pipeline.core.config import VariantConfig, build
+from pipeline.core.errors import DataError
 from pipeline.data.readers import UNLABELLED, read_split
-from pipeline.datasets import load_splits
-from pipeline.engine import fit
-from pipeline.evaluation import evaluate_checkpoint
-from pipeline.normalizer import channel_stats
-from pipeline.predict import run_predict
+from pipeline.inference.evaluation import evaluate_checkpoint
+from pipeline.inference.predict import run_predict
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import fit
+from pipeline.training.normalizer import channel_stats
 
 SIZE = 16  # CSE849CNN pools four times by 2: 16 -> 1
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from pipeline import __main__ as cli
-from pipeline.data.common.errors import DataError
+from pipeline.core.errors import DataError
 from pipeline.grading.cse849 import (
     format_grade,
     grade_prediction_file,

@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 import torchvision
 
+from pipeline.core.errors import DataError
+from pipeline.core.io import md5_file
 from pipeline.data import cifar, sources
-from pipeline.data.common.errors import DataError
 from pipeline.data.common.idx import idx_bytes, idx_shape, read_idx, write_idx
-from pipeline.io import md5_file
 from pipeline.stages import download as download_stage
 from tests.conftest import write_cifar_pickle_tar, write_mnist_gz
 

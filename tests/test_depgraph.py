@@ -31,8 +31,8 @@ variants:
 """
 
 FILES = {
-    "pipeline/__init__.py": "",
-    "pipeline/stages/__init__.py": "",
+    "pipeline/__init__.py": "VERSION = '0'\n",  # code: a dep of every stage that imports the package
+    "pipeline/stages/__init__.py": '"""Entry points."""\n',  # a package marker: not a dep
     "pipeline/helper.py": "import os\n\ndef helper():\n    return os.sep\n",
     "pipeline/late.py": "VALUE = 1\n",
     "pipeline/stages/train.py": """\
@@ -80,13 +80,11 @@ FILES = {
 
 TRAIN_DEPS = [
     "pipeline/__init__.py",
-    "pipeline/stages/__init__.py",
     "pipeline/stages/train.py",
     "pipeline/helper.py",
     "pipeline/late.py",
     "pipeline/models/__init__.py",
     "pipeline/models/${item.model.name}",
-    "pipeline/data/__init__.py",
     "pipeline/data/errors.py",
     "pipeline/data/readers/__init__.py",
     "pipeline/data/readers/${item.data.format}.py",
@@ -94,7 +92,6 @@ TRAIN_DEPS = [
 ]
 SHOW_DEPS = [
     "pipeline/__init__.py",
-    "pipeline/stages/__init__.py",
     "pipeline/stages/show.py",
     "pipeline/models/__init__.py",
     "pipeline/models/fam_a",
@@ -294,6 +291,19 @@ def test_suggest_prints_a_foreach_template(fake: Path, capsys):
     assert "  - pipeline/models/${item.model.name}\n" in out
     assert "  - pipeline/data/readers/${item.data.format}.py\n" in out
     assert "show:\n  - pipeline/stages/show.py\n" in out
+
+
+def test_a_package_marker_is_no_dep_until_it_holds_code(fake: Path):
+    """An __init__.py with a docstring only (or empty) runs nothing: neither required nor accepted;
+    one statement in it makes it code, required like any module."""
+    assert check(fake) == []  # pipeline/stages/__init__.py (a docstring) and data/__init__.py (empty) undeclared
+    write_fake_repo(fake, show_deps=[*SHOW_DEPS, "pipeline/stages/__init__.py"])
+    [extra] = of_kind(check(fake), "extra")
+    assert (extra.stage, extra.path) == ("show", "pipeline/stages/__init__.py") and "marker" in extra.detail
+    write_fake_repo(fake)
+    (fake / "pipeline/stages/__init__.py").write_text('"""Entry points."""\n\nimport os\n')
+    missing = {(p.stage, p.path) for p in of_kind(check(fake), "missing")}
+    assert missing == {(s, "pipeline/stages/__init__.py") for s in ("train@a", "train@b", "show")}
 
 
 def test_cli_exits_1_on_problems(fake: Path, capsys):

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 
-from pipeline.config import load_params
+from pipeline.core.config import load_params
 
 REPO = Path(__file__).resolve().parents[1]
 OUTPUTS = [

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import load_params
-from pipeline.errors import PipelineError
+from pipeline.core.config import load_params
+from pipeline.core.errors import PipelineError
 from pipeline.report.deviations import load_deviations, stale_entries
 
 REPO = Path(__file__).resolve().parents[1]

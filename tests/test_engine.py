@@ -12,11 +12,12 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from pipeline.config import AugmentConfig, ConfigError, VariantConfig, build
-from pipeline.datasets import BatchAugment, Splits, batches
-from pipeline.engine import check_model_and_loss, fit, make_loss
-from pipeline.errors import PipelineError
-from pipeline.normalizer import Normalizer, channel_stats
+from pipeline.core.config import AugmentConfig, ConfigError, VariantConfig, build
+from pipeline.core.errors import PipelineError
+from pipeline.training.datasets import BatchAugment, Splits, batches
+from pipeline.training.engine import fit
+from pipeline.training.normalizer import Normalizer, channel_stats
+from pipeline.training.setup import check_model_and_loss, make_loss
 from tests.conftest import TINY_LAYOUT, synthetic_digits
 
 # The engine's unit tests use this set-up of their own (TDM 40200's network and optimizer), not
@@ -294,7 +295,8 @@ def test_the_hku_loss_is_available_to_its_model():
 
 
 def test_flip_averaged_predictions_are_the_mean_softmax_of_image_and_mirror():
-    from pipeline.engine import InputPipeline, predict_logits
+    from pipeline.training.engine import predict_logits
+    from pipeline.training.setup import InputPipeline
 
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 4 * 6, 5))

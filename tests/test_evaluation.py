@@ -10,13 +10,13 @@ import pytest
 import torch
 from sklearn.metrics import precision_recall_fscore_support
 
-from pipeline.counterfactual import Counterfactuals, flip_metrics, load_counterfactuals
-from pipeline.data.common.errors import DataError
-from pipeline.data.common.layout import LayoutError
+from pipeline.core.errors import DataError
+from pipeline.data.common.composite import LayoutError
 from pipeline.data.readers import read_split
-from pipeline.evaluation import evaluate_checkpoint, occlude
-from pipeline.evaluation_figures import first_misclassified
-from pipeline.metrics import classification_metrics, shortcut_metrics
+from pipeline.inference.counterfactual import Counterfactuals, flip_metrics, load_counterfactuals
+from pipeline.inference.evaluation import evaluate_checkpoint, occlude
+from pipeline.inference.figures import first_misclassified
+from pipeline.inference.metrics import classification_metrics, shortcut_metrics
 from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant, write_png
 
 # --------------------------------------------------------------------------- misclassified gallery
@@ -177,7 +177,7 @@ def test_evaluate_is_byte_for_byte_reproducible(composite, tmp_path):
 
 def test_occlusion_accuracy_is_measured_on_blanked_images(composite):
     """The stage's occlusion accuracy equals the accuracy of a direct run on blanked images."""
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.training.checkpoint import load_checkpoint
 
     root, arrays, model, out, result = composite
     loaded = load_checkpoint(model)
@@ -227,7 +227,7 @@ def test_data_override_and_mnist_shaped_model(tmp_path):
     pd.DataFrame({"filename": [f"{i}.png" for i in range(6)], "label": [0, 1, 2, 3, 4, 5]}).to_csv(
         root / "test_labels.csv", index=False
     )
-    from pipeline.normalizer import Normalizer
+    from pipeline.training.normalizer import Normalizer
 
     variant = tiny_variant(
         tmp_path / "elsewhere", model="tdm_cnn", normalize={"mode": "fixed", "mean": [0.5], "std": [0.5]}
@@ -258,7 +258,7 @@ def test_counterfactuals_change_the_digit_and_nothing_else(composite, tiny_raw):
         matches = [i for i in range(len(mnist_test)) if np.array_equal(mnist_test[i], patch)]
         assert matches and all(mnist_labels[i] == digit for i in matches)
     # the stage's flip rate: how many predictions the counterfactual changes
-    from pipeline.predictor import Predictor
+    from pipeline.inference.predictor import Predictor
 
     predictor = Predictor.load(model)
     flipped = predictor.logits(cf.images).argmax(1)
@@ -295,7 +295,7 @@ def test_counterfactual_refuses_sources_that_do_not_redraw_the_images(tiny_compo
 def test_flip_averaging_reports_the_single_view_accuracy_beside(composite, tmp_path):
     import dataclasses
 
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.training.checkpoint import load_checkpoint
 
     root, arrays, model, out, result = composite
     assert "single_view_accuracy" not in result.metrics  # off: nothing to compare

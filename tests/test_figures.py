@@ -11,8 +11,8 @@ from matplotlib.text import Text
 
 from pipeline.analysis.analyze import plot_first_conv, plot_loss_curve
 from pipeline.analysis.classwise_norms import cv_summary, plot_classwise_bars, plot_classwise_heatmap
+from pipeline.analysis.seed_study_summary import differences_figure
 from pipeline.models import create_model
-from pipeline.seed_study_summary import differences_figure
 
 PAGE_INCHES = 7.5  # an A4 or Letter page's text width in print; wider figures are scaled down to it
 LEGIBLE_PT = 7.5  # what prints at "about 8 pt"

@@ -81,7 +81,7 @@ def test_gate_passes_when_results_are_current(clone):
 def test_gate_fails_when_a_dependency_changed_without_regenerating(clone, change):
     if change == "code":  # a code dependency of train@tiny
         edit(
-            clone / "pipeline" / "engine.py",
+            clone / "pipeline" / "training" / "engine.py",
             '"""',
             '"""Edited without running dvc repro.\n',
         )
@@ -110,15 +110,30 @@ def test_gate_fails_when_a_stage_imports_code_it_does_not_declare(clone):
     gate refuses it before anything else, naming the stage, the file and how it is reached."""
     (clone / "pipeline" / "helpers.py").write_text("SCALE = 1.0\n", encoding="utf-8")
     edit(
-        clone / "pipeline" / "engine.py",
-        "import contextlib\n",
-        "import contextlib\n\nfrom pipeline import helpers  # noqa: F401\n",
+        clone / "pipeline" / "training" / "engine.py",
+        "import copy\n",
+        "import copy\n\nfrom pipeline import helpers  # noqa: F401\n",
     )
     done = gate(clone)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "[missing] train@tiny: pipeline/helpers.py is imported but not declared as a dep" in done.stdout
-    assert "pipeline/engine.py" in done.stdout  # the import chain
+    assert "pipeline/training/engine.py" in done.stdout  # the import chain
     assert "error: gate: dvc.yaml does not declare what the stages import" in done.stderr
+
+
+def test_a_new_module_inside_a_declared_package_needs_no_dvc_yaml_edit(clone):
+    """train@ declares pipeline/training as one unit: a new module there, imported by the engine,
+    is covered at once; the gate finds the stage stale (its code changed), not undeclared."""
+    (clone / "pipeline" / "training" / "helpers.py").write_text("SCALE = 1.0\n", encoding="utf-8")
+    edit(
+        clone / "pipeline" / "training" / "engine.py",
+        "import copy\n",
+        "import copy\n\nfrom pipeline.training import helpers  # noqa: F401\n",
+    )
+    done = gate(clone)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "[missing]" not in done.stdout and "does not declare" not in done.stderr
+    assert "error: gate: committed results are stale" in done.stderr and "train@tiny" in done.stderr
 
 
 def test_gate_fails_when_a_committed_metric_was_edited_by_hand(clone):

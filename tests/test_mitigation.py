@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.config import ConfigError, load_all, load_params
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import load_all
+from pipeline.stages import evaluate_mitigation as evaluate_stage
 from pipeline.stages import mitigation as stage
 
 REPO = Path(__file__).resolve().parent.parent
@@ -89,17 +91,29 @@ def test_study_params_errors_name_the_key():
         load_all(params).mitigation_row("other")
 
 
-def test_stage_trains_and_evaluates_one_row(tiny_composite, tmp_path):
+def test_stages_train_then_evaluate_one_row(tiny_composite, tmp_path):
+    """mitigation@ writes the checkpoint and training record; evaluate_mitigation@ the study's row from them."""
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(tiny_params(tiny_composite)))
-    out = tmp_path / "mitigation"
-    stage.main(["blanked", "--params", str(path), "--out", str(out)])
+    models, runs, out = tmp_path / "models", tmp_path / "mitigation" / "runs", tmp_path / "mitigation"
+    stage.main(["blanked", "--params", str(path), "--models", str(models), "--runs", str(runs)])
+    assert sorted(p.name for p in models.iterdir()) == ["blanked.pt"]
+    run = json.loads((runs / "blanked.json").read_text())
+    assert run["row"] == "blanked" and run["variant"] == "base@blanked" and run["epochs"] == 1
+    assert "shortcut" not in run  # the training stage evaluates nothing beyond what fit() measures
+    evaluate_stage.main(["blanked", "--models", str(models), "--runs", str(runs), "--out", str(out)])
     row = json.loads((out / "blanked.json").read_text())
-    assert row["row"] == "blanked" and row["variant"] == "base@blanked" and row["epochs"] == 1
+    assert {k: row[k] for k in run} == run  # the training record, unchanged, with the tests beside it
     assert row["augment"]["blank"] == {"p": 1.0, "region": "digit"} and row["augment"]["hflip"] == 0.5
     assert 0 <= row["test_accuracy"] <= 1 and 0 <= row["val_accuracy"] <= 1
     assert set(row["occlusion"]) == {"digit_blanked", "cifar_blanked"}
     assert row["counterfactual"]["images"] == 30 and 0 <= row["counterfactual"]["flip_rate"] <= 1
     assert row["shortcut"]["agree_count"] + row["shortcut"]["disagree_count"] == 30
     assert row["train_seconds"] > 0
-    assert sorted(p.name for p in out.iterdir()) == ["blanked.json"]  # no model, no temporary files left
+    assert sorted(p.name for p in out.iterdir()) == ["blanked.json", "runs"]  # no temporary files left
+
+
+def test_evaluation_of_a_row_without_its_training_names_the_stage(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        evaluate_stage.main(["blanked", "--models", str(tmp_path), "--runs", str(tmp_path), "--out", str(tmp_path)])
+    assert "blanked.json" in capsys.readouterr().err

@@ -25,15 +25,16 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.config import ConfigError, VariantConfig, build, load_all
+from pipeline.core.config import ConfigError, VariantConfig, build
+from pipeline.core.errors import DataError
+from pipeline.core.io import atomic_path, write_json, write_text
+from pipeline.core.params import load_all
 from pipeline.data.common import imageio
-from pipeline.data.common.errors import DataError
 from pipeline.data.readers import ImageSet
 from pipeline.data.readers.image_folder import read_image_dir, read_test_labels
-from pipeline.datasets import Splits
-from pipeline.engine import TrainingDiverged, fit
-from pipeline.io import atomic_path, write_json, write_text
-from pipeline.predict import run_predict
+from pipeline.inference.predict import run_predict
+from pipeline.training.datasets import Splits
+from pipeline.training.engine import TrainingDiverged, fit
 from tests.conftest import synthetic_digits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -142,9 +143,9 @@ def test_a_diverging_run_stops_at_the_first_non_finite_loss():
 
 
 def tiny_checkpoint(path, name="tiny", weights=None):
-    from pipeline.checkpoint import save_checkpoint
     from pipeline.models import create_model
-    from pipeline.normalizer import Normalizer
+    from pipeline.training.checkpoint import save_checkpoint
+    from pipeline.training.normalizer import Normalizer
 
     raw = {
         "seed": 0,
@@ -217,7 +218,7 @@ def _write_bad_checkpoint(path, kind):
     ],
 )
 def test_a_bad_checkpoint_is_one_clear_line(tmp_path, monkeypatch, kind, message):
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.training.checkpoint import load_checkpoint
 
     monkeypatch.chdir(tmp_path)
     path = _write_bad_checkpoint(tmp_path / "bad.pt", kind)
@@ -229,7 +230,7 @@ def test_a_bad_checkpoint_is_one_clear_line(tmp_path, monkeypatch, kind, message
 
 
 def test_evaluating_a_variant_with_another_variants_checkpoint_is_refused(tmp_path):
-    from pipeline.evaluation import evaluate_checkpoint
+    from pipeline.inference.evaluation import evaluate_checkpoint
 
     model = tiny_checkpoint(tmp_path / "prac5.pt", name="tdm_max")
     with pytest.raises(ValueError, match="holds variant 'tdm_max', not 'prac5'"):
@@ -408,7 +409,7 @@ def test_bad_test_label_rows_name_their_line(tmp_path, rows, message):
 
 def test_an_output_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, capsys):
     """A stage whose output location cannot be written exits 1 with one line naming it, no traceback."""
-    from pipeline.cli import run_stage
+    from pipeline.core.cli import run_stage
 
     target = tmp_path / "metrics.json"
 
@@ -426,7 +427,7 @@ def test_an_output_that_cannot_be_written_is_one_line(tmp_path, monkeypatch, cap
 @pytest.mark.parametrize("depth", ["parent", "grandparent"])
 def test_an_output_under_a_file_names_that_file(tmp_path, capsys, depth):
     """A file where the output's folder (or a folder above it) should be: one line naming it, the file kept."""
-    from pipeline.cli import run_stage
+    from pipeline.core.cli import run_stage
 
     blocker = tmp_path / "reports"
     blocker.write_text("not a folder")

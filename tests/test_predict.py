@@ -10,12 +10,12 @@ import pytest
 import torch
 
 from pipeline.__main__ import main as cli
-from pipeline.checkpoint import load_checkpoint
-from pipeline.evaluation import evaluate_checkpoint
+from pipeline.inference.evaluation import evaluate_checkpoint
+from pipeline.inference.predict import format_predictions, run_predict
 from pipeline.models import create_model
-from pipeline.normalizer import Normalizer
-from pipeline.predict import format_predictions, run_predict
 from pipeline.stages.export_weights import main as export_weights
+from pipeline.training.checkpoint import load_checkpoint
+from pipeline.training.normalizer import Normalizer
 from tests.tiny_folder import MEAN, SIZE, STD, make_checkpoint, make_folder_dataset, tiny_variant, write_png
 
 
@@ -57,7 +57,7 @@ def test_predict_uses_the_checkpoint_normalizer(dataset, tmp_path):
     variant = tiny_variant(root)
     a = make_checkpoint(tmp_path / "a.pt", variant, seed=1)
     b = make_checkpoint(tmp_path / "b.pt", variant, seed=1, normalizer=Normalizer([0.0] * 3, [1.0] * 3))
-    from pipeline.predict import predict_folder
+    from pipeline.inference.predict import predict_folder
 
     _, pa = predict_folder(a, root / "test")
     assert pa.tolist() == manual_predictions(a, arrays["images"]).tolist()

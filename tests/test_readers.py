@@ -11,10 +11,10 @@ import pytest
 import torch
 from PIL import Image
 
+from pipeline.core.errors import DataError
 from pipeline.data import convert
-from pipeline.data.common.errors import DataError
+from pipeline.data.common.composite import read_composite_metadata
 from pipeline.data.common.idx import write_idx
-from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.image_folder import read_image_dir
 

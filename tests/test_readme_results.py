@@ -12,7 +12,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
-from pipeline.config import load_all
+from pipeline.core.params import load_all
 
 ROOT = Path(__file__).resolve().parents[1]
 

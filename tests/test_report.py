@@ -18,7 +18,7 @@ import pytest
 import yaml
 
 from pipeline import report
-from pipeline.errors import PipelineError
+from pipeline.core.errors import PipelineError
 from pipeline.report import build_report, write_report
 from pipeline.report.formats import listed, pct, points
 from pipeline.report.html import markdown_to_html
@@ -360,7 +360,8 @@ def test_missing_files_name_the_stage_that_writes_them(fake_repo):
         "autograder.json": "autograde",
         "benchmarks/loader.json": "bench_loader",
         "benchmarks/layers.json": "bench_layers",
-        "mitigation/patch_shuffle.json": "mitigation@patch_shuffle",
+        "mitigation/patch_shuffle.json": "evaluate_mitigation@patch_shuffle",
+        "mitigation/runs/patch_shuffle.json": "mitigation@patch_shuffle",
         "seed_study/runs/tdm_max.json": "seed_study@tdm_max",
         "seed_study/summary.json": "seed_study_summary",
         "timing.json": "!make repro-timed",
@@ -385,10 +386,19 @@ def test_stage_imports_only_what_it_needs():
     modules, heavy = done.stdout.splitlines()
     assert modules.split() == [
         "pipeline",
-        "pipeline.cli",
-        "pipeline.config",
-        "pipeline.errors",
-        "pipeline.io",
+        "pipeline.analysis",  # the schemas of the files the report reads, each beside its producer
+        "pipeline.analysis.schemas",
+        "pipeline.core",
+        "pipeline.core.cli",
+        "pipeline.core.config",
+        "pipeline.core.errors",
+        "pipeline.core.io",
+        "pipeline.core.params",
+        "pipeline.core.schemas",
+        "pipeline.grading",
+        "pipeline.grading.schemas",
+        "pipeline.inference",
+        "pipeline.inference.schemas",
         "pipeline.report",
         "pipeline.report.answers",
         "pipeline.report.answers.base",
@@ -406,11 +416,10 @@ def test_stage_imports_only_what_it_needs():
         "pipeline.report.html",
         "pipeline.report.inputs",
         "pipeline.report.mitigation",
+        "pipeline.report.schemas",
         "pipeline.report.sections",
         "pipeline.report.tables",
         "pipeline.report.timings",
-        "pipeline.scalars",
-        "pipeline.schemas",
         "pipeline.stages",
         "pipeline.stages.report",
     ]
@@ -523,8 +532,9 @@ def test_composite_channel_statistics_read_in_image_order(fake_repo):
 
 
 def test_seed_study_tables_and_verdicts_follow_the_summary(fake_repo):
-    from pipeline import seed_study, seed_study_summary
-    from pipeline.config import load_all
+    from pipeline.analysis import seed_study_summary
+    from pipeline.core.params import load_all
+    from pipeline.studies import seed_study
 
     def runs(accs):
         return [{"seed": 7 + k, "test_accuracy": a, "test_loss": 0.1} for k, a in enumerate(accs)]
@@ -698,5 +708,5 @@ def test_mitigation_study_table_and_reading_follow_the_rows(fake_repo):
 
     (folder / "gaussian_noise.json").unlink()  # a missing row: said so, and no reading of a partial table
     md = build_report(fake_repo).markdown
-    assert "mitigation study row `gaussian_noise`" in md and "run `dvc repro mitigation@gaussian_noise`" in md
+    assert "mitigation study row `gaussian_noise`" in md and "run `dvc repro evaluate_mitigation@gaussian_noise`" in md
     assert "Test accuracy against the reference" not in md

@@ -19,11 +19,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from pipeline.config import ConfigError, load_all
+from pipeline.core.config import ConfigError
+from pipeline.core.params import load_all
+from pipeline.core.schemas import Timings
 from pipeline.devtools import reproduce as rp
 from pipeline.devtools.depgraph import StageSpec
-from pipeline.engine import kernel_facts
-from pipeline.schemas import Timings
+from pipeline.training.setup import kernel_facts
 from tests.tiny_repo import PARAMS, build_tiny_repo, git
 
 HERE = {"device": "cpu", "cpu_capability": "AVX512", "threads": 2, "torch": "2.14.1+cu130"}

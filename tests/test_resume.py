@@ -28,11 +28,11 @@ import pytest
 import torch
 import yaml
 
-from pipeline import resume as resume_module
-from pipeline.config import VariantConfig, build
-from pipeline.datasets import Splits
-from pipeline.engine import fit
-from pipeline.resume import ResumeFile, ResumeStore, resumable
+from pipeline.core.config import VariantConfig, build
+from pipeline.training import resume as resume_module
+from pipeline.training.datasets import Splits
+from pipeline.training.engine import fit
+from pipeline.training.resume import ResumeFile, ResumeStore, resumable
 from tests.conftest import synthetic_digits
 from tests.test_seed_study import tiny_study  # noqa: F401 - a fixture
 
@@ -382,17 +382,17 @@ def saved_epoch_at(path: Path) -> int:
 
 
 def test_an_interrupted_seed_study_reads_its_finished_runs_back(tiny_study, monkeypatch, caplog):  # noqa: F811
-    from pipeline import seed_study_runs
+    from pipeline.studies import seed_study
 
     root, _, _ = tiny_study
     monkeypatch.chdir(root)  # .resume/ lives in the working directory (the repository root under DVC)
     out = root / "reports" / "seed_study" / "runs"
     args = ("tdm_max", root / "params.yaml", root / "reports", out)
-    whole = seed_study_runs.run_seed_study(*args)
+    whole = seed_study.seed_study(*args)
     assert not (root / ".resume").exists()
     (out / "tdm_max.json").unlink()
 
-    real_fit = seed_study_runs.fit
+    real_fit = seed_study.fit
 
     def stop(so_far) -> None:
         raise Stop
@@ -402,16 +402,16 @@ def test_an_interrupted_seed_study_reads_its_finished_runs_back(tiny_study, monk
             options["on_epoch"] = stop
         return real_fit(variant, splits, device, **options)
 
-    monkeypatch.setattr(seed_study_runs, "fit", stopped_in_the_last_run)
+    monkeypatch.setattr(seed_study, "fit", stopped_in_the_last_run)
     with pytest.raises(Stop):
-        seed_study_runs.run_seed_study(*args)
+        seed_study.seed_study(*args)
     states = root / ".resume" / "seed_study@tdm_max"
     assert sorted(p.name for p in states.iterdir()) == ["seed-40201.pt", "seed-40202.pt"]
     assert not (out / "tdm_max.json").exists()
 
-    monkeypatch.setattr(seed_study_runs, "fit", real_fit)
+    monkeypatch.setattr(seed_study, "fit", real_fit)
     with caplog.at_level(logging.INFO):
-        again = seed_study_runs.run_seed_study(*args)
+        again = seed_study.seed_study(*args)
     assert caplog.text.count("resuming after epoch 1 of 1") == 2  # both runs read back, none retrained
     timeless = lambda payload: [{**run, "train_seconds": None} for run in payload["runs"]]  # noqa: E731
     assert timeless(again) == timeless(whole) and again["test_accuracy"] == whole["test_accuracy"]

@@ -9,19 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from pipeline.analysis.schemas import Comparison
+from pipeline.core.schemas import Metrics, SchemaError, SeedStudyRuns, check
+from pipeline.grading.schemas import Grade
+from pipeline.inference.schemas import Evaluation, Shortcut
 from pipeline.report.inputs import Inputs
-from pipeline.schemas import (
-    SCHEMAS,
-    Comparison,
-    Evaluation,
-    Grade,
-    Metrics,
-    SchemaError,
-    SeedStudyRuns,
-    Shortcut,
-    check,
-    schema_for,
-)
+from pipeline.report.schemas import SCHEMAS, schema_for
 from tests.fake_reports import build_fake_repo, write_json
 
 REPO = Path(__file__).resolve().parents[1]

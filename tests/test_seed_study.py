@@ -14,11 +14,13 @@ import torch
 import yaml
 from scipy import stats
 
-from pipeline import seed_study_runs, seed_study_summary
-from pipeline.analysis import paired_tests
-from pipeline.config import ConfigError, load_all, load_params
-from pipeline.datasets import Splits
-from pipeline.engine import fit, select_device
+from pipeline.analysis import paired_tests, seed_study_summary
+from pipeline.core.config import ConfigError, load_params
+from pipeline.core.params import load_all
+from pipeline.studies import seed_study
+from pipeline.training.datasets import Splits
+from pipeline.training.engine import fit
+from pipeline.training.setup import select_device
 from tests.conftest import synthetic_digits
 
 
@@ -265,7 +267,7 @@ def tiny_study(tmp_path, monkeypatch):
     params = copy.deepcopy(STUDY_PARAMS)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     splits = Splits(train=synthetic_digits(320, 0), val=None, test=synthetic_digits(100, 2))
-    monkeypatch.setattr(seed_study_runs, "load_splits", lambda data, seed: splits)
+    monkeypatch.setattr(seed_study, "load_splits", lambda data, seed: splits)
     write_comparison_files(tmp_path, params)
     committed, loaded = {}, load_all(params)
     for name in ("tdm_max", "tdm_avg"):
@@ -279,7 +281,7 @@ def tiny_study(tmp_path, monkeypatch):
 def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     root, splits, committed = tiny_study
     out = root / "reports" / "seed_study" / "runs"
-    payload = seed_study_runs.run_seed_study("tdm_max", root / "params.yaml", root / "reports", out)
+    payload = seed_study.seed_study("tdm_max", root / "params.yaml", root / "reports", out)
     assert payload["seeds"] == [40200, 40201, 40202]
     first, *trained = payload["runs"]
     assert first["test_accuracy"] == round(committed["tdm_max"]["test_accuracy"], 6) and first["train_seconds"] is None
@@ -294,7 +296,7 @@ def test_stage_reuses_the_committed_run_and_trains_the_other_seeds(tiny_study):
     accs = [r["test_accuracy"] for r in payload["runs"]]
     assert payload["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1), abs=1e-6)
 
-    seed_study_runs.run_seed_study("tdm_avg", root / "params.yaml", root / "reports", out)
+    seed_study.seed_study("tdm_avg", root / "params.yaml", root / "reports", out)
     summary = seed_study_summary.summarize(
         root / "params.yaml", out, root / "reports" / "comparisons", root / "reports" / "seed_study"
     )
@@ -325,7 +327,7 @@ def test_summary_refuses_runs_from_another_n(tiny_study):
     root, _, _ = tiny_study
     out = root / "reports" / "seed_study" / "runs"
     for name in ("tdm_max", "tdm_avg"):
-        seed_study_runs.run_seed_study(name, root / "params.yaml", root / "reports", out)
+        seed_study.seed_study(name, root / "params.yaml", root / "reports", out)
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["seed_study"]["seeds"] = 4
     (root / "params.yaml").write_text(yaml.safe_dump(params))

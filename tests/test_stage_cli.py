@@ -42,8 +42,8 @@ def test_the_console_command_is_the_module_command(tmp_path):
 def test_stage_main_parses_sets_up_then_runs_and_turns_expected_errors_into_one_line(tmp_path, capsys):
     import pytest
 
-    from pipeline.cli import PARAMS, VARIANT, path_arg, stage_main
-    from pipeline.errors import PipelineError
+    from pipeline.core.cli import PARAMS, VARIANT, path_arg, stage_main
+    from pipeline.core.errors import PipelineError
 
     calls = []
 

@@ -11,12 +11,13 @@ import torch
 import yaml
 from torch import nn
 
-from pipeline.cli import run_stage
-from pipeline.config import ConfigError, TrainingCheckConfig, VariantConfig, build, load_all, load_params
+from pipeline.core.cli import run_stage
+from pipeline.core.config import ConfigError, VariantConfig, build, load_params
+from pipeline.core.params import TrainingCheckConfig, load_all
 from pipeline.data.readers import ImageSet
-from pipeline.datasets import Splits
-from pipeline.engine import TrainingDiverged, fit
-from pipeline.training_checks import TrainingAtChance, divergence_cause, refuse_chance_level
+from pipeline.training.checks import TrainingAtChance, divergence_cause, refuse_chance_level
+from pipeline.training.datasets import Splits
+from pipeline.training.engine import TrainingDiverged, fit
 from tests.conftest import synthetic_digits
 
 REPO = Path(__file__).resolve().parents[1]

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.cli import run_stage
-from pipeline.config import load_params
-from pipeline.data.common.errors import DataError
+from pipeline.core.cli import run_stage
+from pipeline.core.config import load_params
+from pipeline.core.errors import DataError
+from pipeline.core.io import OutputError, atomic_path, check_outputs, output_set, write_json, write_text
 from pipeline.data.readers.image_folder import read_image_dir
-from pipeline.io import OutputError, atomic_path, check_outputs, output_set, write_json, write_text
 
 ROOT = os.geteuid() == 0
 REPO = Path(__file__).resolve().parents[1]
@@ -168,7 +168,7 @@ def inputs(tmp_path):
 )
 def test_predict_refuses_its_checkpoint_or_a_special_file_as_out(inputs, out, said):
     """P_outmodel: `predict --model M --out M` replaced the checkpoint by the predictions; P_outdev."""
-    from pipeline.predict import run_predict
+    from pipeline.inference.predict import run_predict
 
     with pytest.raises(OutputError, match=said):
         run_predict(inputs / "m.pt", inputs / "images", inputs / out)
@@ -249,7 +249,7 @@ def test_a_failure_inside_an_output_set_keeps_every_previous_output(tmp_path, mo
         write_text(temps[0], "new")
         if failure == "bug":
             print(1 / 0)
-        if failure == "full disk, written directly":  # not through pipeline.io: which file is not known
+        if failure == "full disk, written directly":  # not through pipeline.core.io: which file is not known
             with open(temps[1], "w"):
                 raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         write_text(temps[1], "new")
@@ -273,7 +273,7 @@ def tiny_train(tmp_path, monkeypatch, tiny_raw):
     variant["data"]["path"] = str(tiny_raw / "mnist")
     monkeypatch.chdir(tmp_path)
     # the tiny set's pixels are random: a model at chance is expected here, and not what is tested
-    monkeypatch.setattr("pipeline.engine.refuse_chance_level", lambda *args, **kwargs: None, raising=False)
+    monkeypatch.setattr("pipeline.training.engine.refuse_chance_level", lambda *args, **kwargs: None, raising=False)
 
     def run(epochs: int, models_dir: Path = Path("models")) -> None:
         variant["train"]["epochs"] = epochs
@@ -321,7 +321,7 @@ def test_evaluate_writes_its_six_files_as_one_set(tmp_path, monkeypatch):
     """A full disk at the last figure used to leave the new metrics.json beside the old figures."""
     from matplotlib.figure import Figure
 
-    from pipeline.evaluation import OUTPUT_FILES, evaluate_checkpoint
+    from pipeline.inference.evaluation import OUTPUT_FILES, evaluate_checkpoint
     from tests.tiny_folder import make_checkpoint, make_folder_dataset, tiny_variant
 
     make_folder_dataset(tmp_path / "data", n_test=12, metadata=False)
@@ -415,11 +415,11 @@ def test_a_folder_that_takes_no_files_is_named_not_its_temporary(capsys):
 @pytest.mark.parametrize("study", ["seed_study", "mitigation"])
 def test_a_study_output_that_cannot_be_written_is_refused_before_training(tmp_path, monkeypatch, study):
     """The seed study (N trainings) and a mitigation row check their output as train does, before the work."""
-    from pipeline import mitigation_runs, seed_study_runs
+    from pipeline.studies import mitigation, seed_study
 
     (tmp_path / "blocker").write_text("not a folder")
     out = tmp_path / "blocker" / "runs"
-    module = seed_study_runs if study == "seed_study" else mitigation_runs
+    module = seed_study if study == "seed_study" else mitigation
 
     def trained(*args, **kwargs):
         raise AssertionError("trained although the output could not be written")
@@ -428,9 +428,9 @@ def test_a_study_output_that_cannot_be_written_is_refused_before_training(tmp_pa
     monkeypatch.setattr(module, "fit", trained)
     with pytest.raises(NotADirectoryError, match=r"runs/\w+\.json: cannot create its folder: .*blocker is a file"):
         if study == "seed_study":
-            seed_study_runs.run_seed_study("tdm_max", REPO / "params.yaml", REPO / "reports", out)
+            seed_study.seed_study("tdm_max", REPO / "params.yaml", REPO / "reports", out)
         else:
-            mitigation_runs.run_mitigation_row("flip_only", REPO / "params.yaml", out)
+            mitigation.mitigation("flip_only", REPO / "params.yaml", tmp_path / "models", out)
 
 
 # --------------------------------------------------------------------------- reading
@@ -440,7 +440,7 @@ def test_predict_skipping_non_images_skips_a_link_loop_too(tmp_path):
     """`predict --skip-non-images` logs and leaves out a link loop, as any file that is not an image."""
     import numpy as np
 
-    from pipeline.predict import read_images_skipping
+    from pipeline.inference.predict import read_images_skipping
     from tests.tiny_folder import write_png
 
     write_png(tmp_path / "a.png", np.full((28, 28), 7, dtype=np.uint8))
@@ -451,7 +451,7 @@ def test_predict_skipping_non_images_skips_a_link_loop_too(tmp_path):
 
 def test_a_folder_given_as_a_checkpoint_is_called_a_folder(tmp_path):
     """K_dir: `--model some.pt/` (a folder) said "no such checkpoint (train it first ...)"."""
-    from pipeline.checkpoint import load_checkpoint
+    from pipeline.training.checkpoint import load_checkpoint
 
     (tmp_path / "m.pt").mkdir()
     with pytest.raises(IsADirectoryError, match=r"m\.pt: is a folder, not a checkpoint file"):

@@ -15,10 +15,10 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from pipeline.checkpoint import save_checkpoint
-from pipeline.config import VariantConfig, build
+from pipeline.core.config import VariantConfig, build
 from pipeline.models import create_model
-from pipeline.normalizer import Normalizer
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.normalizer import Normalizer
 
 SIZE = 16  # CSE849CNN pools four times by 2: 16 -> 1
 CLASSES = [str(i) for i in range(10)]

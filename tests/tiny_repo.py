@@ -78,33 +78,14 @@ lines = [f"{p.parent.name}: {json.loads(p.read_text())}" for p in sorted(Path("r
 Path("summary.md").write_text("\\n".join(lines) + "\\n")
 '''
 
-# The code the tiny train stage runs (for its prac5_cnn model and mnist_npz data), declared
-# exactly: the tiny repository holds only this code (and the dependency checker), so the
+# The code the tiny train stage runs (for its prac5_cnn model and mnist_npz data), declared as
+# the project's own train@ stage declares it (packages, the model family and reader by name):
+# the tiny repository holds only the files it imports (and the dependency checker), so the
 # gate's dependency check (.ci/gate step 0) holds there too.
 TINY_CODE = [
-    "pipeline/__init__.py",
-    "pipeline/allocator.py",
-    "pipeline/checkpoint.py",
-    "pipeline/cli.py",
-    "pipeline/errors.py",
-    "pipeline/config.py",
-    "pipeline/datasets.py",
-    "pipeline/engine.py",
-    "pipeline/resume.py",
-    "pipeline/training_checks.py",
-    "pipeline/io.py",
-    "pipeline/normalizer.py",
-    "pipeline/reporting.py",
-    "pipeline/scalars.py",
-    "pipeline/schemas.py",
-    "pipeline/stages/__init__.py",
-    "pipeline/stages/train.py",
-    "pipeline/data/__init__.py",
-    "pipeline/data/common",
-    "pipeline/data/readers/__init__.py",
-    "pipeline/data/readers/${item.data.format}.py",
-    "pipeline/models/__init__.py",
-    "pipeline/models/${item.model.name}",
+    dep
+    for dep in yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["train"]["do"]["deps"]
+    if dep.startswith("pipeline/")
 ]
 # run by the gate, not by a stage: the checker package, every module of it
 TINY_TOOLS = ["pipeline/devtools/__init__.py"] + sorted(

@@ -32,9 +32,9 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torch import nn
 
-from pipeline.training.checkpoint import load_checkpoint
 from pipeline.core.io import atomic_path, read_json, require_keys, write_json, write_text
 from pipeline.plots import filter_grid, save_figure
+from pipeline.training.checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Class-wise average feature-map norms (CSE 849 section 2.2), for the ``classwise_norms`` stage.
 
 :func:`classwise_feature_norms` runs a model over uint8 images (batched, through the
-checkpoint's :class:`~pipeline.training.engine.InputPipeline`) and averages, per class, the L2
+checkpoint's :class:`~pipeline.training.setup.InputPipeline`) and averages, per class, the L2
 norm over height and width of every channel after the chosen conv blocks;
 :func:`cv_summary` measures how class-specific each filter is; :func:`classwise_norms` is the
 stage's work (params, checkpoint and validation split in, the folder of JSON, CSV and figures
@@ -25,17 +25,16 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from torch import nn
 
-from pipeline.core.config import load_all, require
-from pipeline.core.errors import DataError
+from pipeline.analysis.schemas import LayerNorms
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.core.io import atomic_path, rounded, write_csv, write_json
+from pipeline.core.params import load_all, require
+from pipeline.core.schemas import check
 from pipeline.data.readers import read_split
-from pipeline.training.datasets import batches, load_splits
-from pipeline.training.engine import InputPipeline
-from pipeline.core.errors import PipelineError
-from pipeline.core.io import atomic_path, rounded, write_json
-from pipeline.plots import bar_grid, save_figure
 from pipeline.inference.predictor import Predictor
-from pipeline.core.io import write_csv
-from pipeline.core.schemas import LayerNorms, check
+from pipeline.plots import bar_grid, save_figure
+from pipeline.training.datasets import batches, load_splits
+from pipeline.training.setup import InputPipeline
 
 log = logging.getLogger(__name__)
 

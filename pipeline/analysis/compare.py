@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.analysis.paired_tests import confounds, fairness_first, mcnemar
-from pipeline.core.config import ComparisonConfig, ConfigError, load_all, require
+from pipeline.analysis.schemas import Comparison
+from pipeline.core.config import ConfigError
 from pipeline.core.io import output_set, read_json, require_keys, rounded, write_json, write_text
-from pipeline.core.schemas import Comparison, check
+from pipeline.core.params import ComparisonConfig, load_all, require
+from pipeline.core.schemas import check
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from pipeline.core.config import load_all
 from pipeline.core.errors import DataError
-from pipeline.data.common.formats import CSV_NAMES, csv_columns
 from pipeline.core.io import write_json, write_text
+from pipeline.core.params import load_all
+from pipeline.data.common.formats import CSV_NAMES, csv_columns
 
 log = logging.getLogger(__name__)
 

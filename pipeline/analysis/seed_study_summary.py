@@ -25,10 +25,12 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from pipeline.analysis.paired_tests import fairness_first, paired_difference
-from pipeline.core.config import ConfigError, Params, load_all, require
+from pipeline.analysis.schemas import Comparison, SeedStudySummary
+from pipeline.core.config import ConfigError
 from pipeline.core.io import read_json, write_json
+from pipeline.core.params import Params, load_all, require
+from pipeline.core.schemas import SeedStudyRuns, check
 from pipeline.plots import save_figure
-from pipeline.core.schemas import Comparison, SeedStudyRuns, SeedStudySummary, check
 
 log = logging.getLogger(__name__)
 

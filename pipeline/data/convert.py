@@ -15,7 +15,7 @@ MNIST -> npz (Practical 5)
 CIFAR-10 + MNIST -> composite dataset (CSE 849 Project 2)
     RGB canvas, black background, with the CIFAR-10 image (32x32) and an MNIST digit
     (28x28, white on black, copied to the three channels) pasted where ``composite.layout``
-    says (:mod:`pipeline.data.common.layout`; today 64x64, the image at rows/cols 0-31,
+    says (:mod:`pipeline.data.common.composite`; today 64x64, the image at rows/cols 0-31,
     the digit at rows/cols 36-63). The label is the CIFAR-10 class.
 
     split  CIFAR-10 images                    digits drawn from
@@ -59,10 +59,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from pipeline.core.config import CompositeConfig, ConfigError
-from pipeline.data import cifar as cifar_mod
-from pipeline.data.common.decoded import write_decoded
+from pipeline.core.config import ConfigError
 from pipeline.core.errors import DataError
+from pipeline.core.io import atomic_path, write_json
+from pipeline.core.params import CompositeConfig
+from pipeline.data import cifar as cifar_mod
+from pipeline.data.common.composite import Layout
+from pipeline.data.common.decoded import write_decoded
 from pipeline.data.common.formats import (
     COMPOSITE_SPLITS,
     COUNTERFACTUAL,
@@ -79,8 +82,6 @@ from pipeline.data.common.formats import (
 )
 from pipeline.data.common.idx import read_idx
 from pipeline.data.common.imageio import WORKERS, encode_png, map_chunks
-from pipeline.data.common.layout import Layout
-from pipeline.core.io import atomic_path, write_json
 
 log = logging.getLogger(__name__)
 
@@ -199,7 +200,7 @@ class CompositeSpec:
 
     @classmethod
     def from_config(cls, cfg: CompositeConfig) -> CompositeSpec:
-        """The ``composite`` block of params.yaml (checked by :func:`pipeline.core.config.load_all`)."""
+        """The ``composite`` block of params.yaml (checked by :func:`pipeline.core.params.load_all`)."""
         return cls(
             seed=cfg.seed,
             train_size=cfg.train_size,
@@ -226,6 +227,62 @@ def _draw_digits(
     return chosen
 
 
+def _check_plan_sizes(spec: CompositeSpec, n_cifar_train: int, n_cifar_test: int, n_mnist_train: int) -> None:
+    """The requested split sizes must fit the CIFAR-10 images reserved for them, and MNIST
+    train must leave digits for both train and val."""
+    if spec.train_size > spec.cifar_val_start:
+        raise ConfigError(
+            f"composite.train_size: {spec.train_size} exceeds the {spec.cifar_val_start} CIFAR-10 train images reserved for train"
+        )
+    if spec.cifar_val_start + spec.val_size > n_cifar_train:
+        raise ConfigError(
+            f"composite.val_size: {spec.val_size} exceeds the {n_cifar_train - spec.cifar_val_start} CIFAR-10 train images reserved for val"
+        )
+    if spec.test_size > n_cifar_test:
+        raise ConfigError(f"composite.test_size: {spec.test_size} exceeds the {n_cifar_test} CIFAR-10 test images")
+    if not 0 < spec.mnist_val_start < n_mnist_train:
+        raise DataError(f"MNIST train has {n_mnist_train} images; the composite needs more than {spec.mnist_val_start}")
+
+
+def _plan_split(
+    spec: CompositeSpec,
+    split_no: int,
+    split: str,
+    cifar_index: np.ndarray,
+    cifar_labels: np.ndarray,
+    pool: np.ndarray,
+    mnist_labels: np.ndarray,
+) -> pd.DataFrame:
+    """One split's rows of the metadata table, drawn from a stream of its own (``[seed, split_no]``),
+    so the size of one split never changes the draws of another."""
+    rng = np.random.default_rng([spec.seed, split_no])
+    n = len(cifar_index)
+    labels = cifar_labels[cifar_index].astype(np.int64)
+    if split == "train":
+        agree = np.zeros(n, dtype=bool)
+        agree[rng.permutation(n)[: round(spec.train_agreement * n)]] = True
+        other = (labels + rng.integers(1, 10, size=n)) % 10  # uniform over the 9 other classes
+        digit_labels = np.where(agree, labels, other)
+    else:
+        digit_labels = rng.integers(0, 10, size=n)
+    mnist_index = _draw_digits(rng, digit_labels, pool, mnist_labels, f"composite {split}")
+    width = max(5, len(str(max(n - 1, 0))))
+    names = [f"{i:0{width}d}.png" for i in range(n)]
+    if split != "test":
+        names = [f"{cifar_mod.CLASSES[y]}/{name}" for y, name in zip(labels, names)]
+    return pd.DataFrame(
+        {
+            "split": split,
+            "filename": names,
+            "label": labels,
+            "digit_label": digit_labels.astype(np.int64),
+            "cifar_index": cifar_index.astype(np.int64),
+            "mnist_index": mnist_index,
+        },
+        columns=METADATA_COLUMNS,
+    )
+
+
 def plan_composite(
     spec: CompositeSpec,
     cifar_train_labels: np.ndarray,
@@ -235,21 +292,7 @@ def plan_composite(
 ) -> pd.DataFrame:
     """Decide every sample (which CIFAR image, which digit) -> the metadata table, in split order."""
     n_cifar_train, n_mnist_train = len(cifar_train_labels), len(mnist_train_labels)
-    if spec.train_size > spec.cifar_val_start:
-        raise ConfigError(
-            f"composite.train_size: {spec.train_size} exceeds the {spec.cifar_val_start} CIFAR-10 train images reserved for train"
-        )
-    if spec.cifar_val_start + spec.val_size > n_cifar_train:
-        raise ConfigError(
-            f"composite.val_size: {spec.val_size} exceeds the {n_cifar_train - spec.cifar_val_start} CIFAR-10 train images reserved for val"
-        )
-    if spec.test_size > len(cifar_test_labels):
-        raise ConfigError(
-            f"composite.test_size: {spec.test_size} exceeds the {len(cifar_test_labels)} CIFAR-10 test images"
-        )
-    if not 0 < spec.mnist_val_start < n_mnist_train:
-        raise DataError(f"MNIST train has {n_mnist_train} images; the composite needs more than {spec.mnist_val_start}")
-
+    _check_plan_sizes(spec, n_cifar_train, len(cifar_test_labels), n_mnist_train)
     sources = {
         "train": (np.arange(spec.train_size), cifar_train_labels, np.arange(spec.mnist_val_start), mnist_train_labels),
         "val": (
@@ -260,37 +303,7 @@ def plan_composite(
         ),
         "test": (np.arange(spec.test_size), cifar_test_labels, np.arange(len(mnist_test_labels)), mnist_test_labels),
     }
-    frames = []
-    for split_no, split in enumerate(SPLITS):
-        cifar_index, cifar_labels, pool, mnist_labels = sources[split]
-        rng = np.random.default_rng([spec.seed, split_no])
-        n = len(cifar_index)
-        labels = cifar_labels[cifar_index].astype(np.int64)
-        if split == "train":
-            agree = np.zeros(n, dtype=bool)
-            agree[rng.permutation(n)[: round(spec.train_agreement * n)]] = True
-            other = (labels + rng.integers(1, 10, size=n)) % 10  # uniform over the 9 other classes
-            digit_labels = np.where(agree, labels, other)
-        else:
-            digit_labels = rng.integers(0, 10, size=n)
-        mnist_index = _draw_digits(rng, digit_labels, pool, mnist_labels, f"composite {split}")
-        width = max(5, len(str(max(n - 1, 0))))
-        names = [f"{i:0{width}d}.png" for i in range(n)]
-        if split != "test":
-            names = [f"{cifar_mod.CLASSES[y]}/{name}" for y, name in zip(labels, names)]
-        frames.append(
-            pd.DataFrame(
-                {
-                    "split": split,
-                    "filename": names,
-                    "label": labels,
-                    "digit_label": digit_labels.astype(np.int64),
-                    "cifar_index": cifar_index.astype(np.int64),
-                    "mnist_index": mnist_index,
-                },
-                columns=METADATA_COLUMNS,
-            )
-        )
+    frames = [_plan_split(spec, split_no, split, *sources[split]) for split_no, split in enumerate(SPLITS)]
     return pd.concat(frames, ignore_index=True)
 
 
@@ -397,7 +410,7 @@ def convert_composite(
     plan = plan_composite(spec, cifar.train_labels, cifar.test_labels, mnist_train_labels, mnist_test_labels)
     summary: dict[str, Any] = {
         "spec": asdict(spec),
-        "layout": layout.to_json(),  # read back by pipeline.data.common.layout.read_layout
+        "layout": layout.to_json(),  # read back by pipeline.data.common.composite.read_layout
         "cifar10": {"archive": archive.name, "format": fmt, "index_order": cifar.index_order},
         "classes": list(cifar_mod.CLASSES),
         "splits": {},

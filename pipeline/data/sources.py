@@ -35,11 +35,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pipeline.data import cifar
 from pipeline.core.errors import DataError
+from pipeline.core.io import atomic_path
+from pipeline.data import cifar
 from pipeline.data.common.formats import MNIST_PREFIX, MNIST_RAW_SUBDIR, RAW_CIFAR, RAW_MNIST, mnist_idx_name
 from pipeline.data.common.idx import idx_shape
-from pipeline.core.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -38,14 +38,14 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
+from pipeline.core.io import rounded, write_json, write_text
+from pipeline.data.common.composite import read_composite_metadata
 from pipeline.data.common.formats import CSV_NAMES, NPZ_NAMES
-from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import ImageSet, read_split
 from pipeline.data.readers.mnist_csv import frame_to_imageset, load_mnist_csv_frame
 from pipeline.data.readers.mnist_npz import read_mnist_npz
-from pipeline.core.io import rounded, write_json, write_text
-from pipeline.training.normalizer import channel_stats
 from pipeline.plots import image_grid, save_figure
+from pipeline.training.normalizer import channel_stats
 
 log = logging.getLogger(__name__)
 

@@ -39,11 +39,11 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.core.config import load_all, require
-from pipeline.devtools.depgraph import StageSpec, load_stages
 from pipeline.core.errors import PipelineError
+from pipeline.core.params import load_all, require
+from pipeline.devtools.depgraph import StageSpec, load_stages
 
-#: What picks a run's kernels (``pipeline.training.engine.kernel_facts``, recorded in ``timings.json``).
+#: What picks a run's kernels (``pipeline.training.setup.kernel_facts``, recorded in ``timings.json``).
 KERNEL_FACTS = ("device", "cpu_capability", "threads", "torch")
 #: The output of ``train@<variant>`` that describes the machine, not the run: never compared.
 MACHINE_OUTPUT = "timings.json"

@@ -37,11 +37,12 @@ import yaml
 
 from pipeline.core.cli import run_stage
 from pipeline.core.errors import DataError
+from pipeline.core.io import check_outputs, rounded, write_json
+from pipeline.core.schemas import check
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.readers.image_folder import composite_digit_labels, dataset_root, read_test_labels
-from pipeline.core.io import check_outputs, rounded, write_json
+from pipeline.grading.schemas import Grade
 from pipeline.inference.metrics import shortcut_metrics
-from pipeline.core.schemas import Grade, check
 
 N_CLASSES = 10
 HANDOUT_RESULTS = Path(__file__).resolve().parents[2] / "references" / "handout_results.yaml"

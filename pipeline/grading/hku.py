@@ -40,10 +40,10 @@ import sys
 from pathlib import Path
 
 from pipeline.core.errors import PipelineError
+from pipeline.core.io import check_outputs, write_json, write_text
 from pipeline.grading.cases import QUESTIONS, SEED, select_questions
 from pipeline.grading.sandbox import DEFAULT_CASE_TIMEOUT, DEFAULT_MEMORY_LIMIT, grade_submission
 from pipeline.grading.scoring import format_summary
-from pipeline.core.io import check_outputs, write_json, write_text
 from pipeline.models.simple_cnn import layers
 
 #: This project's own solution (graded by the ``autograde`` stage, as a file like any other;

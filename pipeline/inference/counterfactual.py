@@ -1,7 +1,7 @@
 """The counterfactual test of a CSE 849 model: the same photo with a digit of another class.
 
 For each test image the composite is drawn again by the converter's own code
-(:meth:`~pipeline.data.common.layout.Layout.render`) at the dataset's layout, from the sources
+(:meth:`~pipeline.data.common.composite.Layout.render`) at the dataset's layout, from the sources
 the converter stored beside the images (``counterfactual_test.npz``: the CIFAR-10 test
 images, the MNIST test digits, and per test row the digit of another class it drew with
 ``composite.seed``). Before that, the stored sources must redraw every test image exactly
@@ -21,10 +21,9 @@ import numpy as np
 import torch
 
 from pipeline.core.errors import DataError
-from pipeline.data.common.formats import COUNTERFACTUAL
-from pipeline.data.common.layout import Layout
-from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.core.io import rounded
+from pipeline.data.common.composite import Layout, read_composite_metadata
+from pipeline.data.common.formats import COUNTERFACTUAL
 
 SOURCE_ARRAYS = ("cifar_images", "mnist_images", "mnist_labels", "digit_mnist_index")
 

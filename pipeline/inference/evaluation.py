@@ -46,21 +46,25 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from pipeline.inference.counterfactual import flip_metrics, load_counterfactuals
 from pipeline.core.errors import DataError
-from pipeline.data.common.layout import check_box
-from pipeline.data.readers import UNLABELLED, read_split
-from pipeline.training.engine import make_loss
+from pipeline.core.io import check_outputs, output_set, rounded, write_csv, write_json
+from pipeline.core.schemas import check
+from pipeline.data.common.composite import check_box
+from pipeline.data.readers import UNLABELLED, ImageSet, read_split
+from pipeline.inference.counterfactual import flip_metrics, load_counterfactuals
 from pipeline.inference.figures import plot_confusion, plot_first_predictions, plot_misclassified
-from pipeline.core.io import check_outputs, output_set, rounded, write_json
 from pipeline.inference.metrics import classification_metrics, confidences, shortcut_metrics
-from pipeline.plots import save_figure
 from pipeline.inference.predictor import Predictor
-from pipeline.core.io import write_csv
-from pipeline.core.schemas import Evaluation, check
+from pipeline.inference.schemas import Evaluation
+from pipeline.plots import save_figure
+from pipeline.training.setup import make_loss
+
+if TYPE_CHECKING:
+    from pipeline.core.config import DataConfig
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +117,139 @@ OUTPUT_FILES = (
 )
 
 
+def _read_labelled_split(data: DataConfig, path: Path, variant_name: str) -> tuple[str, ImageSet, list[str]]:
+    """The labelled split to evaluate: the test split, or the validation split (with a note)
+    when the test images ship without labels (the course's CSE 849 zip)."""
+    split, notes = "test", []
+    test = read_split(data.format, path, split)
+    if bool((test.labels == UNLABELLED).any()):
+        if data.format != "image_folder":  # only image folders have a validation split of their own
+            raise DataError(
+                f"{path}: the test split has unlabelled images; evaluation needs labels "
+                f"(use `python -m pipeline predict`)"
+            )
+        # The course's CSE 849 zip ships its test images without labels (the course grades
+        # q1_test.txt): evaluate on the validation split and say so in every output.
+        split = "val"
+        test = read_split(data.format, path, split)
+        notes.append(f"the test split of {path} is unlabelled: evaluated on the validation split")
+        log.warning("%s: %s", variant_name, notes[-1])
+    return split, test, notes
+
+
+def _split_metrics(predictor: Predictor, test: ImageSet, split: str) -> tuple[dict, torch.Tensor, torch.Tensor, float]:
+    """Accuracy, loss (the training criterion) and the per-class report on ``test``; with
+    ``train.eval_hflip`` also the single-view accuracy. Returns metrics, logits, predictions, loss."""
+    variant, classes = predictor.spec, predictor.loaded.classes
+    logits = predictor.logits(test.images)
+    predicted = logits.argmax(1)
+    n = len(test.labels)
+    loss = float(make_loss(variant.train.loss, variant.model.name, reduction="sum")(logits, test.labels)) / n
+    report = classification_metrics(test.labels, predicted, len(classes))
+    metrics: dict = {
+        f"{split}_accuracy": report.pop("accuracy"),
+        f"{split}_loss": rounded(loss),
+        f"{split}_examples": n,
+        "misclassified": int((predicted != test.labels).sum()),
+        **report,
+    }
+
+    if variant.train.eval_hflip:  # what the mirror averaging adds, measured on the same images
+        single = predictor.logits(test.images, hflip_average=False).argmax(1)
+        metrics["single_view_accuracy"] = rounded((single == test.labels).double().mean())
+    return metrics, logits, predicted, loss
+
+
+def _occlusion_metrics(
+    predictor: Predictor, test: ImageSet, regions: Sequence[str], reference_accuracy: float, variant_name: str
+) -> dict:
+    """Accuracy with each named region of the layout blanked, its change from ``reference_accuracy``
+    in points, and how often the prediction is the digit's class."""
+    occlusion = {}
+    for name in regions:
+        box = test.layout.box(name, f"variants.{variant_name}.data.occlusion")
+        occluded = predictor.logits(occlude(test.images, box)).argmax(1)
+        accuracy = rounded((occluded == test.labels).double().mean())
+        occlusion[f"{name}_blanked"] = {
+            "accuracy": accuracy,
+            "change_points": rounded(100.0 * (accuracy - reference_accuracy)),
+            "predicted_digit_rate": rounded((occluded == test.digit_labels).double().mean()),
+        }
+    return occlusion
+
+
+def _composite_tests(
+    predictor: Predictor,
+    test: ImageSet,
+    split: str,
+    metrics: dict,
+    predicted: torch.Tensor,
+    regions: Sequence[str],
+    notes: list[str],
+) -> None:
+    """Add the shortcut, occlusion and counterfactual tests to ``metrics`` when the data has
+    digit labels and a layout (composite data); otherwise note that they were skipped."""
+    variant_name = predictor.loaded.variant
+    digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
+    if (digits is None or test.layout is None) and regions:
+        notes.append(
+            f"no digit labels or layout for the {split} images (not a composite with metadata.csv and "
+            f"dataset.json): shortcut, occlusion and counterfactual tests skipped"
+        )
+        log.warning("%s: %s", variant_name, notes[-1])
+    if digits is None or test.layout is None:
+        return
+    metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
+    metrics["occlusion"] = _occlusion_metrics(predictor, test, regions, metrics[f"{split}_accuracy"], variant_name)
+    counterfactuals = None
+    if split == "test" and test.root is not None:
+        counterfactuals = load_counterfactuals(test.root, test.files, test.images, test.layout)
+    if counterfactuals is not None:
+        flipped = predictor.logits(counterfactuals.images).argmax(1)
+        metrics["counterfactual"] = flip_metrics(predicted, flipped, test.labels, counterfactuals)
+    log.info(
+        "shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s; counterfactual %s",
+        metrics["shortcut"]["agree_accuracy"],
+        metrics["shortcut"]["disagree_accuracy"],
+        metrics["shortcut"]["shortcut_rate"],
+        {k: v["accuracy"] for k, v in metrics["occlusion"].items()},
+        metrics.get("counterfactual"),
+    )
+
+
+def _prediction_rows(test: ImageSet, predicted: torch.Tensor, logits: torch.Tensor) -> list[dict]:
+    """The rows of ``predictions.csv``: index, label, predicted class, confidence[, file]."""
+    conf = confidences(logits)
+    rows = []
+    for i in range(len(test.labels)):
+        row = {"index": i, "label": int(test.labels[i]), "predicted": int(predicted[i]), "confidence": rounded(conf[i])}
+        if test.files is not None:
+            row["file"] = test.files[i]
+        rows.append(row)
+    return rows
+
+
+def _write_outputs(
+    outputs: list[Path],
+    variant_name: str,
+    split: str,
+    metrics: dict,
+    rows: list[dict],
+    test: ImageSet,
+    predicted: torch.Tensor,
+    classes: Sequence[str],
+) -> None:
+    """Write the evaluation's files as one set (``OUTPUT_FILES``, in that order)."""
+    title = f"{variant_name}: {split} accuracy {metrics[f'{split}_accuracy']:.4f} (n={len(test.labels)})"
+    with output_set(*outputs) as (metrics_json, summary_json, predictions_csv, confusion, first20, misclassified):
+        write_json(metrics_json, check(metrics, Evaluation, f"{variant_name}/eval/metrics.json"))
+        write_json(summary_json, comparable_summary(metrics, split))
+        write_csv(predictions_csv, rows)
+        save_figure(plot_confusion(test.labels, predicted, classes, title), confusion)
+        save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), first20)
+        save_figure(plot_misclassified(test.images, predicted, test.labels, classes), misclassified)
+
+
 def evaluate_checkpoint(
     model_path: str | Path,
     out_dir: str | Path,
@@ -134,102 +271,24 @@ def evaluate_checkpoint(
     outputs = [out_dir / name for name in OUTPUT_FILES]
     check_outputs(outputs, {"--model": model_path})  # before any work: a read-only folder, a clash
     predictor = Predictor.load(model_path, variant=expected_variant)
-    loaded, variant = predictor.loaded, predictor.spec
-    data = variant.data
+    loaded, data = predictor.loaded, predictor.spec.data
     path = Path(data_path) if data_path is not None else Path(data.path)
-    split, notes = "test", []
-    test = read_split(data.format, path, split)
-    if bool((test.labels == UNLABELLED).any()):
-        if data.format != "image_folder":  # only image folders have a validation split of their own
-            raise DataError(
-                f"{path}: the test split has unlabelled images; evaluation needs labels "
-                f"(use `python -m pipeline predict`)"
-            )
-        # The course's CSE 849 zip ships its test images without labels (the course grades
-        # q1_test.txt): evaluate on the validation split and say so in every output.
-        split = "val"
-        test = read_split(data.format, path, split)
-        notes.append(f"the test split of {path} is unlabelled: evaluated on the validation split")
-        log.warning("%s: %s", loaded.variant, notes[-1])
-    classes = loaded.classes
+    split, test, notes = _read_labelled_split(data, path, loaded.variant)
 
-    logits = predictor.logits(test.images)
-    predicted = logits.argmax(1)
-    n = len(test.labels)
-    loss = float(make_loss(variant.train.loss, variant.model.name, reduction="sum")(logits, test.labels)) / n
-    report = classification_metrics(test.labels, predicted, len(classes))
-    accuracy_key = f"{split}_accuracy"
-    metrics: dict = {
-        accuracy_key: report.pop("accuracy"),
-        f"{split}_loss": rounded(loss),
-        f"{split}_examples": n,
-        "misclassified": int((predicted != test.labels).sum()),
-        **report,
-    }
-
-    if variant.train.eval_hflip:  # what the mirror averaging adds, measured on the same images
-        single = predictor.logits(test.images, hflip_average=False).argmax(1)
-        metrics["single_view_accuracy"] = rounded((single == test.labels).double().mean())
-
-    digits = test.digit_labels  # composite data: each image's MNIST digit (from metadata.csv)
+    metrics, logits, predicted, loss = _split_metrics(predictor, test, split)
     regions = list(data.occlusion if occlusion is None else occlusion)
-    if (digits is None or test.layout is None) and regions:
-        notes.append(
-            f"no digit labels or layout for the {split} images (not a composite with metadata.csv and "
-            f"dataset.json): shortcut, occlusion and counterfactual tests skipped"
-        )
-        log.warning("%s: %s", loaded.variant, notes[-1])
-    if digits is not None and test.layout is not None:
-        metrics["shortcut"] = shortcut_metrics(test.labels, predicted, digits)
-        metrics["occlusion"] = {}
-        for name in regions:
-            box = test.layout.box(name, f"variants.{loaded.variant}.data.occlusion")
-            occluded = predictor.logits(occlude(test.images, box)).argmax(1)
-            accuracy = rounded((occluded == test.labels).double().mean())
-            metrics["occlusion"][f"{name}_blanked"] = {
-                "accuracy": accuracy,
-                "change_points": rounded(100.0 * (accuracy - metrics[accuracy_key])),
-                "predicted_digit_rate": rounded((occluded == digits).double().mean()),
-            }
-        counterfactuals = None
-        if split == "test" and test.root is not None:
-            counterfactuals = load_counterfactuals(test.root, test.files, test.images, test.layout)
-        if counterfactuals is not None:
-            flipped = predictor.logits(counterfactuals.images).argmax(1)
-            metrics["counterfactual"] = flip_metrics(predicted, flipped, test.labels, counterfactuals)
-        log.info(
-            "shortcut: agree acc %s, disagree acc %s, shortcut rate %s; occlusion %s; counterfactual %s",
-            metrics["shortcut"]["agree_accuracy"],
-            metrics["shortcut"]["disagree_accuracy"],
-            metrics["shortcut"]["shortcut_rate"],
-            {k: v["accuracy"] for k, v in metrics["occlusion"].items()},
-            metrics.get("counterfactual"),
-        )
-
-    conf = confidences(logits)
-    rows = []
-    for i in range(n):
-        row = {"index": i, "label": int(test.labels[i]), "predicted": int(predicted[i]), "confidence": rounded(conf[i])}
-        if test.files is not None:
-            row["file"] = test.files[i]
-        rows.append(row)
+    _composite_tests(predictor, test, split, metrics, predicted, regions, notes)
+    rows = _prediction_rows(test, predicted, logits)
 
     if notes:
         metrics["notes"] = notes
-    title = f"{loaded.variant}: {split} accuracy {metrics[accuracy_key]:.4f} (n={n})"
-    with output_set(*outputs) as (metrics_json, summary_json, predictions_csv, confusion, first20, misclassified):
-        write_json(metrics_json, check(metrics, Evaluation, f"{loaded.variant}/eval/metrics.json"))
-        write_json(summary_json, comparable_summary(metrics, split))
-        write_csv(predictions_csv, rows)
-        save_figure(plot_confusion(test.labels, predicted, classes, title), confusion)
-        save_figure(plot_first_predictions(test.images, predicted, test.labels, classes), first20)
-        save_figure(plot_misclassified(test.images, predicted, test.labels, classes), misclassified)
+    _write_outputs(outputs, loaded.variant, split, metrics, rows, test, predicted, loaded.classes)
     seconds = time.perf_counter() - start
     log.info(
         "%s: %s accuracy %.4f, loss %.4f, %d misclassified; wrote %s in %.1f s",
         loaded.variant,
         split,
-        metrics[accuracy_key],
+        metrics[f"{split}_accuracy"],
         loss,
         metrics["misclassified"],
         out_dir,

@@ -32,14 +32,14 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from pipeline.core.config import DEFAULT_PARAMS, load_all
-from pipeline.core.errors import DataError
+from pipeline.core.config import DEFAULT_PARAMS
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.core.io import check_outputs, write_text
+from pipeline.core.params import load_all
 from pipeline.data.common.imageio import decode_images
 from pipeline.data.readers.image_folder import dataset_root, read_image_dir
-from pipeline.training.engine import select_device
-from pipeline.core.errors import PipelineError
-from pipeline.core.io import check_outputs, write_text
 from pipeline.inference.predictor import Predictor
+from pipeline.training.setup import select_device
 
 log = logging.getLogger(__name__)
 PROBABILITY_DIGITS = 6  # enough to rank classes and sum to 1 within 1e-5

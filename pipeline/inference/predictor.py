@@ -15,10 +15,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from pipeline.training.checkpoint import LoadedModel, load_checkpoint
 from pipeline.core.config import VariantConfig
-from pipeline.training.engine import InputPipeline, predict_logits, select_device
 from pipeline.core.errors import PipelineError
+from pipeline.training.checkpoint import LoadedModel, load_checkpoint
+from pipeline.training.engine import predict_logits
+from pipeline.training.setup import InputPipeline, select_device
 
 
 @dataclass

@@ -36,7 +36,7 @@ from typing import Any
 from torch import nn
 
 from pipeline.core.errors import PipelineError
-from pipeline.core.scalars import SCALAR_NAMES, scalar_matches
+from pipeline.core.schemas import SCALAR_NAMES, scalar_matches
 
 _HERE = Path(__file__).resolve().parent
 

@@ -8,10 +8,12 @@ import re
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.config import ComparisonConfig, Params, VariantConfig, VerdictConfig, load_all, load_params, require
+from pipeline.core.config import VariantConfig, load_params
 from pipeline.core.errors import PipelineError
+from pipeline.core.params import ComparisonConfig, Params, VerdictConfig, load_all, require
+from pipeline.core.schemas import check
 from pipeline.report.deviations import DEVIATIONS, load_deviations
-from pipeline.core.schemas import check, schema_for
+from pipeline.report.schemas import schema_for
 
 HANDOUT_RESULTS = Path("references/handout_results.yaml")
 
@@ -36,7 +38,8 @@ WRITERS: list[tuple[str, str]] = [
     (r"reports/comparisons/([^/]+?)\.[^/]*", r"compare@\1"),
     (r"reports/seed_study/runs/([^/]+?)\.json", r"seed_study@\1"),
     (r"reports/seed_study/.*", "seed_study_summary"),
-    (r"reports/mitigation/([^/]+?)\.json", r"mitigation@\1"),
+    (r"reports/mitigation/runs/([^/]+?)\.json", r"mitigation@\1"),
+    (r"reports/mitigation/([^/]+?)\.json", r"evaluate_mitigation@\1"),
     (r"reports/analysis/padding_shapes\..*", "padding"),
     (r"reports/([^/]+)/(metrics|training|timings)\.json", r"train@\1"),
     (r"reports/([^/]+)/plots/.*", r"train@\1"),

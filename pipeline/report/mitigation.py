@@ -1,7 +1,7 @@
 """The CSE 849 mitigation study in the report: one row per remedy, and a reading of the table.
 
-Reads ``reports/mitigation/<row>.json`` (stage ``mitigation@<row>``) for every row of
-params ``mitigation_study.rows``, in order. The reading is computed from those numbers:
+Reads ``reports/mitigation/<row>.json`` (stage ``evaluate_mitigation@<row>``, which evaluates
+``mitigation@<row>``'s checkpoint) for every row of params ``mitigation_study.rows``, in order. The reading is computed from those numbers:
 the first row is the reference the others are compared with, and a remedy "removes the
 shortcut" when it meets the bar the main model is held to (params ``verdicts.shortcut_rate_max``
 and ``verdicts.flip_rate_max``). Every row is one training run: each accuracy and flip rate
@@ -18,7 +18,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline.core import config
-from pipeline.core.config import AugmentConfig, VerdictConfig
+from pipeline.core.config import AugmentConfig
+from pipeline.core.params import VerdictConfig
 from pipeline.report.document import Markdown, ref
 from pipeline.report.formats import listed, pct, points, seconds
 from pipeline.report.tables import describe_augment
@@ -212,4 +213,4 @@ def mitigation_study_section(doc: Markdown, a: Mapping[str, Any]) -> None:
         doc.para(f'All {len(rows)} rows trained in {seconds(total)} on this machine (column "training time").')
         doc.para(_one_run_caveat(results, study.epochs))
     files = ", ".join(ref(f"mitigation/{row}.json") for row in results)
-    doc.para(f"From {files} (stage `mitigation`).")
+    doc.para(f"From {files} (stages `mitigation`, which trains each row, and `evaluate_mitigation`).")

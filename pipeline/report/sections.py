@@ -221,7 +221,7 @@ def autograder_section(doc: Markdown, a: Mapping[str, Any]) -> None:
     rows = [
         [q, f"{g['score']} / {g['max']}", f"{g['passed']} / {g['total']}"]
         for q, g in grades.items()
-        if isinstance(g, Mapping)  # the questions; the totals are numbers (schemas.AutograderScores)
+        if isinstance(g, Mapping)  # the questions; the totals are numbers (grading.schemas.AutograderScores)
     ]
     rows.append(["**total**", f"**{grades['total']} / {grades['max_total']}**", ""])
     doc.table(["question", "score", "checks passed"], rows)

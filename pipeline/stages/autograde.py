@@ -21,12 +21,13 @@ import logging
 from pathlib import Path
 
 from pipeline.core.cli import path_arg, stage_main
+from pipeline.core.io import write_json
+from pipeline.core.schemas import check
 from pipeline.grading.cases import QUESTIONS
 from pipeline.grading.hku import PROJECT_LAYERS
 from pipeline.grading.sandbox import grade_submission
+from pipeline.grading.schemas import AutograderScores
 from pipeline.grading.scoring import format_summary
-from pipeline.core.io import write_json
-from pipeline.core.schemas import AutograderScores, check
 
 log = logging.getLogger("pipeline.stages.autograde")
 

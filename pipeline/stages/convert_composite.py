@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from pipeline.core.cli import PARAMS, path_arg, stage_main
-from pipeline.core.config import load_all, require
+from pipeline.core.params import load_all, require
 from pipeline.data.convert import CompositeSpec, composite_layout, convert_composite
 
 log = logging.getLogger("pipeline.stages.convert_composite")

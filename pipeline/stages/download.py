@@ -13,8 +13,8 @@ import logging
 from pathlib import Path
 
 from pipeline.core.cli import path_arg, stage_main
-from pipeline.data.sources import MIRROR_ENV, download, mirror_from_env
 from pipeline.core.io import write_json
+from pipeline.data.sources import MIRROR_ENV, download, mirror_from_env
 
 log = logging.getLogger("pipeline.stages.download")
 

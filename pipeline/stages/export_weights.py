@@ -13,9 +13,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from pipeline.training.checkpoint import export_state_dict
 from pipeline.core.cli import MODELS_DIR, arg, path_arg, stage_main
 from pipeline.core.io import check_outputs
+from pipeline.training.checkpoint import export_state_dict
 
 log = logging.getLogger("pipeline.stages.export_weights")
 

@@ -1,27 +1,28 @@
-"""Stage ``mitigation@<row>``: one row of the CSE 849 mitigation study, trained and evaluated.
+"""Stage ``mitigation@<row>``: one row of the CSE 849 mitigation study, trained.
 
-    python -m pipeline.stages.mitigation ROW [--params params.yaml] [--out reports/mitigation]
+    python -m pipeline.stages.mitigation ROW [--params params.yaml] [--models models/mitigation]
+        [--runs reports/mitigation/runs]
 
 Reads params ``mitigation_study`` and ``variants.<base>``. Trains the base variant with the
-row's augmentation for the study's epochs (:mod:`pipeline.studies.mitigation`), evaluates the
-kept checkpoint as ``evaluate@`` does (test and validation accuracy, shortcut, occlusion,
-counterfactual) and writes ``reports/mitigation/<row>.json``. No model file is kept: the
-study is about the comparison; the main model is ``train@cse849``'s.
+row's augmentation for the study's epochs (:mod:`pipeline.studies.mitigation`) and writes
+``models/mitigation/<row>.pt`` and ``reports/mitigation/runs/<row>.json``;
+``evaluate_mitigation@<row>`` evaluates that checkpoint.
 """
 
 from __future__ import annotations
 
 from pipeline.core.cli import PARAMS, arg, path_arg, stage_main
-from pipeline.studies.mitigation import run_mitigation_row
+from pipeline.studies.mitigation import mitigation
 
 main = stage_main(
     __doc__,
     [
         arg("row", help="a key of mitigation_study.rows"),
         PARAMS,
-        path_arg("--out", "reports/mitigation", "output folder"),
+        path_arg("--models", "models/mitigation", "checkpoint folder"),
+        path_arg("--runs", "reports/mitigation/runs", "training-record folder"),
     ],
-    lambda args: run_mitigation_row(args.row, args.params, args.out),
+    lambda args: mitigation(args.row, args.params, args.models, args.runs),
 )
 
 

@@ -14,7 +14,7 @@ max of the test accuracy. No model file is kept: the study is about the spread.
 from __future__ import annotations
 
 from pipeline.core.cli import PARAMS, REPORTS_DIR, arg, path_arg, stage_main
-from pipeline.studies.seed_study_runs import run_seed_study
+from pipeline.studies.seed_study import seed_study
 
 main = stage_main(
     __doc__,
@@ -24,7 +24,7 @@ main = stage_main(
         REPORTS_DIR,
         path_arg("--out", "reports/seed_study/runs", "output folder"),
     ],
-    lambda args: run_seed_study(args.variant, args.params, args.reports_dir, args.out),
+    lambda args: seed_study(args.variant, args.params, args.reports_dir, args.out),
 )
 
 

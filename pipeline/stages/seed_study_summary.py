@@ -17,8 +17,8 @@ two variants differ in more than the factor). Writes:
 
 from __future__ import annotations
 
-from pipeline.core.cli import PARAMS, path_arg, stage_main
 from pipeline.analysis.seed_study_summary import summarize
+from pipeline.core.cli import PARAMS, path_arg, stage_main
 
 main = stage_main(
     __doc__,

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from pipeline.core.cli import PARAMS, path_arg, stage_main
-from pipeline.core.config import load_all, require
+from pipeline.core.params import load_all, require
 from pipeline.data.stats import run_stats
 
 log = logging.getLogger("pipeline.stages.stats")

@@ -17,15 +17,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.allocator import retain_freed_memory
-from pipeline.training.checkpoint import save_checkpoint
 from pipeline.core.cli import DEVICE, MODELS_DIR, REPORTS_DIR, VARIANT, stage_main
-from pipeline.core.config import load_all
-from pipeline.training.datasets import load_splits
-from pipeline.training.engine import check_model_and_loss, fit, select_device
-from pipeline.core.io import check_outputs, output_set, write_json
-from pipeline.core.io import live_curves, write_csv
-from pipeline.training.resume import resumable
+from pipeline.core.io import check_outputs, live_curves, output_set, write_csv, write_json
+from pipeline.core.params import load_all
 from pipeline.core.schemas import Metrics, Timings, TrainingFacts, check
+from pipeline.training.checkpoint import save_checkpoint
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import fit
+from pipeline.training.resume import resumable
+from pipeline.training.setup import check_model_and_loss, select_device
 
 
 def train_variant(

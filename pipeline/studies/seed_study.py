@@ -11,7 +11,7 @@ the run with seed ``seed`` and is read, not repeated.
 
 The two variants of every comparison here share their seed, so run k of one and run k of
 the other start from the same random state: the difference is *paired* by seed. The
-statistics of those pairs (:mod:`pipeline.paired_tests`) and their wording
+statistics of those pairs (:mod:`pipeline.analysis.paired_tests`) and their wording
 (:mod:`pipeline.analysis.seed_study_summary`) are not here: this module is what the training stage
 ``seed_study@<variant>`` imports, and rewording a verdict must not retrain anything.
 """
@@ -19,13 +19,24 @@ statistics of those pairs (:mod:`pipeline.paired_tests`) and their wording
 from __future__ import annotations
 
 import dataclasses
+import logging
+import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from pipeline.core.config import VariantConfig
-from pipeline.core.io import rounded
+from pipeline.core.io import check_outputs, read_json, require_keys, rounded, write_json
+from pipeline.core.params import load_all, require
+from pipeline.core.schemas import SeedStudyRuns, check
+from pipeline.training.datasets import load_splits
+from pipeline.training.engine import fit
+from pipeline.training.resume import ResumeStore
+from pipeline.training.setup import check_model_and_loss, select_device
+
+log = logging.getLogger(__name__)
 
 
 def study_seeds(first: int, n: int) -> list[int]:
@@ -56,3 +67,51 @@ def spread(values: Sequence[float]) -> dict:
         "min": rounded(array.min()),
         "max": rounded(array.max()),
     }
+
+
+def seed_study(name: str, params_path: Path, reports_dir: Path, out: Path) -> dict:
+    """Train variant ``name`` with the study's seeds; write ``<out>/<name>.json``.
+
+    The first seed's run is ``reports/<name>/metrics.json``, read rather than repeated:
+    training is deterministic, so the committed run *is* the run with the variant's seed.
+    Each run keeps a resume state (``.resume/seed_study@<name>/seed-<seed>.pt``, removed once
+    the study is written): after an interruption, a rerun reads the finished runs back and
+    continues the unfinished one from its last epoch.
+    """
+    params = load_all(params_path)  # the whole file validated before anything is read or trained
+    n_seeds = require(params.seed_study, "seed_study").seeds
+    variant = params.variant(name)
+    check_model_and_loss(variant)
+    seeds = study_seeds(variant.seed, n_seeds)
+    committed_path = reports_dir / name / "metrics.json"
+    committed = require_keys(read_json(committed_path), ("test_accuracy", "test_loss"), committed_path)
+    check_outputs([out / f"{name}.json"])  # a read-only or mistyped folder is refused before the runs
+    runs = [run_row(seeds[0], committed, None)]
+    store = ResumeStore(f"seed_study@{name}")  # one resume state per run, kept until the study is written
+    device = select_device()
+    started = time.perf_counter()
+    for k, seed in enumerate(seeds[1:], start=2):
+        seeded = with_seed(variant, seed)
+        splits = load_splits(seeded.data, seed)
+        result = fit(seeded, splits, device, resume=store.run(f"seed-{seed}"), check=params.training_check)
+        runs.append(run_row(seed, result.metrics, result.timings["train_seconds"]))
+        log.info(
+            "%s: run %d/%d (seed %d): test accuracy %.4f; %.0f s so far",
+            name,
+            k,
+            len(seeds),
+            seed,
+            runs[-1]["test_accuracy"],
+            time.perf_counter() - started,
+        )
+    payload = {
+        "variant": name,
+        "seeds": seeds,
+        "first_run_from": f"{committed_path.as_posix()} (train@{name}, seed {seeds[0]})",
+        "runs": runs,
+        "test_accuracy": spread([r["test_accuracy"] for r in runs]),
+    }
+    write_json(out / f"{name}.json", check(payload, SeedStudyRuns, f"seed_study/runs/{name}.json"))
+    store.clear()
+    log.info("%s: %d seeds, wrote %s", name, len(seeds), out / f"{name}.json")
+    return payload

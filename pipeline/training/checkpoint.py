@@ -91,8 +91,9 @@ class CheckpointError(PipelineError):
     """A file that is not a usable checkpoint of this pipeline, or not of the variant named."""
 
 
-def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", variant: str | None = None) -> LoadedModel:
-    path = Path(path)
+def _read_payload(path: Path) -> dict:
+    """The dict a checkpoint file holds, with every key present; anything else (a folder, a
+    missing file, not torch's format, unsafe or truncated pickles) is refused by name."""
     if path.is_dir():
         raise IsADirectoryError(f"{path}: is a folder, not a checkpoint file")
     if not path.is_file():
@@ -123,13 +124,12 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
     ]
     if missing:
         raise CheckpointError(f"{path}: not a checkpoint of this pipeline: missing key(s) {', '.join(missing)}")
-    if payload["format"] != FORMAT_VERSION:
-        raise CheckpointError(f"{path}: checkpoint format {payload['format']!r}, expected {FORMAT_VERSION}")
-    if variant is not None and payload["variant"] != variant:
-        raise CheckpointError(
-            f"{path}: holds variant {payload['variant']!r}, not {variant!r}; "
-            f"its results would be written under the wrong name"
-        )
+    return payload
+
+
+def _build_model(path: Path, payload: dict) -> nn.Module:
+    """The checkpoint's model with its weights loaded; weights that do not fit the model or are
+    not finite are refused (the latter: the run that wrote them diverged)."""
     model = create_model(payload["model"]["name"], **payload["model"]["args"])
     if not isinstance(payload["state_dict"], dict):
         raise CheckpointError(f"{path}: state_dict is a {type(payload['state_dict']).__name__}, not a dict of tensors")
@@ -149,6 +149,22 @@ def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", varian
             f"{path}: non-finite weights in {', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
             f"(the run that wrote it diverged)"
         )
+    return model
+
+
+def load_checkpoint(path: str | Path, device: torch.device | str = "cpu", variant: str | None = None) -> LoadedModel:
+    """Load ``path`` safely and strictly (module docstring): every problem is one
+    :class:`CheckpointError` naming the file, and ``variant`` (when given) must match."""
+    path = Path(path)
+    payload = _read_payload(path)
+    if payload["format"] != FORMAT_VERSION:
+        raise CheckpointError(f"{path}: checkpoint format {payload['format']!r}, expected {FORMAT_VERSION}")
+    if variant is not None and payload["variant"] != variant:
+        raise CheckpointError(
+            f"{path}: holds variant {payload['variant']!r}, not {variant!r}; "
+            f"its results would be written under the wrong name"
+        )
+    model = _build_model(path, payload)
     info = payload["input"]
     if not all(math.isfinite(v) for v in [*info["mean"], *info["std"]]):
         raise CheckpointError(f"{path}: non-finite normalization mean/std {info['mean']} / {info['std']}")

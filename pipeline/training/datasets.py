@@ -17,7 +17,7 @@ import torch
 
 from pipeline.core.config import AugmentConfig, ConfigError, DataConfig
 from pipeline.core.errors import DataError
-from pipeline.data.common.layout import Layout
+from pipeline.data.common.composite import Layout
 from pipeline.data.readers import ImageSet, read_split
 
 

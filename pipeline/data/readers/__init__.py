@@ -43,8 +43,8 @@ from pathlib import Path
 import torch
 
 from pipeline.core.errors import DataError
+from pipeline.data.common.composite import Layout
 from pipeline.data.common.formats import COMPOSITE_SPLITS
-from pipeline.data.common.layout import Layout
 
 FORMATS = ("mnist_csv", "mnist_torchvision", "mnist_npz", "image_folder")
 MNIST_CLASSES = [str(d) for d in range(10)]

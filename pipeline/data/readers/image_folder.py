@@ -35,12 +35,11 @@ from pathlib import Path, PurePosixPath
 import pandas as pd
 import torch
 
-from pipeline.data.common.decoded import load_decoded
 from pipeline.core.errors import DataError
+from pipeline.data.common.composite import DATASET_JSON, read_composite_metadata, read_layout
+from pipeline.data.common.decoded import load_decoded
 from pipeline.data.common.formats import METADATA, TEST_LABELS
 from pipeline.data.common.imageio import WORKERS, decode_images
-from pipeline.data.common.layout import DATASET_JSON, read_layout
-from pipeline.data.common.metadata import read_composite_metadata
 from pipeline.data.readers import FOLDER_SPLITS, MNIST_CLASSES, UNLABELLED, ImageSet
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,8 @@ The rule, for every stage of ``dvc.yaml``:
 * **missing** -- every project file the stage's entry point imports (transitively, including
   imports inside functions, ``try``/``except`` and ``if TYPE_CHECKING`` blocks) must be covered
   by a declared dep (the file itself, or a folder that contains it); otherwise editing that file
-  would not rerun the stage.
+  would not rerun the stage. A package marker (an ``__init__.py`` holding only a docstring)
+  runs no code and is not a dep: it is neither required nor accepted.
 * **extra** -- every declared dep that is code (a ``.py`` file, or a folder holding ``.py``
   files, under ``pipeline/`` or ``benchmarks/``) must be imported by the stage; otherwise
   editing it would rerun the stage for nothing. A leaf package (a folder without

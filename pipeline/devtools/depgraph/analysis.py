@@ -16,7 +16,7 @@ from pathlib import Path, PurePosixPath
 
 from pipeline.devtools.depgraph.entries import entry_files, missing_entries, script_dirs
 from pipeline.devtools.depgraph.imports import Closure, ImportCache, Origin, extend_closure, import_chain
-from pipeline.devtools.depgraph.paths import covers, norm, py_files
+from pipeline.devtools.depgraph.paths import covers, is_marker, norm, py_files
 from pipeline.devtools.depgraph.plugins import plugin_files
 from pipeline.devtools.depgraph.stages import StageSpec, load_stages, load_variants
 
@@ -64,6 +64,7 @@ class StageAnalysis:
     entries: list[str]
     closure: Closure
     plugin_dirs: dict[str, str] = field(default_factory=dict)  # folder -> reason (model families)
+    markers: frozenset[str] = frozenset()  # package markers in the closure: imported, not deps
     problems: list[Problem] = field(default_factory=list)
 
 
@@ -100,7 +101,8 @@ def analyze_stage(
     root = Path(root)
     entries = entry_files(stage.cmd, root)
     closure, plugin_dirs = _stage_closure(stage, entries, root, variants, {} if cache is None else cache)
-    analysis = StageAnalysis(stage, entries, closure, plugin_dirs)
+    markers = frozenset(p for p in closure if is_marker(root, p))
+    analysis = StageAnalysis(stage, entries, closure, plugin_dirs, markers)
     for target in missing_entries(stage.cmd, root):
         analysis.problems.append(
             Problem(
@@ -112,7 +114,7 @@ def analyze_stage(
         )
     deps = [norm(d) for d in stage.deps]
     for path in closure:
-        if not any(covers(d, path) for d in deps):
+        if path not in markers and not any(covers(d, path) for d in deps):
             chain = (f"$ {stage.cmd}", *import_chain(closure, path))
             analysis.problems.append(Problem("missing", stage.name, path, chain=chain))
     analysis.problems.extend(_extra_deps(stage.name, deps, closure, root))
@@ -128,6 +130,10 @@ def _extra_deps(stage_name: str, deps: Sequence[str], closure: Closure, root: Pa
         if dep.endswith(".py"):
             if dep not in closure:
                 problems.append(Problem("extra", stage_name, dep))
+            elif is_marker(root, dep):
+                problems.append(
+                    Problem("extra", stage_name, dep, detail="a package marker (a docstring only) is not code")
+                )
         elif (root / dep).is_dir():
             files = py_files(root, dep)
             unused = [p for p in files if p not in closure]

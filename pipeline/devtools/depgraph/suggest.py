@@ -10,11 +10,14 @@ from pipeline.devtools.depgraph.plugins import MODEL_FAMILIES, READER_MODULES
 
 def suggested_deps(analysis: StageAnalysis) -> list[str]:
     """The stage's exact code deps: the command's module or script first, then the rest
-    sorted; plugin family folders as folders (the rule asks for the whole folder)."""
+    sorted; plugin family folders as folders (the rule asks for the whole folder); package
+    markers left out (they are not deps)."""
     folders = sorted(analysis.plugin_dirs)
     first = [e for e in analysis.entries if not e.endswith("/__init__.py")]
     out: list[str] = []
     for path in [*first, *sorted(analysis.closure)]:
+        if path in analysis.markers:
+            continue
         folder = next((f for f in folders if path.startswith(f + "/")), None)
         item = folder or path
         if item not in out:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeGuard
 
-from pipeline.core.config import ConfigError, Params, VerdictConfig, section
+from pipeline.core.config import ConfigError, section
+from pipeline.core.params import Params, VerdictConfig
 
 
 class Reader(Protocol):

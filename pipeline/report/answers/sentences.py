@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from statistics import stdev
 from typing import Any
 
-from pipeline.core.config import VerdictConfig
+from pipeline.core.params import VerdictConfig
 from pipeline.report.formats import pct
 
 

@@ -1,4 +1,5 @@
-"""Where each source image sits on a composite canvas (CSE 849), in one place.
+"""The composite dataset (CSE 849) in one place: where each source image sits on the canvas, and
+the ``metadata.csv`` that says what each sample was made of (:func:`read_composite_metadata`).
 
 The geometry is one block of params (``composite.layout`` in params.yaml)::
 
@@ -23,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
-from pipeline.core.errors import DataError
-from pipeline.core.errors import PipelineError
+from pipeline.core.errors import DataError, PipelineError
+from pipeline.data.common.formats import COMPOSITE_SPLITS, METADATA, METADATA_COLUMNS
 
 #: The regions a composite has and the size of what is pasted there (CIFAR-10 32x32, MNIST 28x28).
 SOURCE_SIZES = {"cifar": (32, 32), "digit": (28, 28)}
@@ -132,3 +134,34 @@ def read_layout(root: str | os.PathLike[str]) -> Layout | None:
         return Layout.from_mapping(info["layout"], f"{file}: layout")
     except LayoutError as exc:
         raise DataError(str(exc)) from None
+
+
+# --------------------------------------------------------------------------- metadata.csv
+# One row per sample. Read by the image-folder reader (digit labels), the statistics stage and the
+# counterfactual test; written by pipeline.data.convert.
+
+
+def read_composite_metadata(path: str | os.PathLike[str]) -> pd.DataFrame | None:
+    """The composite dataset's ``metadata.csv`` (``path``: the dataset folder or the file); None if absent.
+
+    Columns: split, filename (relative to the split folder), label, digit_label,
+    cifar_index, mnist_index.
+    """
+    path = Path(path)
+    file = path / METADATA if path.is_dir() else path
+    if not file.is_file():
+        return None
+    try:
+        frame = pd.read_csv(file)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{file}: cannot read: {exc}") from None
+    missing = [c for c in METADATA_COLUMNS if c not in frame.columns]
+    if missing:
+        raise DataError(f"{file}: missing column(s) {', '.join(missing)}")
+    for column in METADATA_COLUMNS[2:]:
+        if not pd.api.types.is_integer_dtype(frame[column]):
+            raise DataError(f"{file}: column {column!r} must hold integers")
+    unknown = sorted(set(frame["split"]) - set(COMPOSITE_SPLITS))
+    if unknown:
+        raise DataError(f"{file}: unknown split {unknown[0]!r}")
+    return frame
