@@ -1,7 +1,7 @@
 """Metric values computed from labels and predictions: the classification report (scikit-learn), the softmax confidence, the shortcut figures.
 
 Kept apart from :mod:`pipeline.inference.evaluation` (models, data, figures) so that a grader of a
-prediction file (:mod:`pipeline.cse849_grader`) computes the same figures as the
+prediction file (:mod:`pipeline.grading.cse849`) computes the same figures as the
 ``evaluate`` stage without importing a model or the training engine.
 """
 

@@ -40,7 +40,7 @@ Design notes (the "efficiency and numerical stability" the assignment asks for):
 GenAI declaration (required by the assignment): I acknowledge the use of an AI coding
 assistant (Claude, Anthropic, https://www.anthropic.com/claude) to generate materials
 that were included within this file: it wrote the code and the comments, which were
-then checked against torch's reference layers by ``pipeline/autograder.py`` and
+then checked against torch's reference layers by ``pipeline/grading/hku.py`` and
 ``tests/test_layers.py``.
 """
 
